@@ -1,0 +1,275 @@
+"""Configuration: `clientguard.toml` plus `CLIENTGUARD_*` environment variables.
+
+Rules are configured in layers — built-in defaults, then `[rules.<id>]`, then
+`[clients.<key>.rules.<id>]`, then `[projects.<key>.rules.<id>]` — and every layer is
+validated on its own so an error names the exact key path:
+`clients → acme → rules → client-answered → sla_business_hours: Must be greater than or
+equal to 0.`
+
+Any setting can come from the environment as `CLIENTGUARD_<SECTION>__<KEY>` (double
+underscore between levels, e.g. `CLIENTGUARD_AGENCY__LANGUAGE=da`); that is how secrets
+are kept out of the file. Variables without a double underscore (`CLIENTGUARD_CONFIG`) are
+not settings.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from plugin.core.calendar import BusinessCalendar, CalendarSchema
+from plugin.core.engine import EffectiveRule, ScoreSettings
+from plugin.core.i18n import LANGUAGES, Language
+from plugin.core.model import Engagement
+from plugin.core.rule import Rule
+from plugin.core.schema import error_lines
+from plugin.rules import RULES_BY_ID
+
+ENV_PREFIX = "CLIENTGUARD_"
+ENV_SEPARATOR = "__"
+CONFIG_PATH_VARIABLE = "CLIENTGUARD_CONFIG"
+DEFAULT_CONFIG_FILE = "clientguard.toml"
+COMMON_RULE_KEYS = ("enabled", "weight")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names every key path and its problem."""
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class AgencySchema(_Strict):
+    name = fields.String(load_default="Our agency")
+    language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
+    calendar = fields.Dict(load_default=dict)  # validated by CalendarSchema in `_load_calendar`
+
+
+class ScoreSchema(_Strict):
+    warn_factor = fields.Float(load_default=0.5, validate=validate.Range(min=0, max=1))
+    green = fields.Integer(load_default=80, validate=validate.Range(min=0, max=100))
+    amber = fields.Integer(load_default=50, validate=validate.Range(min=0, max=100))
+
+    @validates_schema
+    def _bands_in_order(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("amber", 50) > data.get("green", 80):
+            raise ValidationError("must not be above score → green", "amber")
+
+
+class ScopeSchema(_Strict):
+    """`[clients.<key>]` or `[projects.<key>]`: rule overrides for one client or project."""
+
+    name = fields.String(load_default=None)
+    rules = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
+
+
+class ConfigSchema(_Strict):
+    agency = fields.Nested(AgencySchema, load_default=lambda: AgencySchema().load({}))
+    score = fields.Nested(ScoreSchema, load_default=lambda: ScoreSchema().load({}))
+    rules = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
+    clients = fields.Dict(keys=fields.String(), values=fields.Nested(ScopeSchema),
+                          load_default=dict)
+    projects = fields.Dict(keys=fields.String(), values=fields.Nested(ScopeSchema),
+                           load_default=dict)
+
+
+class _RuleCommonSchema(_Strict):
+    enabled = fields.Boolean()
+    weight = fields.Float(validate=validate.Range(min=0, max=100))
+
+
+def agency_defaults(rule: Rule, raw_calendar: Mapping[str, Any]) -> dict[str, Any]:
+    """Agency-wide values a rule's settings take unless overridden: its calendar."""
+    if "calendar" in rule.settings._declared_fields:
+        return {"calendar": dict(raw_calendar)}
+    return {}
+
+
+def _errors_at(path: tuple[str, ...], error: ValidationError) -> list[str]:
+    return error_lines(error.messages, path)
+
+
+def _check_rule_layer(layer: Mapping[str, Any], path: tuple[str, ...],
+                      raw_calendar: Mapping[str, Any]) -> list[str]:
+    """Validate one layer of rule tables; return error lines (empty when valid)."""
+    problems: list[str] = []
+    for rule_id, table in layer.items():
+        where = (*path, rule_id)
+        rule = RULES_BY_ID.get(rule_id)
+        if rule is None:
+            problems.append(
+                f"{' → '.join(where)}: unknown rule (known: {', '.join(RULES_BY_ID)})"
+            )
+            continue
+        common = {key: table[key] for key in COMMON_RULE_KEYS if key in table}
+        settings = {key: value for key, value in table.items() if key not in COMMON_RULE_KEYS}
+        try:
+            _RuleCommonSchema().load(common)
+        except ValidationError as error:
+            problems += _errors_at(where, error)
+        try:
+            rule.settings().load({**agency_defaults(rule, raw_calendar), **settings})
+        except ValidationError as error:
+            problems += _errors_at(where, error)
+    return problems
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration. Rule settings are resolved per (client, project) once."""
+
+    agency_name: str
+    language: Language
+    calendar: BusinessCalendar
+    score: ScoreSettings
+    raw_calendar: Mapping[str, Any]
+    rule_layers: Mapping[str, Any]  # "rules", "clients", "projects" as written
+    source: str
+    _resolved: dict[tuple[str | None, str | None], tuple[EffectiveRule, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def rules_for(self, engagement: Engagement) -> tuple[EffectiveRule, ...]:
+        return self.effective_rules(engagement.client.key, engagement.project)
+
+    def effective_rules(self, client: str | None = None,
+                        project: str | None = None) -> tuple[EffectiveRule, ...]:
+        """Every rule of the catalogue with defaults → global → client → project applied."""
+        key = (client, project)
+        if key not in self._resolved:
+            self._resolved[key] = tuple(
+                self._resolve(rule_id, client, project) for rule_id in RULES_BY_ID
+            )
+        return self._resolved[key]
+
+    def _tables(self, rule_id: str, client: str | None, project: str | None) -> dict[str, Any]:
+        merged = agency_defaults(RULES_BY_ID[rule_id], self.raw_calendar)
+        merged.update(self.rule_layers["rules"].get(rule_id, {}))
+        for scope, key in (("clients", client), ("projects", project)):
+            if key is not None and key in self.rule_layers[scope]:
+                merged.update(self.rule_layers[scope][key]["rules"].get(rule_id, {}))
+        return merged
+
+    def _resolve(self, rule_id: str, client: str | None, project: str | None) -> EffectiveRule:
+        rule = RULES_BY_ID[rule_id]
+        table = self._tables(rule_id, client, project)
+        settings = {key: value for key, value in table.items() if key not in COMMON_RULE_KEYS}
+        return EffectiveRule(
+            rule=rule,
+            enabled=table.get("enabled", True),
+            weight=float(table.get("weight", rule.severity.default_weight)),
+            settings=rule.settings().load(settings),
+        )
+
+    def effective_document(self, client: str | None = None,
+                           project: str | None = None) -> dict[str, Any]:
+        """The effective configuration as a TOML-ready document (for `config show`)."""
+        rules = {}
+        for effective in self.effective_rules(client, project):
+            table: dict[str, Any] = {"enabled": effective.enabled, "weight": effective.weight}
+            table.update(effective.rule.settings().dump(effective.settings._asdict()))
+            rules[effective.rule.id] = table
+        return {
+            "agency": {"name": self.agency_name, "language": self.language,
+                       "calendar": CalendarSchema().dump(self.calendar)},
+            "score": {"warn_factor": self.score.warn_factor, "green": self.score.green,
+                      "amber": self.score.amber},
+            "rules": rules,
+        }
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Nested settings from `CLIENTGUARD_A__B=value` variables, and where each came from."""
+    document: dict[str, Any] = {}
+    sources = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX):].split(ENV_SEPARATOR)]
+        node = document
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = environ[name]
+        sources.append(name)
+    return document, sources
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), dict):
+            result[key] = _merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def load_config(path: str | Path | None = None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Read, merge and validate the configuration, or raise `ConfigError`.
+
+    `path` None means `$CLIENTGUARD_CONFIG`, else `./clientguard.toml` if it exists, else
+    the built-in defaults.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = environ.get(CONFIG_PATH_VARIABLE)
+        if path is None and Path(DEFAULT_CONFIG_FILE).exists():
+            path = DEFAULT_CONFIG_FILE
+    document: dict[str, Any] = {}
+    source = "built-in defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    env_document, env_sources = _env_overrides(environ)
+    if env_sources:
+        source += " + environment (" + ", ".join(env_sources) + ")"
+    return build_config(_merge(document, env_document), source)
+
+
+def build_config(document: Mapping[str, Any], source: str = "(given)") -> Config:
+    """Validate a decoded configuration document and build the `Config`."""
+    try:
+        data = ConfigSchema().load(document)
+    except ValidationError as error:
+        raise ConfigError(_report(source, error_lines(error.messages))) from None
+    problems: list[str] = []
+    raw_calendar = data["agency"]["calendar"]
+    try:
+        calendar = CalendarSchema().load(raw_calendar)
+    except ValidationError as error:
+        problems += _errors_at(("agency", "calendar"), error)
+        calendar, raw_calendar = BusinessCalendar(), {}  # reported once, not per rule
+    problems += _check_rule_layer(data["rules"], ("rules",), raw_calendar)
+    for scope in ("clients", "projects"):
+        for key, table in data[scope].items():
+            problems += _check_rule_layer(table["rules"], (scope, key, "rules"), raw_calendar)
+    if problems:
+        raise ConfigError(_report(source, problems))
+    return Config(
+        agency_name=data["agency"]["name"],
+        language=data["agency"]["language"],
+        calendar=calendar,
+        score=ScoreSettings(**data["score"]),
+        raw_calendar=raw_calendar,
+        rule_layers={"rules": data["rules"], "clients": data["clients"],
+                     "projects": data["projects"]},
+        source=source,
+    )
+
+
+def _report(source: str, problems: list[str]) -> str:
+    return f"invalid configuration in {source}:\n" + "\n".join(f"  {line}" for line in problems)

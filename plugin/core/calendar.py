@@ -1,0 +1,188 @@
+"""The agency's business calendar: working days, working hours, time zone and holidays.
+
+All arithmetic is done in UTC on instants built from local wall-clock times, so a working
+day that contains a daylight-saving change has its true length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as holiday_tables
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_dump,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SEARCH_LIMIT_DAYS = 3 * 366  # a calendar with no working day in three years is broken
+
+
+class CalendarError(ValueError):
+    """The calendar cannot give an answer (it has no working time in reach)."""
+
+
+@dataclass(frozen=True)
+class BusinessCalendar:
+    timezone: str = "UTC"
+    workdays: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday = 0
+    day_start: time = time(9, 0)
+    day_end: time = time(17, 0)
+    holidays: frozenset[date] = frozenset()
+    holiday_country: str | None = None
+    holiday_subdivision: str | None = None
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def _public_holidays(self) -> holiday_tables.HolidayBase | None:
+        if self.holiday_country is None:
+            return None
+        return holiday_tables.country_holidays(
+            self.holiday_country, subdiv=self.holiday_subdivision
+        )
+
+    def is_business_day(self, day: date) -> bool:
+        if day.weekday() not in self.workdays or day in self.holidays:
+            return False
+        public = self._public_holidays
+        return public is None or day not in public
+
+    def working_window(self, day: date) -> tuple[datetime, datetime]:
+        """The day's opening and closing instants, in UTC."""
+        opens = datetime.combine(day, self.day_start, self.zone).astimezone(UTC)
+        closes = datetime.combine(day, self.day_end, self.zone).astimezone(UTC)
+        return opens, closes
+
+    def add_business_hours(self, start: datetime, hours: float) -> datetime:
+        """The instant `hours` of working time after `start` (a deadline for an SLA)."""
+        remaining = timedelta(hours=hours)
+        cursor = start.astimezone(UTC)
+        if remaining <= timedelta(0):
+            return cursor
+        day = start.astimezone(self.zone).date()
+        for _ in range(_SEARCH_LIMIT_DAYS):
+            if self.is_business_day(day):
+                opens, closes = self.working_window(day)
+                begin = max(opens, cursor)
+                if begin < closes:
+                    available = closes - begin
+                    if remaining <= available:
+                        return begin + remaining
+                    remaining -= available
+            day += timedelta(days=1)
+        raise CalendarError(f"no working time within {_SEARCH_LIMIT_DAYS} days of {start}")
+
+    def business_hours_between(self, start: datetime, end: datetime) -> float:
+        """Working hours elapsed from `start` to `end` (0 when `end` is not later)."""
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        total = timedelta(0)
+        day = start.astimezone(self.zone).date()
+        last = end.astimezone(self.zone).date()
+        while day <= last:
+            if self.is_business_day(day):
+                opens, closes = self.working_window(day)
+                overlap = min(closes, end) - max(opens, start)
+                if overlap > timedelta(0):
+                    total += overlap
+            day += timedelta(days=1)
+        return total.total_seconds() / 3600
+
+
+class CalendarSchema(Schema):
+    """`[agency.calendar]` in clientguard.toml; also usable per client or project."""
+
+    class Meta:
+        unknown = RAISE
+
+    timezone = fields.String(
+        load_default="UTC", validate=lambda name: _known_zone(name),
+        metadata={"description": "IANA time zone of the agency, e.g. Europe/Copenhagen"},
+    )
+    workdays = fields.List(
+        fields.String(validate=validate.OneOf(WEEKDAYS)),
+        load_default=lambda: list(WEEKDAYS[:5]),
+        validate=validate.Length(min=1),
+        metadata={"description": "Working days: mon, tue, ..."},
+    )
+    hours = fields.String(
+        load_default="09:00-17:00",
+        validate=validate.Regexp(r"^\d\d:\d\d-\d\d:\d\d$", error="must look like 09:00-17:00"),
+        metadata={"description": "Working hours, local time"},
+    )
+    holidays = fields.List(fields.Date(), load_default=list,
+                           metadata={"description": "Extra days off (YYYY-MM-DD)"})
+    holiday_country = fields.String(
+        load_default=None, allow_none=True,
+        metadata={"description": "ISO country code whose public holidays are days off"},
+    )
+    holiday_subdivision = fields.String(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _check(self, data: dict[str, Any], **_: Any) -> None:
+        if "hours" in data and validate_hours(data["hours"]) is None:
+            raise ValidationError("must be HH:MM-HH:MM with the start before the end", "hours")
+        country = data.get("holiday_country")
+        if country is not None:
+            try:
+                holiday_tables.country_holidays(country, subdiv=data.get("holiday_subdivision"))
+            except NotImplementedError:
+                raise ValidationError(
+                    f"no public-holiday table for {country!r}", "holiday_country"
+                ) from None
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> BusinessCalendar:
+        start, end = validate_hours(data["hours"])  # type: ignore[misc]
+        return BusinessCalendar(
+            timezone=data["timezone"],
+            workdays=frozenset(WEEKDAYS.index(day) for day in data["workdays"]),
+            day_start=start,
+            day_end=end,
+            holidays=frozenset(data["holidays"]),
+            holiday_country=data["holiday_country"],
+            holiday_subdivision=data["holiday_subdivision"],
+        )
+
+    @post_dump(pass_original=True)
+    def _from_calendar(self, _: Any, calendar: BusinessCalendar, **__: Any) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "timezone": calendar.timezone,
+            "workdays": [WEEKDAYS[day] for day in sorted(calendar.workdays)],
+            "hours": f"{calendar.day_start:%H:%M}-{calendar.day_end:%H:%M}",
+            "holidays": sorted(calendar.holidays),
+        }
+        if calendar.holiday_country:
+            result["holiday_country"] = calendar.holiday_country
+        if calendar.holiday_subdivision:
+            result["holiday_subdivision"] = calendar.holiday_subdivision
+        return result
+
+
+def validate_hours(text: str) -> tuple[time, time] | None:
+    """`"09:00-17:00"` → (09:00, 17:00); `None` when malformed or not increasing."""
+    try:
+        start, end = (time.fromisoformat(part) for part in text.split("-"))
+    except ValueError:
+        return None
+    return (start, end) if start < end else None
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown time zone {name!r}") from None
+    return True

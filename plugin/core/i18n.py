@@ -1,0 +1,78 @@
+"""Messages in every language ClientGuard speaks.
+
+A `Text` needs all three languages to be constructed, so a rule cannot ship half-translated;
+`tests/core/test_i18n.py` also checks that every language uses the same placeholders.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+Language = Literal["en", "ru", "da"]
+LANGUAGES: tuple[Language, ...] = ("en", "ru", "da")
+
+
+@dataclass(frozen=True)
+class Text:
+    """One message in English, Russian and Danish, with `str.format` placeholders."""
+
+    en: str
+    ru: str
+    da: str
+
+    def render(self, language: Language, **params: Any) -> str:
+        return getattr(self, language).format(**params)
+
+    def placeholders(self, language: Language) -> frozenset[str]:
+        text = getattr(self, language)
+        return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
+
+
+def moment(when: datetime | date) -> str:
+    """A time or day as evidence shows it: unambiguous, the same in every language."""
+    if isinstance(when, datetime):
+        return f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return when.isoformat()
+
+
+# Words of the report itself (not of any rule), shared by every renderer.
+UI = {
+    "report_title": Text(
+        en="ClientGuard health check: {key} — {title}",
+        ru="Проверка ClientGuard: {key} — {title}",
+        da="ClientGuard-sundhedstjek: {key} — {title}",
+    ),
+    "score": Text(
+        en="Health score: {score}/100 ({band})",
+        ru="Оценка здоровья: {score}/100 ({band})",
+        da="Sundhedsscore: {score}/100 ({band})",
+    ),
+    "band_green": Text(en="green", ru="зелёная зона", da="grøn"),
+    "band_amber": Text(en="amber", ru="жёлтая зона", da="gul"),
+    "band_red": Text(en="red", ru="красная зона", da="rød"),
+    "evaluated_at": Text(
+        en="Evaluated at {now}", ru="Проверено {now}", da="Evalueret {now}"
+    ),
+    "findings": Text(en="Findings", ru="Нарушения", da="Fund"),
+    "no_findings": Text(
+        en="Every check passes.",
+        ru="Все проверки пройдены.",
+        da="Alle tjek er bestået.",
+    ),
+    "fix": Text(en="How to fix", ru="Как исправить", da="Sådan rettes det"),
+    "passed": Text(en="Passed", ru="Пройдено", da="Bestået"),
+    "not_configured": Text(en="Not configured", ru="Не настроено", da="Ikke konfigureret"),
+    "faulty": Text(
+        en="Could not be checked (internal error)",
+        ru="Не удалось проверить (внутренняя ошибка)",
+        da="Kunne ikke tjekkes (intern fejl)",
+    ),
+    "disabled": Text(en="Switched off", ru="Отключено", da="Slået fra"),
+    "status_fail": Text(en="FAIL", ru="НАРУШЕНИЕ", da="FEJL"),
+    "status_warn": Text(en="WARN", ru="ВНИМАНИЕ", da="ADVARSEL"),
+    "status_pass": Text(en="PASS", ru="OK", da="OK"),
+    "status_not_configured": Text(en="N/A", ru="Н/Д", da="I/A"),
+}
