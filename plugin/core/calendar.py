@@ -137,10 +137,17 @@ class CalendarSchema(Schema):
         country = data.get("holiday_country")
         if country is not None:
             try:
-                holiday_tables.country_holidays(country, subdiv=data.get("holiday_subdivision"))
+                holiday_tables.country_holidays(country)
             except NotImplementedError:
                 raise ValidationError(
                     f"no public-holiday table for {country!r}", "holiday_country"
+                ) from None
+            subdivision = data.get("holiday_subdivision")
+            try:
+                holiday_tables.country_holidays(country, subdiv=subdivision)
+            except NotImplementedError:
+                raise ValidationError(
+                    f"{country!r} has no subdivision {subdivision!r}", "holiday_subdivision"
                 ) from None
 
     @post_load

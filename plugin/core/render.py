@@ -14,8 +14,9 @@ from plugin.core.rule import Reason
 _MARK = {"fail": "✗", "warn": "!", "pass": "✓", "not_configured": "–"}
 
 
-def _ui(key: str, language: Language, **params: Any) -> str:
-    return UI[key].render(language, **params)
+def _ui(name: str, language: Language, /, **params: Any) -> str:
+    """A report phrase from `UI`; positional-only, so `key=` can be a placeholder."""
+    return UI[name].render(language, **params)
 
 
 def _evidence(reason: Reason, language: Language) -> dict[str, Any]:

@@ -7,7 +7,7 @@ returns `Engagement` dataclasses; nothing un-loaded reaches the rules.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
@@ -30,7 +30,15 @@ from plugin.core.model import (
     Visibility,
 )
 
-Moment = fields.AwareDateTime  # a naive time is ambiguous across time zones: rejected
+
+class Moment(fields.AwareDateTime):
+    """An ISO-8601 date and time with an offset; a naive time is ambiguous across time zones,
+    so it is rejected with a message that says how to fix it."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "invalid_awareness": "Not a valid aware datetime: add a time-zone offset, "
+        "e.g. 2026-11-20T12:00:00+01:00 or 2026-11-20T11:00:00Z.",
+    }
 
 
 class _Strict(Schema):

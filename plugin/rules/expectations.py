@@ -172,11 +172,11 @@ NO_EXPECTED_DATE = Message(
 TOO_SOON = Message(
     code="too_soon",
     en="{channels} results are expected on {expected}, {months} month(s) after the start "
-    "on {start}; this channel needs at least {minimum}.",
+    "on {start}; this channel needs at least {minimum} month(s).",
     ru="Результаты по каналу {channels} ждут {expected}, через {months} мес. после "
-    "старта {start}; этому каналу нужно не меньше {minimum}.",
+    "старта {start}; этому каналу нужно не меньше {minimum} мес.",
     da="Resultater fra {channels} forventes {expected}, {months} måned(er) efter start "
-    "{start}; kanalen kræver mindst {minimum}.",
+    "{start}; kanalen kræver mindst {minimum} måned(er).",
 )
 
 

@@ -336,7 +336,9 @@ def discount_pressure(e: Engagement, s: Any, now: datetime) -> Outcome:
             and markers.search(comment.text)
         ),
     }
-    total = sum(counts.values())
+    # The sources are different records of the same requests (the agency labels or counts
+    # the request the client wrote), so they are not added up: the fullest record counts.
+    total = max(counts.values())
     if total <= s.max_requests:
         return PASSED
     return Outcome.judge([DISCOUNT_REQUESTS.fail(

@@ -1,0 +1,121 @@
+"""How fast the full catalogue evaluates one realistic engagement.
+
+Prints evaluations per second (one core) beside the cost of loading that engagement's JSON
+in the same run, so the figures are read against a baseline measured on the same machine at
+the same moment. Target: >= 5,000 evaluations/s.
+
+    python bench/evaluate.py [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from plugin.config import build_config
+from plugin.core.engine import evaluate
+from plugin.core.schema import loads_engagement
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+TARGET_PER_SECOND = 5000
+
+AGENCY = [{"id": f"a{i}", "name": f"Agency Person {i}", "side": "agency",
+           "email": f"p{i}@agency.example"} for i in range(6)]
+CLIENT = [{"id": f"c{i}", "name": f"Client Person {i}", "side": "client"} for i in range(3)]
+SENTENCES = [
+    "Here is this week's status: the checkout redesign is live on staging.",
+    "Could you send us the product feed credentials by Monday?",
+    "Vi har opdateret kampagnerne og sender rapporten fredag.",
+    "Мы обновили семантическое ядро, отчёт пришлём в пятницу.",
+    "Thanks, we will review the estimate with finance tomorrow.",
+    "Please find the meeting notes attached; next call is Thursday.",
+]
+
+
+def _at(days_ago: float) -> str:
+    return (NOW - timedelta(days=days_ago)).isoformat()
+
+
+def realistic_engagement(seed: int = 7) -> dict:
+    """50 comments, 20 documents, 200 time entries, 20 invoices, 100 changes."""
+    rng = random.Random(seed)
+    kinds = ["estimate", "contract", "brief", "other"]
+    return {
+        "connector": "jira", "key": "SHOE-42", "title": "Webshop relaunch", "status": "Doing",
+        "status_category": "in_progress", "created": _at(200), "updated": _at(0.5),
+        "project": "SHOE", "due": "2026-12-15", "labels": ["retainer"],
+        "client": {"key": "acme", "name": "Acme Shoes", "people": CLIENT,
+                   "decision_makers": CLIENT[:1]},
+        "roles": {"points_of_contact": AGENCY[:1], "project_managers": AGENCY[1:2],
+                  "assignee": AGENCY[2]},
+        "status_history": [{"at": _at(180), "status": "Doing", "category": "in_progress"}],
+        "documents": [{"id": f"d{i}", "kind": kinds[i % 4], "name": f"doc-{i}.pdf",
+                       "added_at": _at(190 - i * 5), "author": AGENCY[i % 2],
+                       "approved": True, "template_id": "tpl-2025", "line_items": 12}
+                      for i in range(20)],
+        "comments": [{"id": f"m{i}", "author": (CLIENT if i % 3 == 0 else AGENCY)[i % 3],
+                      "visibility": "internal" if i % 5 == 4 else "public",
+                      "at": _at(60 - i * 1.2 + rng.random() * 0.5),
+                      "text": " ".join(rng.sample(SENTENCES, 3))} for i in range(50)],
+        "time_entries": [{"person": AGENCY[i % 6], "hours": round(rng.uniform(0.25, 4), 2),
+                          "kind": ["work", "work", "work", "call", "meeting"][i % 5],
+                          "at": _at(170 - i * 0.8)} for i in range(200)],
+        "invoices": [{"id": f"INV-{i}", "amount": f"{rng.randint(5, 40) * 1000}.00",
+                      "issued": (NOW - timedelta(days=190 - i * 9)).date().isoformat(),
+                      "due": (NOW - timedelta(days=176 - i * 9)).date().isoformat(),
+                      "paid": i < 18, "currency": "DKK"} for i in range(20)],
+        "changes": [{"field": ["status", "assignee", "due", "goals"][i % 4],
+                     "at": _at(150 - i * 1.4), "from": f"v{i}", "to": f"v{i + 1}",
+                     "by": AGENCY[i % 3]} for i in range(100)],
+        "fields": {"budget_hours": 900, "manager_hours_budget": 200, "goals": "+20% revenue",
+                   "input_data": "margin 40%, AOV 800 DKK", "goal_type": "sales",
+                   "analytics_confirmed": True, "channels": ["seo", "ppc"],
+                   "results_expected_on": "2027-06-01", "sale_date": "2026-05-01",
+                   "payment_method": "bank transfer", "prepayment_received_on": "2026-05-20",
+                   "brief_acknowledged": True, "estimate_approved": True},
+    }
+
+
+def rate(action: Callable[[], object], seconds: float) -> float:
+    """Calls per second of `action`, measured for about `seconds` after a warm-up."""
+    for _ in range(50):
+        action()
+    count, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        for _ in range(100):
+            action()
+        count += 100
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    text = json.dumps(realistic_engagement())
+    engagement = loads_engagement(text)
+    config = build_config({"agency": {"calendar": {"timezone": "Europe/Copenhagen",
+                                                   "holiday_country": "DK"}}})
+    report = evaluate(engagement, config, NOW)
+    print(f"engagement: {len(engagement.comments)} comments, {len(engagement.documents)} "
+          f"documents, {len(engagement.time_entries)} time entries, "
+          f"{len(engagement.invoices or ())} invoices, {len(engagement.changes)} changes; "
+          f"{len(text) / 1024:.0f} KiB of JSON")
+    print(f"report: score {report.score}, {len(report.findings)} findings, "
+          f"{len(report.passed)} passed, {len(report.not_configured)} not configured, "
+          f"{len(report.faulty)} faulty")
+    loads = rate(lambda: loads_engagement(text), args.seconds)
+    evaluations = rate(lambda: evaluate(engagement, config, NOW), args.seconds)
+    print(f"baseline  load JSON -> Engagement: {loads:10,.0f} /s  ({1e6 / loads:7.1f} µs each)")
+    print(f"measured  evaluate full catalogue: {evaluations:10,.0f} /s  "
+          f"({1e6 / evaluations:7.1f} µs each)")
+    print(f"evaluation costs {loads / evaluations:.2f}x a JSON load; target >= "
+          f"{TARGET_PER_SECOND:,}/s: {'met' if evaluations >= TARGET_PER_SECOND else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Configuration: layers, precise errors naming the key path, environment variables."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from plugin.config import ConfigError, build_config, load_config
+
+
+def _rule(config, rule_id: str, client=None, project=None):
+    return next(r for r in config.effective_rules(client, project) if r.rule.id == rule_id)
+
+
+def test_defaults_need_no_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(environ={})
+    assert config.source == "built-in defaults"
+    answered = _rule(config, "client-answered")
+    assert (answered.enabled, answered.weight, answered.settings.sla_business_hours) == (
+        True, 25.0, 8.0)
+
+
+def test_layers_apply_defaults_then_global_then_client_then_project() -> None:
+    config = build_config({
+        "rules": {"client-answered": {"sla_business_hours": 6, "weight": 30}},
+        "clients": {"acme": {"rules": {"client-answered": {"sla_business_hours": 4}}}},
+        "projects": {"SHOE": {"rules": {"client-answered": {"sla_business_hours": 2},
+                                        "meeting-load": {"enabled": False}}}},
+    })
+    assert _rule(config, "client-answered").settings.sla_business_hours == 6
+    assert _rule(config, "client-answered", "acme").settings.sla_business_hours == 4
+    assert _rule(config, "client-answered", "acme", "SHOE").settings.sla_business_hours == 2
+    assert _rule(config, "client-answered", "acme", "SHOE").weight == 30
+    assert _rule(config, "client-answered", "other").settings.sla_business_hours == 6
+    assert _rule(config, "meeting-load", None, "SHOE").enabled is False
+    assert _rule(config, "meeting-load", "acme").enabled is True
+
+
+def test_the_agency_calendar_is_the_rules_calendar_unless_overridden() -> None:
+    config = build_config({
+        "agency": {"calendar": {"timezone": "Europe/Copenhagen", "hours": "08:00-16:00"}},
+        "clients": {"uk": {"rules": {"client-answered": {"calendar": {
+            "timezone": "Europe/London"}}}}},
+    })
+    calendar = _rule(config, "client-answered").settings.calendar
+    assert (calendar.timezone, calendar.day_start) == ("Europe/Copenhagen", time(8, 0))
+    assert _rule(config, "client-answered", "uk").settings.calendar.timezone == "Europe/London"
+
+
+@pytest.mark.parametrize(
+    ("document", "expected_line"),
+    [
+        ({"agenc": {}}, "agenc: Unknown field."),
+        ({"agency": {"language": "de"}}, "agency → language: Must be one of: en, ru, da."),
+        ({"agency": {"calendar": {"timezone": "Mars/Olympus"}}},
+         "agency → calendar → timezone: unknown time zone 'Mars/Olympus'"),
+        ({"agency": {"calendar": {"hours": "17:00-09:00"}}},
+         "agency → calendar → hours: must be HH:MM-HH:MM with the start before the end"),
+        ({"agency": {"calendar": {"workdays": ["mon", "fun"]}}},
+         "agency → calendar → workdays → 1: Must be one of: mon, tue, wed, thu, fri, sat, sun."),
+        ({"score": {"green": 40, "amber": 60}}, "score → amber: must not be above score → green"),
+        ({"rules": {"pm-brifed": {}}}, "rules → pm-brifed: unknown rule (known: "),
+        ({"rules": {"client-answered": {"sla_business_hours": -1}}},
+         "rules → client-answered → sla_business_hours: Must be greater than or equal to 0."),
+        ({"rules": {"client-answered": {"sla": 4}}}, "rules → client-answered → sla: Unknown field."),
+        ({"rules": {"meeting-load": {"enabled": "sometimes"}}},
+         "rules → meeting-load → enabled: Not a valid boolean."),
+        ({"clients": {"acme": {"rules": {"regular-updates": {"max_days_between": 0}}}}},
+         "clients → acme → rules → regular-updates → max_days_between: Must be greater than "
+         "or equal to 1."),
+        ({"projects": {"SHOE": {"rule": {}}}}, "projects → SHOE → value → rule: Unknown field."),
+        ({"rules": {"no-internal-leak": {"extra_insults": ["(unclosed"]}}},
+         "rules → no-internal-leak → extra_insults → 0: not a valid regular expression"),
+    ],
+    ids=lambda v: None if isinstance(v, dict) else v[:40],
+)
+def test_errors_name_the_key_path_and_the_problem(document, expected_line) -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config(document, "clientguard.toml")
+    assert str(raised.value).startswith("invalid configuration in clientguard.toml:")
+    assert expected_line in str(raised.value)
+
+
+def test_every_error_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config({"rules": {"client-answered": {"sla_business_hours": -1},
+                                "meeting-load": {"max_share": 2}}})
+    assert "client-answered → sla_business_hours" in str(raised.value)
+    assert "meeting-load → max_share" in str(raised.value)
+
+
+def test_file_and_environment(tmp_path: Path) -> None:
+    path = tmp_path / "clientguard.toml"
+    path.write_text('[agency]\nname = "Nordlys"\nlanguage = "en"\n\n'
+                    '[rules.client-answered]\nsla_business_hours = 4\n', encoding="utf-8")
+    config = load_config(path, environ={
+        "CLIENTGUARD_AGENCY__LANGUAGE": "da",
+        "CLIENTGUARD_RULES__CLIENT-ANSWERED__WINDOW_DAYS": "14",
+        "CLIENTGUARD_TEST_DATABASE_URL": "postgresql://not-a-setting",
+    })
+    assert (config.agency_name, config.language) == ("Nordlys", "da")
+    answered = _rule(config, "client-answered").settings
+    assert (answered.sla_business_hours, answered.window_days) == (4, 14)
+    assert "CLIENTGUARD_AGENCY__LANGUAGE" in config.source
+
+
+def test_an_unknown_environment_setting_names_the_key(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="agency → langauge: Unknown field."):
+        load_config(environ={"CLIENTGUARD_AGENCY__LANGAUGE": "da"})
+
+
+def test_file_problems(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "nope.toml", environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[agency\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken, environ={})
+
+
+def test_config_path_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.toml"
+    path.write_text('[agency]\nlanguage = "ru"\n', encoding="utf-8")
+    assert load_config(environ={"CLIENTGUARD_CONFIG": str(path)}).language == "ru"
