@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
+
+from marshmallow import ValidationError, fields
 
 from plugin.core.model import Comment, Engagement, Person, Side
 from plugin.core.rule import Message
@@ -55,9 +58,31 @@ def months_before(day: date, months: int) -> date:
 
 
 def is_blank(value: object) -> bool:
-    return value is None or (isinstance(value, str | list | tuple) and not value)
+    """None, an empty list, or text with nothing but white space."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, list | tuple) and not value)
 
 
 def not_mapped(engagement: Engagement, *field_names: str) -> str | None:
     """The first of `field_names` that is not mapped, if any."""
     return next((name for name in field_names if not engagement.field_mapped(name)), None)
+
+
+def _valid_regex(value: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValidationError(f"not a valid regular expression: {error}") from None
+
+
+def pattern_list(default: Iterable[str], description: str) -> fields.List:
+    """A setting holding regular expressions; each is checked when the config loads."""
+    defaults = list(default)
+    return fields.List(fields.String(validate=_valid_regex), load_default=lambda: list(defaults),
+                       metadata={"description": description})
+
+
+def whole_words(patterns: Iterable[str]) -> re.Pattern[str]:
+    """Match any of `patterns` as whole words, ignoring case."""
+    return re.compile(r"(?<!\w)(?:" + "|".join(patterns) + r")(?!\w)", re.IGNORECASE)

@@ -5,6 +5,7 @@ Seed: 003 (cost of service in manager hours; endless calls and meetings).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +55,8 @@ def _hours(value: float) -> str:
 
 
 def _percent(share: float) -> str:
-    return "∞" if share == float("inf") else f"{share * 100:.0f}"
+    """Whole percent, rounded down: 99.6 % used is not shown as the 100 % that fails."""
+    return "∞" if share == float("inf") else str(math.floor(share * 100 + 1e-9))
 
 
 def _budget(e: Engagement) -> tuple[float | None, Outcome | None]:

@@ -6,7 +6,6 @@ payment, referrals that expect discounts).
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,7 +16,14 @@ from plugin.core.i18n import LANGUAGES, Text, moment
 from plugin.core.model import Engagement, Invoice, Side, TimeKind
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
-from plugin.rules.common import NOT_MAPPED, is_blank, months_before, window_start
+from plugin.rules.common import (
+    NOT_MAPPED,
+    is_blank,
+    months_before,
+    pattern_list,
+    whole_words,
+    window_start,
+)
 
 # --- prepayment --------------------------------------------------------------------------
 
@@ -214,10 +220,9 @@ CASH = Message(
 
 
 class PaymentSettings(RuleSettings):
-    cash_methods = fields.List(
-        fields.String(), load_default=lambda: ["cash", "наличные", "нал", "kontant",
-                                               "kontanter"],
-        metadata={"description": "Payment-method values that mean cash (case-insensitive)"},
+    cash_methods = pattern_list(
+        [r"cash(?!less)\w*", r"наличн\w*", r"нал", r"kontant\w*"],
+        "Patterns of a payment method that means cash (whole words, any case)",
     )
 
 
@@ -251,7 +256,7 @@ def official_payment(e: Engagement, s: Any, now: datetime) -> Outcome:
     method = e.fields["payment_method"]
     if is_blank(method) or not method.strip():
         return Outcome.judge([NO_PAYMENT_METHOD.fail()])
-    if method.strip().casefold() in {cash.casefold() for cash in s.cash_methods}:
+    if whole_words(s.cash_methods).search(method):
         return Outcome.judge([CASH.fail(method=method.strip())])
     return PASSED
 
@@ -287,10 +292,8 @@ class DiscountSettings(RuleSettings):
         fields.String(), load_default=lambda: ["discount", "discount-request"],
         metadata={"description": "Labels/tags that record a discount request"},
     )
-    markers = fields.List(
-        fields.String(), load_default=lambda: list(DISCOUNT_MARKERS),
-        metadata={"description": "Patterns of a discount request in a client comment"},
-    )
+    markers = pattern_list(DISCOUNT_MARKERS,
+                           "Patterns of a discount request in a client comment (whole words)")
     window_days = window_days()
 
 
@@ -325,7 +328,7 @@ class DiscountSettings(RuleSettings):
 )
 def discount_pressure(e: Engagement, s: Any, now: datetime) -> Outcome:
     tags = {label.casefold() for label in s.labels}
-    markers = re.compile(r"(?<!\w)(?:" + "|".join(s.markers) + r")", re.IGNORECASE)
+    markers = whole_words(s.markers)
     since = window_start(now, s.window_days)
     counts = {
         "field": int(e.fields.get("discount_requests") or 0),

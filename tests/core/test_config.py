@@ -65,7 +65,8 @@ def test_the_agency_calendar_is_the_rules_calendar_unless_overridden() -> None:
         ({"rules": {"pm-brifed": {}}}, "rules → pm-brifed: unknown rule (known: "),
         ({"rules": {"client-answered": {"sla_business_hours": -1}}},
          "rules → client-answered → sla_business_hours: Must be greater than or equal to 0."),
-        ({"rules": {"client-answered": {"sla": 4}}}, "rules → client-answered → sla: Unknown field."),
+        ({"rules": {"client-answered": {"sla": 4}}},
+         "rules → client-answered → sla: Unknown field."),
         ({"rules": {"meeting-load": {"enabled": "sometimes"}}},
          "rules → meeting-load → enabled: Not a valid boolean."),
         ({"clients": {"acme": {"rules": {"regular-updates": {"max_days_between": 0}}}}},
@@ -109,7 +110,7 @@ def test_file_and_environment(tmp_path: Path) -> None:
 
 def test_an_unknown_environment_setting_names_the_key(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="agency → langauge: Unknown field."):
+    with pytest.raises(ConfigError, match=r"agency → langauge: Unknown field\."):
         load_config(environ={"CLIENTGUARD_AGENCY__LANGAUGE": "da"})
 
 
