@@ -60,11 +60,22 @@ class BusinessCalendar:
         public = self._public_holidays
         return public is None or day not in public
 
-    def working_window(self, day: date) -> tuple[datetime, datetime]:
-        """The day's opening and closing instants, in UTC."""
-        opens = datetime.combine(day, self.day_start, self.zone).astimezone(UTC)
-        closes = datetime.combine(day, self.day_end, self.zone).astimezone(UTC)
-        return opens, closes
+    @cached_property
+    def _windows(self) -> dict[date, tuple[datetime, datetime] | None]:
+        return {}
+
+    def working_window(self, day: date) -> tuple[datetime, datetime] | None:
+        """The day's opening and closing instants in UTC; `None` on a day off.
+
+        Remembered per day: rules ask about the same few weeks over and over."""
+        windows = self._windows
+        if day not in windows:
+            windows[day] = (
+                (datetime.combine(day, self.day_start, self.zone).astimezone(UTC),
+                 datetime.combine(day, self.day_end, self.zone).astimezone(UTC))
+                if self.is_business_day(day) else None
+            )
+        return windows[day]
 
     def add_business_hours(self, start: datetime, hours: float) -> datetime:
         """The instant `hours` of working time after `start` (a deadline for an SLA)."""
@@ -74,8 +85,9 @@ class BusinessCalendar:
             return cursor
         day = start.astimezone(self.zone).date()
         for _ in range(_SEARCH_LIMIT_DAYS):
-            if self.is_business_day(day):
-                opens, closes = self.working_window(day)
+            window = self.working_window(day)
+            if window is not None:
+                opens, closes = window
                 begin = max(opens, cursor)
                 if begin < closes:
                     available = closes - begin
@@ -92,8 +104,9 @@ class BusinessCalendar:
         day = start.astimezone(self.zone).date()
         last = end.astimezone(self.zone).date()
         while day <= last:
-            if self.is_business_day(day):
-                opens, closes = self.working_window(day)
+            window = self.working_window(day)
+            if window is not None:
+                opens, closes = window
                 overlap = min(closes, end) - max(opens, start)
                 if overlap > timedelta(0):
                     total += overlap

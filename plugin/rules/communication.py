@@ -85,6 +85,8 @@ def client_answered(e: Engagement, s: Any, now: datetime) -> Outcome:
     unanswered = []
     late = []
     for question, reply in client_comments_with_replies(e, window_start(now, s.window_days)):
+        if reply is not None and reply.at > now:
+            reply = None  # the window ends at `now`: as of `now` it is still waiting
         answered_at = reply.at if reply else now
         if answered_at - question.at <= sla:
             continue  # business time never exceeds wall-clock time: within the SLA
@@ -159,13 +161,16 @@ class RegularUpdatesSettings(RuleSettings):
     messages=(NO_UPDATE,),
 )
 def regular_updates(e: Engagement, s: Any, now: datetime) -> Outcome:
-    if not e.is_active:
+    started = e.started_at
+    if not e.is_active or started is None:
         return PASSED  # not started or finished: no updates owed
+    # The clock starts when work starts: a pre-sale comment is no update on the work, and
+    # a comment after `now` has not been written yet.
     last = max(
-        (comment.at for comment in e.comments if comment.is_public_agency),
-        default=e.started_at,
+        (comment.at for comment in e.comments if comment.is_public_agency and comment.at <= now),
+        default=started,
     )
-    assert last is not None  # active implies started
+    last = max(last, started)
     silence = now - last
     if silence <= timedelta(days=s.max_days_between):
         return PASSED

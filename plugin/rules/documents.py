@@ -6,10 +6,10 @@ Seed: 001 ("non-transparent deal terms", "bad documents").
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from plugin.core.i18n import Text, moment
 from plugin.core.model import DocumentKind, Engagement, Side
@@ -61,6 +61,15 @@ EXTRA_CHARGE_MARKERS = (
 )
 
 
+def _valid_patterns(patterns: list[str]) -> None:
+    """Reject a marker that is not a regular expression at load time, not at check time."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValidationError(f"not a regular expression: {pattern!r} ({error})") from None
+
+
 class EstimateSettings(RuleSettings):
     max_line_items = fields.Integer(
         load_default=30, validate=validate.Range(min=1),
@@ -68,6 +77,7 @@ class EstimateSettings(RuleSettings):
     )
     extra_charge_markers = fields.List(
         fields.String(), load_default=lambda: list(EXTRA_CHARGE_MARKERS),
+        validate=_valid_patterns,
         metadata={"description": "Patterns (regular expressions) that mark an extra charge "
                                  "in a comment or change"},
     )
@@ -140,7 +150,7 @@ def transparent_estimate(e: Engagement, s: Any, now: datetime) -> Outcome:
     markers = _markers(s.extra_charge_markers)
     since = max(window_start(now, s.window_days), estimates[-1].added_at if estimates else now)
     if estimates:
-        for when, text in _texts_since(e, since):
+        for when, text in _texts_between(e, since, now):
             match = markers.search(text)
             if match:
                 reasons.append(EXTRA_CHARGES.warn(when=moment(when),
@@ -149,10 +159,11 @@ def transparent_estimate(e: Engagement, s: Any, now: datetime) -> Outcome:
     return Outcome.judge(reasons)
 
 
-def _texts_since(e: Engagement, since: datetime) -> list[tuple[datetime, str]]:
-    """Agency and client words after `since`: comments and changed field values."""
-    texts = [(c.at, c.text) for c in e.comments if c.at > since and c.side is not Side.UNKNOWN]
-    texts += [(ch.at, ch.to_value) for ch in e.changes if ch.at > since and ch.to_value]
+def _texts_between(e: Engagement, since: datetime, now: datetime) -> list[tuple[datetime, str]]:
+    """Agency and client words after `since` up to `now`: comments and changed field values."""
+    texts = [(c.at, c.text) for c in e.comments
+             if since < c.at <= now and c.side is not Side.UNKNOWN]
+    texts += [(ch.at, ch.to_value) for ch in e.changes if since < ch.at <= now and ch.to_value]
     return sorted(texts)
 
 
@@ -229,23 +240,25 @@ class ContractSettings(RuleSettings):
     messages=(NO_CONTRACT, CONTRACT_LATE, UNREVIEWED, NO_REVIEW_SOURCE),
 )
 def contract_reviewed(e: Engagement, s: Any, now: datetime) -> Outcome:
-    deadlines = []
+    # (latest moment the contract may be added, what happened then, when it happened)
+    deadlines: list[tuple[datetime, str, datetime | date]] = []
     if e.started_at is not None:
-        deadlines.append((e.started_at, "started"))
+        deadlines.append((e.started_at, "started", e.started_at))
     if e.invoices:
         first = min(e.invoices, key=lambda invoice: invoice.issued)
-        deadlines.append((datetime.combine(first.issued, datetime.min.time(),
-                                           e.created.tzinfo), "invoiced"))
+        # An invoice carries only its day: a contract added that same day came before it.
+        end_of_day = datetime.combine(first.issued, time.max, e.created.tzinfo)
+        deadlines.append((end_of_day, "invoiced", first.issued))
     if not deadlines:
         return PASSED
-    deadline, trigger = min(deadlines)
+    deadline, trigger, happened = min(deadlines, key=lambda item: item[0])
     contracts = [doc for doc in e.documents if doc.kind is DocumentKind.CONTRACT]
     if not contracts:
-        return Outcome.judge([NO_CONTRACT.fail(trigger=TRIGGER[trigger], when=moment(deadline))])
+        return Outcome.judge([NO_CONTRACT.fail(trigger=TRIGGER[trigger], when=moment(happened))])
     if contracts[0].added_at > deadline:
         return Outcome.judge([CONTRACT_LATE.fail(
             name=contracts[0].name, added=moment(contracts[0].added_at),
-            trigger=TRIGGER[trigger], when=moment(deadline),
+            trigger=TRIGGER[trigger], when=moment(happened),
         )])
     reviewed_templates = set(s.reviewed_templates)
     field_template = e.fields.get("contract_template")

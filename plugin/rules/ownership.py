@@ -98,12 +98,12 @@ def single_point_of_contact(e: Engagement, s: Any, now: datetime) -> Outcome:
     reasons = []
     if not contacts:
         reasons.append(NO_CONTACT.fail())
-    elif len({person.id for person in contacts}) > 1:
-        reasons.append(SEVERAL_CONTACTS.fail(count=len(contacts), people=names(contacts)))
-    responders = {
+    elif len(distinct := {person.id for person in contacts}) > 1:
+        reasons.append(SEVERAL_CONTACTS.fail(count=len(distinct), people=names(contacts)))
+    responders = {  # the window ends at `now`: a later reply has not happened yet
         reply.author.id: reply.author
         for _, reply in client_comments_with_replies(e, window_start(now, s.window_days))
-        if reply is not None
+        if reply is not None and reply.at <= now
     }
     if len(responders) > s.max_responders:
         reasons.append(MANY_RESPONDERS.warn(
