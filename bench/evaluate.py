@@ -14,6 +14,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from plugin.config import build_config
@@ -109,12 +110,18 @@ def main() -> None:
           f"{len(report.passed)} passed, {len(report.not_configured)} not configured, "
           f"{len(report.faulty)} faulty")
     loads = rate(lambda: loads_engagement(text), args.seconds)
-    evaluations = rate(lambda: evaluate(engagement, config, NOW), args.seconds)
-    print(f"baseline  load JSON -> Engagement: {loads:10,.0f} /s  ({1e6 / loads:7.1f} µs each)")
-    print(f"measured  evaluate full catalogue: {evaluations:10,.0f} /s  "
-          f"({1e6 / evaluations:7.1f} µs each)")
-    print(f"evaluation costs {loads / evaluations:.2f}x a JSON load; target >= "
-          f"{TARGET_PER_SECOND:,}/s: {'met' if evaluations >= TARGET_PER_SECOND else 'MISSED'}")
+    # A fresh Engagement object per evaluation, as every event's snapshot is: nothing the
+    # model derives lazily (reply pairs, ...) carries over from the previous evaluation.
+    fresh = rate(lambda: evaluate(replace(engagement), config, NOW), args.seconds)
+    clone = rate(lambda: replace(engagement), args.seconds)
+    again = rate(lambda: evaluate(engagement, config, NOW), args.seconds)
+    cold = 1 / (1 / fresh - 1 / clone)
+    print(f"baseline  load JSON -> Engagement:    {loads:9,.0f} /s  ({1e6 / loads:7.1f} µs)")
+    print(f"measured  evaluate, fresh engagement: {cold:9,.0f} /s  ({1e6 / cold:7.1f} µs)"
+          f"  [copying the snapshot, {1e6 / clone:.1f} µs, not counted]")
+    print(f"measured  evaluate, same engagement:  {again:9,.0f} /s  ({1e6 / again:7.1f} µs)")
+    print(f"a fresh evaluation costs {loads / cold:.3f}x a JSON load; target >= "
+          f"{TARGET_PER_SECOND:,}/s: {'met' if cold >= TARGET_PER_SECOND else 'MISSED'}")
 
 
 if __name__ == "__main__":

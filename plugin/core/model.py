@@ -11,6 +11,7 @@ mapped field holding `None` means the data exists and is empty — a real findin
 from __future__ import annotations
 
 import enum
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -149,6 +150,10 @@ class Change:
     by: Person | None = None
 
 
+def _at(item: Any) -> datetime:
+    return item.at
+
+
 def _in_time_order(items: tuple[Any, ...], key: str) -> tuple[Any, ...]:
     return tuple(sorted(items, key=lambda item: getattr(item, key)))
 
@@ -201,6 +206,29 @@ class Engagement:
         if self.status_category is StatusCategory.TODO:
             return None
         return self.created
+
+    @cached_property
+    def public_agency_comments(self) -> tuple[Comment, ...]:
+        """What the agency wrote where the client can read it, in time order."""
+        return tuple(comment for comment in self.comments if comment.is_public_agency)
+
+    @cached_property
+    def replies(self) -> tuple[tuple[Comment, Comment | None], ...]:
+        """Each client comment with the first client-visible agency comment after it
+        (`None` while unanswered). One pass over the time-ordered comments."""
+        pairs: list[tuple[Comment, Comment | None]] = []
+        waiting: list[Comment] = []
+        for comment in self.comments:
+            if comment.author.side is Side.CLIENT:
+                waiting.append(comment)
+            elif waiting and comment.is_public_agency:
+                pairs += ((question, comment) for question in waiting)
+                waiting = []
+        return (*pairs, *((question, None) for question in waiting))
+
+    def time_entries_until(self, now: datetime) -> tuple[TimeEntry, ...]:
+        """The time logged up to `now` (later entries have not happened yet)."""
+        return self.time_entries[: bisect_right(self.time_entries, now, key=_at)]
 
     @property
     def is_active(self) -> bool:

@@ -237,12 +237,16 @@ def load_engagement(data: Any) -> Engagement:
 
 
 def loads_engagement(text: str) -> Engagement:
+    """Decode engagement JSON text and build the model; every problem is an
+    `EngagementFormatError` (the decoder's recursion limit included), never a traceback."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise EngagementFormatError(
             f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         ) from None
+    except RecursionError:
+        raise EngagementFormatError("not valid JSON: nested too deeply") from None
     return load_engagement(data)
 
 

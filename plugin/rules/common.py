@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 
-from marshmallow import ValidationError, fields
-
-from plugin.core.model import Comment, Engagement, Person, Side
+from plugin.core.model import Comment, Engagement, Person
 from plugin.core.rule import Message
 
 NOT_MAPPED = Message(
@@ -27,22 +24,14 @@ def names(people: Iterable[Person]) -> str:
     return ", ".join(sorted({person.name for person in people}))
 
 
-def client_comments_with_replies(
-    engagement: Engagement, since: datetime | None = None
+def client_questions(
+    engagement: Engagement, since: datetime, now: datetime
 ) -> Iterator[tuple[Comment, Comment | None]]:
-    """Each client comment (from `since` on) with the first client-visible agency comment
-    after it, or `None` while it is unanswered. One pass over the time-ordered comments."""
-    waiting: list[Comment] = []
-    for comment in engagement.comments:
-        if comment.side is Side.CLIENT:
-            if since is None or comment.at >= since:
-                waiting.append(comment)
-        elif comment.is_public_agency and waiting:
-            for question in waiting:
-                yield question, comment
-            waiting = []
-    for question in waiting:
-        yield question, None
+    """Client comments from `since` to `now`, each with the agency's first client-visible
+    reply as of `now` (`None`: still waiting at `now`)."""
+    for question, reply in engagement.replies:
+        if since <= question.at <= now:
+            yield question, reply if reply is not None and reply.at <= now else None
 
 
 def months_before(day: date, months: int) -> date:
@@ -68,21 +57,3 @@ def not_mapped(engagement: Engagement, *field_names: str) -> str | None:
     """The first of `field_names` that is not mapped, if any."""
     return next((name for name in field_names if not engagement.field_mapped(name)), None)
 
-
-def _valid_regex(value: str) -> None:
-    try:
-        re.compile(value)
-    except re.error as error:
-        raise ValidationError(f"not a valid regular expression: {error}") from None
-
-
-def pattern_list(default: Iterable[str], description: str) -> fields.List:
-    """A setting holding regular expressions; each is checked when the config loads."""
-    defaults = list(default)
-    return fields.List(fields.String(validate=_valid_regex), load_default=lambda: list(defaults),
-                       metadata={"description": description})
-
-
-def whole_words(patterns: Iterable[str]) -> re.Pattern[str]:
-    """Match any of `patterns` as whole words, ignoring case."""
-    return re.compile(r"(?<!\w)(?:" + "|".join(patterns) + r")(?!\w)", re.IGNORECASE)

@@ -15,7 +15,7 @@ from plugin.core.i18n import Text, moment
 from plugin.core.model import Engagement, Side
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
-from plugin.rules.common import client_comments_with_replies, window_start
+from plugin.rules.common import client_questions, window_start
 
 # --- client-answered ---------------------------------------------------------------------
 
@@ -84,9 +84,7 @@ def client_answered(e: Engagement, s: Any, now: datetime) -> Outcome:
     sla = timedelta(hours=s.sla_business_hours)
     unanswered = []
     late = []
-    for question, reply in client_comments_with_replies(e, window_start(now, s.window_days)):
-        if reply is not None and reply.at > now:
-            reply = None  # the window ends at `now`: as of `now` it is still waiting
+    for question, reply in client_questions(e, window_start(now, s.window_days), now):
         answered_at = reply.at if reply else now
         if answered_at - question.at <= sla:
             continue  # business time never exceeds wall-clock time: within the SLA
@@ -166,10 +164,8 @@ def regular_updates(e: Engagement, s: Any, now: datetime) -> Outcome:
         return PASSED  # not started or finished: no updates owed
     # The clock starts when work starts: a pre-sale comment is no update on the work, and
     # a comment after `now` has not been written yet.
-    last = max(
-        (comment.at for comment in e.comments if comment.is_public_agency and comment.at <= now),
-        default=started,
-    )
+    last = next((comment.at for comment in reversed(e.public_agency_comments)
+                 if comment.at <= now), started)
     last = max(last, started)
     silence = now - last
     if silence <= timedelta(days=s.max_days_between):

@@ -9,13 +9,14 @@ import re
 from datetime import date, datetime, time
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import fields, validate
 
 from plugin.core.i18n import Text, moment
 from plugin.core.model import DocumentKind, Engagement, Side
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
 from plugin.rules.common import window_start
+from plugin.rules.text import pattern_list, whole_words
 
 # --- transparent-estimate ----------------------------------------------------------------
 
@@ -54,20 +55,11 @@ EXTRA_CHARGES = Message(
 )
 
 EXTRA_CHARGE_MARKERS = (
-    r"change request", r"extra (?:cost|charge|work)\w*", r"additional (?:cost|charge)\w*",
+    r"change requests?", r"extra (?:cost|charge|work)\w*", r"additional (?:cost|charge)\w*",
     r"out of scope", r"доплат\w*", r"дополнительн\w* (?:расход|работ|оплат|стоимост)\w*",
-    r"вне (?:рамок|объ[её]ма)", r"ekstra(?:arbejde|udgift\w*|betaling\w*| omkostning\w*)",
+    r"вне (?:рамок|объ[её]ма)", r"ekstra(?:arbejde|udgift|betaling| omkostning)\w*",
     r"merpris\w*", r"tillægs?(?:pris|betaling)\w*",
 )
-
-
-def _valid_patterns(patterns: list[str]) -> None:
-    """Reject a marker that is not a regular expression at load time, not at check time."""
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValidationError(f"not a regular expression: {pattern!r} ({error})") from None
 
 
 class EstimateSettings(RuleSettings):
@@ -75,17 +67,12 @@ class EstimateSettings(RuleSettings):
         load_default=30, validate=validate.Range(min=1),
         metadata={"description": "More line items than this is over-detailed"},
     )
-    extra_charge_markers = fields.List(
-        fields.String(), load_default=lambda: list(EXTRA_CHARGE_MARKERS),
-        validate=_valid_patterns,
-        metadata={"description": "Patterns (regular expressions) that mark an extra charge "
-                                 "in a comment or change"},
+    extra_charge_markers = pattern_list(
+        EXTRA_CHARGE_MARKERS,
+        "Patterns (regular expressions, whole words) that mark an extra charge in a comment "
+        "or a changed field",
     )
     window_days = window_days()
-
-
-def _markers(patterns: list[str]) -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(patterns) + r")", re.IGNORECASE)
 
 
 def _excerpt(text: str, match: re.Match[str], width: int = 60) -> str:
@@ -147,15 +134,14 @@ def transparent_estimate(e: Engagement, s: Any, now: datetime) -> Outcome:
         if latest.line_items is not None and latest.line_items > s.max_line_items:
             reasons.append(OVER_DETAILED.warn(
                 name=latest.name, count=latest.line_items, limit=s.max_line_items))
-    markers = _markers(s.extra_charge_markers)
-    since = max(window_start(now, s.window_days), estimates[-1].added_at if estimates else now)
     if estimates:
-        for when, text in _texts_between(e, since, now):
-            match = markers.search(text)
-            if match:
-                reasons.append(EXTRA_CHARGES.warn(when=moment(when),
-                                                  excerpt=_excerpt(text, match)))
-                break
+        since = max(window_start(now, s.window_days), estimates[-1].added_at)
+        said = _texts_between(e, since, now)
+        scanner = whole_words(tuple(s.extra_charge_markers))
+        for index, match in scanner.finditer([text for _, text in said]):
+            when, text = said[index]
+            reasons.append(EXTRA_CHARGES.warn(when=moment(when), excerpt=_excerpt(text, match)))
+            break
     return Outcome.judge(reasons)
 
 

@@ -18,8 +18,9 @@ from marshmallow import ValidationError, fields, validate
 
 from plugin.core.i18n import LANGUAGES, Text, moment
 from plugin.core.model import Comment, Engagement, Visibility
-from plugin.core.rule import Message, Outcome, RuleSettings, Severity, rule
+from plugin.core.rule import Message, Outcome, Reason, RuleSettings, Severity, rule
 from plugin.core.rule import Side as RuleSide
+from plugin.rules.text import SEPARATOR, StemGate, join_lowered
 
 INSULT = Message(
     code="insult",
@@ -46,22 +47,29 @@ QUOTES_INTERNAL = Message(
     "note {note}.",
 )
 
-_QUOTED_SPANS = re.compile(r"«[^»]*»|“[^”]*”|„[^“”]*[“”]|\"[^\"\n]*\"")
-_SENTENCE_START = re.compile(r"(?:^|[.!?…:\n]\s*|[-—–]\s+)$")
-_QUOTE_PREFIX = re.compile(r"^[\s>]+")
+_QUOTED_SPANS = r"«[^»]*»|“[^”]*”|„[^“”]*[“”]|\"[^\"\n]*\""
+# What may stand before the first word of a sentence, besides the start of the text or of a
+# line: end punctuation, a bullet or the `>` of an e-mail quote; or a dash and a space.
+_SENTENCE_ENDS = frozenset(".!?…:>*•")
+_DASHES = frozenset("-—–")
 
 
 @dataclass(frozen=True)
 class Lexicon:
+    ignored: re.Pattern[str]  # quoted spans and harmless words, blanked before matching
     insults: re.Pattern[str]
     about_client: re.Pattern[str]
     internal_markers: re.Pattern[str]
+    gate: StemGate | None  # every insult, client word and marker contains one of its stems
+
+
+_END = r"(?!\w)(?!-\w)"  # the end of a word that is not the first half of a compound
 
 
 def _words(terms: list[str] | tuple[str, ...]) -> str:
     """Alternatives matched as whole words, never as part of a hyphenated compound
     ("idiot-proof" is not an insult)."""
-    return r"(?<![\w-])(?:" + "|".join(terms) + r")(?!\w)(?!-\w)"
+    return r"(?<![\w-])(?:" + "|".join(terms) + ")" + _END
 
 
 @cache
@@ -78,27 +86,55 @@ def lexicon(languages: tuple[str, ...], extra_insults: tuple[str, ...],
     gather = lambda key: [term for part in parts for term in part[key]]  # noqa: E731
     remark_patterns = []
     for part in parts:
-        client, remark = _words(part["client_words"]), _words(part["client_remarks"])
+        clients, remarks = "|".join(part["client_words"]), "|".join(part["client_remarks"])
+        derogatory = "|".join([*part["insults"], *part["client_remarks"]])
         filler = r"(?:[\s,—–:-]+(?:" + "|".join(part["fillers"]) + r"))"
-        remark_patterns.append(rf"{client}{filler}{{0,3}}[\s,—–:-]+{remark}")
-        remark_patterns.append(rf"{remark}\s+{client}")
+        # A client word, then filler words or a dash, then a remark ("the client is so
+        # clueless"; a bare comma ends the thought: "for customers, annoying pop-ups"), or
+        # a hyphenated compound with an insult ("клиент-идиот").
+        remark_patterns.append(
+            rf"(?:{clients})(?:-(?:{derogatory}){_END}"
+            rf"|{_END}(?:{filler}{{1,3}}[\s,—–:-]+|[\s—–:-]+){_words(part['client_remarks'])})")
+        # A remark right before a client word ("stupid client"), or the compound reversed.
+        remark_patterns.append(rf"(?:(?:{remarks})\s+|(?:{derogatory})-)(?:{clients}){_END}")
+    harmless = [_words(terms)] if (terms := gather("harmless")) else []
     flags = re.IGNORECASE
     return Lexicon(
+        ignored=re.compile("|".join([_QUOTED_SPANS, *harmless]), flags),
         insults=re.compile(_words([*gather("insults"), *extra_insults]), flags),
-        about_client=re.compile("|".join(remark_patterns), flags),
+        # Every pattern starts at the start of a word: checked once, up front.
+        about_client=re.compile(rf"(?<![\w-])(?=\w)(?:{'|'.join(remark_patterns)})", flags),
         internal_markers=re.compile(
             _words([*gather("internal_markers"), *extra_markers]), flags),
+        gate=StemGate.build([*gather("insults"), *extra_insults, *gather("client_words"),
+                             *gather("internal_markers"), *extra_markers]),
     )
 
 
+def _starts_sentence(text: str, start: int) -> bool:
+    """Whether the word at `start` begins a sentence. Looks back over the blanks only, so
+    a comment full of capitalised words is still read once, not once per word."""
+    at = start
+    while at > 0 and text[at - 1].isspace():
+        if text[at - 1] == "\n":
+            return True
+        at -= 1
+    if at == 0:
+        return True
+    return text[at - 1] in _SENTENCE_ENDS or (text[at - 1] in _DASHES and at < start)
+
+
 def _is_title(text: str, match: re.Match[str]) -> bool:
-    """A capitalised word in mid-sentence is a name or a title ("Dostoevsky's The Idiot")."""
-    return match.group()[0].isupper() and not _SENTENCE_START.search(text[: match.start()])
+    """A capitalised word in mid-sentence is a name or a title ("Dostoevsky's The Idiot");
+    a word in capitals throughout is shouting, not a title."""
+    word = match.group()
+    return (word[0].isupper() and not word.isupper()
+            and not _starts_sentence(text, match.start()))
 
 
 def find_insults(text: str, lex: Lexicon) -> list[str]:
-    """Derogatory words in `text`, outside quotations and titles."""
-    unquoted = _QUOTED_SPANS.sub(lambda m: " " * len(m.group()), text)
+    """Derogatory words in `text`, outside quotations, titles and harmless words."""
+    unquoted = lex.ignored.sub(lambda m: " " * len(m.group()), text)
     found = [m.group() for m in lex.insults.finditer(unquoted) if not _is_title(unquoted, m)]
     found += [m.group() for m in lex.about_client.finditer(unquoted)]
     return found
@@ -106,9 +142,20 @@ def find_insults(text: str, lex: Lexicon) -> list[str]:
 
 def _regex(value: str) -> None:
     try:
-        re.compile(value)
+        pattern = re.compile(value)
+        re.compile(_words([value]))  # e.g. "(?i)x" is valid alone, not among other terms
     except re.error as error:
         raise ValidationError(f"not a valid regular expression: {error}") from None
+    if pattern.fullmatch(""):
+        raise ValidationError("must not match an empty text (it would match everywhere)")
+
+
+def _regexes(values: list[str]) -> None:
+    """The terms together, as the lexicon joins them (group names must not repeat)."""
+    try:
+        re.compile(_words(values))
+    except re.error as error:
+        raise ValidationError(f"the terms do not combine: {error}") from None
 
 
 class LeakSettings(RuleSettings):
@@ -118,11 +165,11 @@ class LeakSettings(RuleSettings):
         metadata={"description": "Built-in lexicons to use"},
     )
     extra_insults = fields.List(
-        fields.String(validate=_regex), load_default=list,
+        fields.String(validate=_regex), load_default=list, validate=_regexes,
         metadata={"description": "More derogatory words (regular expressions, whole words)"},
     )
     extra_internal_markers = fields.List(
-        fields.String(validate=_regex), load_default=list,
+        fields.String(validate=_regex), load_default=list, validate=_regexes,
         metadata={"description": "More internal-only markers (regular expressions)"},
     )
     quote_min_chars = fields.Integer(
@@ -132,10 +179,49 @@ class LeakSettings(RuleSettings):
     )
 
 
-def _lines(text: str, min_chars: int) -> set[str]:
-    lines = (" ".join(_QUOTE_PREFIX.sub("", line).split()).casefold()
-             for line in text.splitlines())
-    return {line for line in lines if len(line) >= min_chars}
+def _fold(joined: str) -> str:
+    """`joined` without e-mail quote marks at line starts and with white space folded:
+    how lines are compared, so a re-wrapped or re-indented quote is still recognised."""
+    text = "\n" + joined.replace(SEPARATOR, SEPARATOR + "\n")
+    while "\n>" in text:
+        text = text.replace("\n>", "\n")
+    return " ".join(text.split())
+
+
+def _quoted_notes(e: Engagement, public: list[Comment], joined: str,
+                  min_chars: int) -> dict[int, Comment]:
+    """Which public comments (by index) repeat a line of an earlier internal note."""
+    lines = [(line, note) for note in e.comments if note.visibility is Visibility.INTERNAL
+             for raw in note.text.splitlines()
+             if len(line := " ".join(raw.lstrip("> \t").split()).lower()) >= min_chars]
+    if not lines:
+        return {}
+    folded = _fold(joined)
+    quoted: dict[int, Comment] = {}
+    for line, note in lines:
+        start = folded.find(line)
+        while start != -1:
+            index = folded.count(SEPARATOR, 0, start)
+            if index not in quoted and note.at <= public[index].at:
+                quoted[index] = note
+            start = folded.find(line, start + 1)
+    return quoted
+
+
+def _where(comment: Comment) -> dict[str, str]:
+    return {"comment": comment.id, "author": comment.author.name, "when": moment(comment.at)}
+
+
+def _said(comment: Comment, lex: Lexicon) -> list[Reason]:
+    """Insults and internal-only markers in one client-visible agency comment."""
+    reasons = []
+    insults = find_insults(comment.text, lex)
+    if insults:
+        reasons.append(INSULT.fail(words=", ".join(insults), **_where(comment)))
+    markers = [match.group() for match in lex.internal_markers.finditer(comment.text)]
+    if markers:
+        reasons.append(INTERNAL_MARKER.fail(words=", ".join(markers), **_where(comment)))
+    return reasons
 
 
 @rule(
@@ -169,25 +255,16 @@ def _lines(text: str, min_chars: int) -> set[str]:
 )
 def no_internal_leak(e: Engagement, s: Any, now: datetime) -> Outcome:
     lex = lexicon(tuple(s.languages), tuple(s.extra_insults), tuple(s.extra_internal_markers))
-    internal_lines: dict[str, Comment] = {}
-    for comment in e.comments:
-        if comment.visibility is Visibility.INTERNAL:
-            for line in _lines(comment.text, s.quote_min_chars):
-                internal_lines.setdefault(line, comment)
-    reasons = []
-    for comment in e.comments:
-        if not comment.is_public_agency or comment.at > now:
-            continue
-        where = {"comment": comment.id, "author": comment.author.name,
-                 "when": moment(comment.at)}
-        insults = find_insults(comment.text, lex)
-        if insults:
-            reasons.append(INSULT.fail(words=", ".join(insults), **where))
-        markers = [m.group() for m in lex.internal_markers.finditer(comment.text)]
-        if markers:
-            reasons.append(INTERNAL_MARKER.fail(words=", ".join(markers), **where))
-        quoted = [internal_lines[line] for line in _lines(comment.text, s.quote_min_chars)
-                  if line in internal_lines and internal_lines[line].at <= comment.at]
-        if quoted:
-            reasons.append(QUOTES_INTERNAL.fail(note=quoted[0].id, **where))
+    public = [comment for comment in e.public_agency_comments if comment.at <= now]
+    joined = join_lowered([comment.text for comment in public])
+    candidates = range(len(public)) if lex.gate is None else lex.gate.candidates(joined)
+    quoted = _quoted_notes(e, public, joined, s.quote_min_chars)
+    reasons_by_comment: dict[int, list[Reason]] = {}
+    for index in candidates:
+        reasons_by_comment[index] = _said(public[index], lex)
+    for index, note in quoted.items():
+        reasons_by_comment.setdefault(index, []).append(
+            QUOTES_INTERNAL.fail(note=note.id, **_where(public[index])))
+    reasons = [reason for index in sorted(reasons_by_comment)
+               for reason in reasons_by_comment[index]]
     return Outcome.judge(reasons)

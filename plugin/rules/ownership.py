@@ -24,7 +24,7 @@ from plugin.core.rule import (
 from plugin.core.rule import Side as RuleSide
 from plugin.rules.common import (
     NOT_MAPPED,
-    client_comments_with_replies,
+    client_questions,
     is_blank,
     names,
     window_start,
@@ -100,10 +100,10 @@ def single_point_of_contact(e: Engagement, s: Any, now: datetime) -> Outcome:
         reasons.append(NO_CONTACT.fail())
     elif len(distinct := {person.id for person in contacts}) > 1:
         reasons.append(SEVERAL_CONTACTS.fail(count=len(distinct), people=names(contacts)))
-    responders = {  # the window ends at `now`: a later reply has not happened yet
+    responders = {
         reply.author.id: reply.author
-        for _, reply in client_comments_with_replies(e, window_start(now, s.window_days))
-        if reply is not None and reply.at <= now
+        for _, reply in client_questions(e, window_start(now, s.window_days), now)
+        if reply is not None
     }
     if len(responders) > s.max_responders:
         reasons.append(MANY_RESPONDERS.warn(

@@ -6,7 +6,7 @@ payment, referrals that expect discounts).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,14 +16,8 @@ from plugin.core.i18n import LANGUAGES, Text, moment
 from plugin.core.model import Engagement, Invoice, Side, TimeKind
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
-from plugin.rules.common import (
-    NOT_MAPPED,
-    is_blank,
-    months_before,
-    pattern_list,
-    whole_words,
-    window_start,
-)
+from plugin.rules.common import NOT_MAPPED, is_blank, months_before, window_start
+from plugin.rules.text import pattern_list, whole_words
 
 # --- prepayment --------------------------------------------------------------------------
 
@@ -86,17 +80,23 @@ def prepayment(e: Engagement, s: Any, now: datetime) -> Outcome:
         return PASSED
     if not (e.field_mapped("prepayment_received") or e.field_mapped("prepayment_received_on")):
         return Outcome.not_configured(NOT_MAPPED.note(field="prepayment_received"))
-    work = [entry for entry in e.time_entries if entry.kind is TimeKind.WORK and entry.at <= now]
     received_on: date | None = e.fields.get("prepayment_received_on")
     if received_on is not None:
-        early = [entry for entry in work if entry.at.date() < received_on]
+        # Entries are in time order; none after the received day's end anywhere on earth
+        # (UTC+14) can fall on an earlier local day.
+        last_possible = datetime.combine(received_on, time(10), UTC)
+        early = [entry for entry in e.time_entries_until(min(now, last_possible))
+                 if entry.kind is TimeKind.WORK and entry.at.date() < received_on]
         if not early:
             return PASSED
         return Outcome.judge([WORK_BEFORE_PREPAYMENT.fail(
             hours=f"{sum(entry.hours for entry in early):g}", first=moment(early[0].at),
             received=moment(received_on),
         )])
-    if not work or e.fields.get("prepayment_received") is True:
+    if e.fields.get("prepayment_received") is True:
+        return PASSED
+    work = [entry for entry in e.time_entries_until(now) if entry.kind is TimeKind.WORK]
+    if not work:
         return PASSED
     return Outcome.judge([WORK_WITHOUT_PREPAYMENT.fail(
         hours=f"{sum(entry.hours for entry in work):g}", first=moment(work[0].at))])
@@ -256,7 +256,7 @@ def official_payment(e: Engagement, s: Any, now: datetime) -> Outcome:
     method = e.fields["payment_method"]
     if is_blank(method) or not method.strip():
         return Outcome.judge([NO_PAYMENT_METHOD.fail()])
-    if whole_words(s.cash_methods).search(method):
+    if whole_words(tuple(s.cash_methods)).pattern.search(method):
         return Outcome.judge([CASH.fail(method=method.strip())])
     return PASSED
 
@@ -328,16 +328,14 @@ class DiscountSettings(RuleSettings):
 )
 def discount_pressure(e: Engagement, s: Any, now: datetime) -> Outcome:
     tags = {label.casefold() for label in s.labels}
-    markers = whole_words(s.markers)
     since = window_start(now, s.window_days)
+    client_texts = [comment.text for comment in e.comments
+                    if comment.side is Side.CLIENT and since <= comment.at <= now]
     counts = {
         "field": int(e.fields.get("discount_requests") or 0),
         "label": sum(1 for label in e.labels if label.casefold() in tags),
-        "comment": sum(
-            1 for comment in e.comments
-            if comment.side is Side.CLIENT and since <= comment.at <= now
-            and markers.search(comment.text)
-        ),
+        "comment": len({index for index, _ in whole_words(tuple(s.markers)).finditer(
+            client_texts)}),
     }
     # The sources are different records of the same requests (the agency labels or counts
     # the request the client wrote), so they are not added up: the fullest record counts.

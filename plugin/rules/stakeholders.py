@@ -77,14 +77,17 @@ class DecisionMakerSettings(RuleSettings):
     messages=(NO_DECISION_MAKER, SEVERAL_DECISION_MAKERS, MANY_INSTRUCTING, NOT_MAPPED),
 )
 def decision_maker(e: Engagement, s: Any, now: datetime) -> Outcome:
-    deciders = e.client.decision_makers
-    if deciders is None:
+    if e.client.decision_makers is None:
         return Outcome.not_configured(NOT_MAPPED.note(field="decision_makers"))
+    # Each person once; someone of the agency in the field is no client-side decision maker.
+    deciders = {person.id: person for person in e.client.decision_makers
+                if person.side is not Side.AGENCY}
     reasons = []
     if not deciders:
         reasons.append(NO_DECISION_MAKER.fail())
-    elif len({person.id for person in deciders}) > 1:
-        reasons.append(SEVERAL_DECISION_MAKERS.fail(count=len(deciders), people=names(deciders)))
+    elif len(deciders) > 1:
+        reasons.append(SEVERAL_DECISION_MAKERS.fail(count=len(deciders),
+                                                    people=names(deciders.values())))
     since = window_start(now, s.window_days)
     instructing = {
         comment.author.id: comment.author for comment in e.comments
