@@ -1,7 +1,7 @@
 """The agency's business calendar: working days, working hours, time zone and holidays.
 
-All arithmetic is done in UTC on instants built from local wall-clock times, so a working
-day that contains a daylight-saving change has its true length.
+All arithmetic is done on POSIX timestamps of instants built from local wall-clock times,
+so a working day that contains a daylight-saving change has its true length.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from marshmallow import (
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEARCH_LIMIT_DAYS = 3 * 366  # a calendar with no working day in three years is broken
+_ONE_DAY = timedelta(days=1)
+_REMEMBERED_DEADLINES = 50_000
 
 
 class CalendarError(ValueError):
@@ -61,28 +63,43 @@ class BusinessCalendar:
         return public is None or day not in public
 
     @cached_property
-    def _windows(self) -> dict[date, tuple[datetime, datetime] | None]:
+    def _windows(self) -> dict[date, tuple[float, float] | None]:
         return {}
 
-    def working_window(self, day: date) -> tuple[datetime, datetime] | None:
-        """The day's opening and closing instants in UTC; `None` on a day off.
+    def working_window(self, day: date) -> tuple[float, float] | None:
+        """The day's opening and closing instants as POSIX timestamps; `None` on a day off.
 
         Remembered per day: rules ask about the same few weeks over and over."""
         windows = self._windows
         if day not in windows:
             windows[day] = (
-                (datetime.combine(day, self.day_start, self.zone).astimezone(UTC),
-                 datetime.combine(day, self.day_end, self.zone).astimezone(UTC))
+                (datetime.combine(day, self.day_start, self.zone).timestamp(),
+                 datetime.combine(day, self.day_end, self.zone).timestamp())
                 if self.is_business_day(day) else None
             )
         return windows[day]
 
+    @cached_property
+    def _deadlines(self) -> dict[tuple[datetime, float], datetime]:
+        return {}
+
     def add_business_hours(self, start: datetime, hours: float) -> datetime:
-        """The instant `hours` of working time after `start` (a deadline for an SLA)."""
-        remaining = timedelta(hours=hours)
-        cursor = start.astimezone(UTC)
-        if remaining <= timedelta(0):
-            return cursor
+        """The instant `hours` of working time after `start` (a deadline for an SLA).
+
+        Remembered: a comment's deadline is asked for at every evaluation of its ticket."""
+        deadlines = self._deadlines
+        key = (start, hours)
+        if key not in deadlines:
+            if len(deadlines) >= _REMEMBERED_DEADLINES:
+                deadlines.clear()
+            deadlines[key] = self._add_business_hours(start, hours)
+        return deadlines[key]
+
+    def _add_business_hours(self, start: datetime, hours: float) -> datetime:
+        remaining = hours * 3600.0
+        cursor = start.timestamp()
+        if remaining <= 0:
+            return start.astimezone(UTC)
         day = start.astimezone(self.zone).date()
         for _ in range(_SEARCH_LIMIT_DAYS):
             window = self.working_window(day)
@@ -90,28 +107,11 @@ class BusinessCalendar:
                 opens, closes = window
                 begin = max(opens, cursor)
                 if begin < closes:
-                    available = closes - begin
-                    if remaining <= available:
-                        return begin + remaining
-                    remaining -= available
-            day += timedelta(days=1)
+                    if remaining <= closes - begin:
+                        return datetime.fromtimestamp(begin + remaining, UTC)
+                    remaining -= closes - begin
+            day += _ONE_DAY
         raise CalendarError(f"no working time within {_SEARCH_LIMIT_DAYS} days of {start}")
-
-    def business_hours_between(self, start: datetime, end: datetime) -> float:
-        """Working hours elapsed from `start` to `end` (0 when `end` is not later)."""
-        start, end = start.astimezone(UTC), end.astimezone(UTC)
-        total = timedelta(0)
-        day = start.astimezone(self.zone).date()
-        last = end.astimezone(self.zone).date()
-        while day <= last:
-            window = self.working_window(day)
-            if window is not None:
-                opens, closes = window
-                overlap = min(closes, end) - max(opens, start)
-                if overlap > timedelta(0):
-                    total += overlap
-            day += timedelta(days=1)
-        return total.total_seconds() / 3600
 
 
 class CalendarSchema(Schema):

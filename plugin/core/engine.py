@@ -10,7 +10,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from plugin.core.model import Engagement
 from plugin.core.rule import Outcome, Rule, Status
@@ -45,8 +45,7 @@ class EvaluationConfig(Protocol):
     def rules_for(self, engagement: Engagement) -> Sequence[EffectiveRule]: ...
 
 
-@dataclass(frozen=True)
-class RuleResult:
+class RuleResult(NamedTuple):  # a tuple: made 18 times per evaluation, so made cheaply
     rule: Rule
     weight: float
     outcome: Outcome

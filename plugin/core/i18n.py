@@ -34,7 +34,7 @@ class Text:
 def moment(when: datetime | date) -> str:
     """A time or day as evidence shows it: unambiguous, the same in every language."""
     if isinstance(when, datetime):
-        return f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        return when.astimezone(UTC).isoformat(" ", "minutes")[:16] + " UTC"
     return when.isoformat()
 
 

@@ -11,7 +11,7 @@ mapped field holding `None` means the data exists and is empty — a real findin
 from __future__ import annotations
 
 import enum
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -154,6 +154,11 @@ def _at(item: Any) -> datetime:
     return item.at
 
 
+def during(items: tuple[Any, ...], start: datetime, end: datetime) -> tuple[Any, ...]:
+    """Those of the time-ordered `items` with `start <= at <= end` (two binary searches)."""
+    return items[bisect_left(items, start, key=_at): bisect_right(items, end, key=_at)]
+
+
 def _in_time_order(items: tuple[Any, ...], key: str) -> tuple[Any, ...]:
     return tuple(sorted(items, key=lambda item: getattr(item, key)))
 
@@ -210,7 +215,8 @@ class Engagement:
     @cached_property
     def public_agency_comments(self) -> tuple[Comment, ...]:
         """What the agency wrote where the client can read it, in time order."""
-        return tuple(comment for comment in self.comments if comment.is_public_agency)
+        return tuple(comment for comment in self.comments if comment.visibility is
+                     Visibility.PUBLIC and comment.author.side is Side.AGENCY)
 
     @cached_property
     def replies(self) -> tuple[tuple[Comment, Comment | None], ...]:
@@ -218,10 +224,12 @@ class Engagement:
         (`None` while unanswered). One pass over the time-ordered comments."""
         pairs: list[tuple[Comment, Comment | None]] = []
         waiting: list[Comment] = []
+        client, agency, public = Side.CLIENT, Side.AGENCY, Visibility.PUBLIC
         for comment in self.comments:
-            if comment.author.side is Side.CLIENT:
+            side = comment.author.side
+            if side is client:
                 waiting.append(comment)
-            elif waiting and comment.is_public_agency:
+            elif waiting and side is agency and comment.visibility is public:
                 pairs += ((question, comment) for question in waiting)
                 waiting = []
         return (*pairs, *((question, None) for question in waiting))
@@ -229,6 +237,19 @@ class Engagement:
     def time_entries_until(self, now: datetime) -> tuple[TimeEntry, ...]:
         """The time logged up to `now` (later entries have not happened yet)."""
         return self.time_entries[: bisect_right(self.time_entries, now, key=_at)]
+
+    @cached_property
+    def _hours_by_kind(self) -> dict[datetime, dict[TimeKind, float]]:
+        return {}
+
+    def hours_by_kind(self, now: datetime) -> Mapping[TimeKind, float]:
+        """Hours logged up to `now` per kind of time; summed once, read by several rules."""
+        if now not in self._hours_by_kind:
+            totals = dict.fromkeys(TimeKind, 0.0)
+            for entry in self.time_entries_until(now):
+                totals[entry.kind] += entry.hours
+            self._hours_by_kind[now] = totals
+        return self._hours_by_kind[now]
 
     @property
     def is_active(self) -> bool:

@@ -12,7 +12,7 @@ from marshmallow import fields, validate
 
 from plugin.core.calendar import BusinessCalendar, CalendarSchema
 from plugin.core.i18n import Text, moment
-from plugin.core.model import Engagement, Side
+from plugin.core.model import Engagement, Side, during
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
 from plugin.rules.common import client_questions, window_start
@@ -229,8 +229,7 @@ class DeadlineSettings(RuleSettings):
 )
 def consistent_deadlines(e: Engagement, s: Any, now: datetime) -> Outcome:
     since = window_start(now, s.window_days)
-    moves = [change for change in e.changes
-             if change.field == "due" and since <= change.at <= now]
+    moves = [change for change in during(e.changes, since, now) if change.field == "due"]
     reasons = []
     if len(moves) > s.max_changes:
         dates = " → ".join(change.to_value or "—" for change in moves)

@@ -12,7 +12,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from plugin.core.i18n import Text, moment
-from plugin.core.model import DocumentKind, Engagement, Side
+from plugin.core.model import DocumentKind, Engagement, Side, during
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
 from plugin.rules.common import window_start
@@ -146,11 +146,13 @@ def transparent_estimate(e: Engagement, s: Any, now: datetime) -> Outcome:
 
 
 def _texts_between(e: Engagement, since: datetime, now: datetime) -> list[tuple[datetime, str]]:
-    """Agency and client words after `since` up to `now`: comments and changed field values."""
-    texts = [(c.at, c.text) for c in e.comments
-             if since < c.at <= now and c.side is not Side.UNKNOWN]
-    texts += [(ch.at, ch.to_value) for ch in e.changes if since < ch.at <= now and ch.to_value]
-    return sorted(texts)
+    """Agency and client words after `since` up to `now`: comments and changed field values,
+    in time order."""
+    texts = [(c.at, c.text) for c in during(e.comments, since, now)
+             if c.at > since and c.side is not Side.UNKNOWN]
+    texts += [(ch.at, ch.to_value) for ch in during(e.changes, since, now)
+              if ch.at > since and ch.to_value]
+    return sorted(texts, key=lambda said: said[0])
 
 
 # --- contract-reviewed -------------------------------------------------------------------

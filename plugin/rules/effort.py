@@ -114,8 +114,7 @@ def service_cost(e: Engagement, s: Any, now: datetime) -> Outcome:
     if missing is not None:
         return missing
     assert budget is not None
-    logged = e.time_entries_until(now)
-    spent = sum(entry.hours for entry in logged)
+    spent = sum(e.hours_by_kind(now).values())
     share = _share(spent, budget)
     reasons = []
     params = {"spent": _hours(spent), "budget": _hours(budget), "share": _percent(share)}
@@ -126,7 +125,8 @@ def service_cost(e: Engagement, s: Any, now: datetime) -> Outcome:
     plan = e.fields.get("manager_hours_budget")
     if plan is not None:
         managers = e.manager_ids()
-        manager_hours = sum(entry.hours for entry in logged if entry.person.id in managers)
+        manager_hours = sum(entry.hours for entry in e.time_entries_until(now)
+                            if entry.person.id in managers)
         if manager_hours > plan:
             reasons.append(MANAGER_OVER_PLAN.warn(spent=_hours(manager_hours),
                                                   plan=_hours(plan)))
@@ -186,8 +186,8 @@ def meeting_load(e: Engagement, s: Any, now: datetime) -> Outcome:
     if missing is not None:
         return missing
     assert budget is not None
-    spent = sum(entry.hours for entry in e.time_entries_until(now)
-                if entry.kind is not TimeKind.WORK)
+    by_kind = e.hours_by_kind(now)
+    spent = by_kind[TimeKind.CALL] + by_kind[TimeKind.MEETING]
     share = _share(spent, budget)
     if share <= s.max_share:
         return PASSED

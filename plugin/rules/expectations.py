@@ -13,7 +13,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from plugin.core.i18n import Text, moment
-from plugin.core.model import Engagement
+from plugin.core.model import Engagement, during
 from plugin.core.rule import (
     PASSED,
     Message,
@@ -80,14 +80,15 @@ def goals_defined(e: Engagement, s: Any, now: datetime) -> Outcome:
     if started is None:
         return PASSED
     reasons = []
+    edits = [change for change in during(e.changes, started, now)
+             if change.field in mapped and change.at > started]
     for name in mapped:
         if is_blank(e.fields[name]):
             reasons.append(FIELD_EMPTY.fail(field=name, started=moment(started)))
             continue
         filled_late = next(
-            (change for change in e.changes
-             if change.field == name and change.at > started and is_blank(change.from_value)
-             and not is_blank(change.to_value)),
+            (change for change in edits if change.field == name
+             and not (change.from_value or "").strip() and (change.to_value or "").strip()),
             None,
         )
         if filled_late is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -18,9 +18,9 @@ from marshmallow import ValidationError, fields, validate
 
 from plugin.core.i18n import LANGUAGES, Text, moment
 from plugin.core.model import Comment, Engagement, Visibility
-from plugin.core.rule import Message, Outcome, Reason, RuleSettings, Severity, rule
+from plugin.core.rule import Message, Outcome, RuleSettings, Severity, rule
 from plugin.core.rule import Side as RuleSide
-from plugin.rules.text import SEPARATOR, StemGate, join_lowered
+from plugin.rules.text import SEPARATOR, StemGate, TextMemo
 
 INSULT = Message(
     code="insult",
@@ -54,13 +54,24 @@ _SENTENCE_ENDS = frozenset(".!?…:>*•")
 _DASHES = frozenset("-—–")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lexicon:
     ignored: re.Pattern[str]  # quoted spans and harmless words, blanked before matching
     insults: re.Pattern[str]
     about_client: re.Pattern[str]
     internal_markers: re.Pattern[str]
     gate: StemGate | None  # every insult, client word and marker contains one of its stems
+    said: TextMemo[tuple[tuple[str, ...], tuple[str, ...]]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "said", TextMemo(self._scan))
+
+    def _scan(self, texts: list[str]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """(insults, internal-only markers) found in each text."""
+        maybe = [True] * len(texts) if self.gate is None else self.gate.which(texts)
+        return [(tuple(find_insults(text, self)),
+                 tuple(match.group() for match in self.internal_markers.finditer(text)))
+                if hit else ((), ()) for text, hit in zip(texts, maybe, strict=True)]
 
 
 _END = r"(?!\w)(?!-\w)"  # the end of a word that is not the first half of a compound
@@ -179,24 +190,29 @@ class LeakSettings(RuleSettings):
     )
 
 
-def _fold(joined: str) -> str:
-    """`joined` without e-mail quote marks at line starts and with white space folded:
-    how lines are compared, so a re-wrapped or re-indented quote is still recognised."""
-    text = "\n" + joined.replace(SEPARATOR, SEPARATOR + "\n")
-    while "\n>" in text:
-        text = text.replace("\n>", "\n")
-    return " ".join(text.split())
+def _fold(text: str) -> str:
+    """Lower-cased, without e-mail quote marks at line starts, white space folded: how
+    lines are compared, so a re-wrapped or re-indented quote is still recognised."""
+    text = text.lower().replace(SEPARATOR, " ")
+    if "\n" in text:
+        text = "\n".join(line.lstrip(" \t>") for line in text.splitlines())
+    return " ".join(text.lstrip(" \t>").split())
 
 
-def _quoted_notes(e: Engagement, public: list[Comment], joined: str,
-                  min_chars: int) -> dict[int, Comment]:
+_FOLDED = TextMemo(lambda texts: [_fold(text) for text in texts])
+_NOTE_LINES = TextMemo(lambda texts: [
+    tuple(line for raw in text.splitlines() if (line := _fold(raw))) for text in texts])
+
+
+def _quoted_notes(e: Engagement, public: list[Comment], min_chars: int) -> dict[int, Comment]:
     """Which public comments (by index) repeat a line of an earlier internal note."""
-    lines = [(line, note) for note in e.comments if note.visibility is Visibility.INTERNAL
-             for raw in note.text.splitlines()
-             if len(line := " ".join(raw.lstrip("> \t").split()).lower()) >= min_chars]
+    notes = [comment for comment in e.comments if comment.visibility is Visibility.INTERNAL]
+    lines = [(line, note)
+             for note, note_lines in zip(notes, _NOTE_LINES([n.text for n in notes]), strict=True)
+             for line in note_lines if len(line) >= min_chars]
     if not lines:
         return {}
-    folded = _fold(joined)
+    folded = SEPARATOR.join(_FOLDED([comment.text for comment in public]))
     quoted: dict[int, Comment] = {}
     for line, note in lines:
         start = folded.find(line)
@@ -210,18 +226,6 @@ def _quoted_notes(e: Engagement, public: list[Comment], joined: str,
 
 def _where(comment: Comment) -> dict[str, str]:
     return {"comment": comment.id, "author": comment.author.name, "when": moment(comment.at)}
-
-
-def _said(comment: Comment, lex: Lexicon) -> list[Reason]:
-    """Insults and internal-only markers in one client-visible agency comment."""
-    reasons = []
-    insults = find_insults(comment.text, lex)
-    if insults:
-        reasons.append(INSULT.fail(words=", ".join(insults), **_where(comment)))
-    markers = [match.group() for match in lex.internal_markers.finditer(comment.text)]
-    if markers:
-        reasons.append(INTERNAL_MARKER.fail(words=", ".join(markers), **_where(comment)))
-    return reasons
 
 
 @rule(
@@ -256,15 +260,14 @@ def _said(comment: Comment, lex: Lexicon) -> list[Reason]:
 def no_internal_leak(e: Engagement, s: Any, now: datetime) -> Outcome:
     lex = lexicon(tuple(s.languages), tuple(s.extra_insults), tuple(s.extra_internal_markers))
     public = [comment for comment in e.public_agency_comments if comment.at <= now]
-    joined = join_lowered([comment.text for comment in public])
-    candidates = range(len(public)) if lex.gate is None else lex.gate.candidates(joined)
-    quoted = _quoted_notes(e, public, joined, s.quote_min_chars)
-    reasons_by_comment: dict[int, list[Reason]] = {}
-    for index in candidates:
-        reasons_by_comment[index] = _said(public[index], lex)
-    for index, note in quoted.items():
-        reasons_by_comment.setdefault(index, []).append(
-            QUOTES_INTERNAL.fail(note=note.id, **_where(public[index])))
-    reasons = [reason for index in sorted(reasons_by_comment)
-               for reason in reasons_by_comment[index]]
+    quoted = _quoted_notes(e, public, s.quote_min_chars)
+    reasons = []
+    for index, (comment, (insults, markers)) in enumerate(
+            zip(public, lex.said([comment.text for comment in public]), strict=True)):
+        if insults:
+            reasons.append(INSULT.fail(words=", ".join(insults), **_where(comment)))
+        if markers:
+            reasons.append(INTERNAL_MARKER.fail(words=", ".join(markers), **_where(comment)))
+        if index in quoted:
+            reasons.append(QUOTES_INTERNAL.fail(note=quoted[index].id, **_where(comment)))
     return Outcome.judge(reasons)

@@ -13,7 +13,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from plugin.core.i18n import LANGUAGES, Text, moment
-from plugin.core.model import Engagement, Invoice, Side, TimeKind
+from plugin.core.model import Engagement, Invoice, Side, TimeKind, during
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
 from plugin.rules.common import NOT_MAPPED, is_blank, months_before, window_start
@@ -329,8 +329,8 @@ class DiscountSettings(RuleSettings):
 def discount_pressure(e: Engagement, s: Any, now: datetime) -> Outcome:
     tags = {label.casefold() for label in s.labels}
     since = window_start(now, s.window_days)
-    client_texts = [comment.text for comment in e.comments
-                    if comment.side is Side.CLIENT and since <= comment.at <= now]
+    client_texts = [comment.text for comment in during(e.comments, since, now)
+                    if comment.side is Side.CLIENT]
     counts = {
         "field": int(e.fields.get("discount_requests") or 0),
         "label": sum(1 for label in e.labels if label.casefold() in tags),

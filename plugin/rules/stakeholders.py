@@ -11,7 +11,7 @@ from typing import Any
 from marshmallow import fields, validate
 
 from plugin.core.i18n import Text
-from plugin.core.model import Engagement, Side
+from plugin.core.model import Engagement, Side, during
 from plugin.core.rule import Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
 from plugin.rules.common import NOT_MAPPED, names, window_start
@@ -90,8 +90,8 @@ def decision_maker(e: Engagement, s: Any, now: datetime) -> Outcome:
                                                     people=names(deciders.values())))
     since = window_start(now, s.window_days)
     instructing = {
-        comment.author.id: comment.author for comment in e.comments
-        if comment.side is Side.CLIENT and since <= comment.at <= now
+        comment.author.id: comment.author for comment in during(e.comments, since, now)
+        if comment.side is Side.CLIENT
     }
     if len(instructing) > s.max_instructing:
         reasons.append(MANY_INSTRUCTING.warn(

@@ -11,16 +11,17 @@ first, fast second.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import ahocorasick_rs
 from marshmallow import ValidationError, fields
 
+T = TypeVar("T")
 _ZERO_WIDTH = {sre.AT, sre.ASSERT, sre.ASSERT_NOT}
 _MAX_STEMS = 64
 
@@ -66,8 +67,12 @@ SEPARATOR = "\x00"  # between joined texts: in no stem, no text and no white spa
 
 
 def join_lowered(texts: Sequence[str]) -> str:
-    """The texts lower-cased and joined by SEPARATOR, for `StemGate.candidates`."""
-    return SEPARATOR.join(texts).lower()
+    """The texts lower-cased and joined by SEPARATOR, for `StemGate.candidates`; a text's
+    own SEPARATOR characters become spaces, so they cannot shift the count."""
+    joined = SEPARATOR.join(texts)
+    if joined.count(SEPARATOR) >= len(texts):
+        joined = SEPARATOR.join(text.replace(SEPARATOR, " ") for text in texts)
+    return joined.lower()
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,19 +107,57 @@ class StemGate:
         return found
 
 
+    def which(self, texts: Sequence[str]) -> list[bool]:
+        """For each text, whether it contains a stem."""
+        found = [False] * len(texts)
+        for index in self.candidates(join_lowered(texts)):
+            found[index] = True
+        return found
+
+
+class TextMemo(Generic[T]):
+    """What a pure function of one text gave, for the texts seen recently.
+
+    A ticket is evaluated again on every event and by every sweep while its old comments
+    stay as they were: each text is worked on once, not once per evaluation. Bounded: when
+    full, it starts afresh."""
+
+    def __init__(self, compute: Callable[[list[str]], list[T]], size: int = 20_000) -> None:
+        self._compute = compute  # results for a list of texts, in order
+        self._size = size
+        self._results: dict[str, T] = {}
+
+    def __call__(self, texts: Sequence[str]) -> list[T]:
+        results = self._results
+        missing = [text for text in dict.fromkeys(texts) if text not in results]
+        if missing:
+            if len(results) + len(missing) > self._size:
+                results.clear()
+            results.update(zip(missing, self._compute(missing), strict=True))
+        return [results[text] for text in texts]
+
+
 @dataclass(frozen=True, eq=False)
 class TextScanner:
-    """A compiled pattern, searched only in the texts its stems say may match."""
+    """A compiled pattern, searched only in the texts its stems say may match, and in
+    each text only once while it is remembered."""
 
     pattern: re.Pattern[str]
     gate: StemGate | None
+    _memo: TextMemo[tuple[re.Match[str], ...]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_memo", TextMemo(self._scan))
+
+    def _scan(self, texts: list[str]) -> list[tuple[re.Match[str], ...]]:
+        maybe = [True] * len(texts) if self.gate is None else self.gate.which(texts)
+        return [tuple(self.pattern.finditer(text)) if hit else ()
+                for text, hit in zip(texts, maybe, strict=True)]
 
     def finditer(self, texts: Sequence[str]) -> Iterator[tuple[int, re.Match[str]]]:
         """Every match in every text, as (index of the text, match)."""
-        candidates = (range(len(texts)) if self.gate is None
-                      else self.gate.candidates(join_lowered(texts)))
-        for index in candidates:
-            for match in self.pattern.finditer(texts[index]):
+        for index, matches in enumerate(self._memo(texts)):
+            for match in matches:
                 yield index, match
 
 

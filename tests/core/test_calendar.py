@@ -113,55 +113,6 @@ def test_add_business_hours_with_no_working_day_raises() -> None:
         never.add_business_hours(utc(2026, 11, 16, 10, 0), 1)
 
 
-# --- business_hours_between --------------------------------------------------------------
-
-ELAPSED = [
-    pytest.param(COPENHAGEN, cph(2026, 11, 16, 10, 0), cph(2026, 11, 16, 12, 30), 2.5,
-                 id="within one day"),
-    pytest.param(COPENHAGEN, cph(2026, 11, 13, 16, 0), cph(2026, 11, 16, 10, 0), 2.0,
-                 id="Fri 16:00 -> Mon 10:00 across the weekend"),
-    pytest.param(COPENHAGEN, cph(2026, 11, 14, 8, 0), cph(2026, 11, 15, 20, 0), 0.0,
-                 id="weekend only"),
-    pytest.param(COPENHAGEN, cph(2026, 11, 16, 6, 0), cph(2026, 11, 16, 8, 59), 0.0,
-                 id="before opening only"),
-    pytest.param(COPENHAGEN, cph(2026, 11, 16, 12, 0), cph(2026, 11, 16, 10, 0), 0.0,
-                 id="end before start"),
-    pytest.param(COPENHAGEN, cph(2026, 11, 16, 0, 0), cph(2026, 11, 21, 0, 0), 40.0,
-                 id="a full working week"),
-    pytest.param(COPENHAGEN, cph(2026, 3, 27, 15, 0), cph(2026, 3, 30, 15, 0), 8.0,
-                 id="spring DST weekend"),
-    pytest.param(COPENHAGEN, cph(2026, 10, 23, 15, 0), cph(2026, 10, 26, 15, 0), 8.0,
-                 id="autumn DST weekend"),
-    pytest.param(DANISH, cph(2026, 12, 24, 16, 0), cph(2026, 12, 28, 10, 0), 2.0,
-                 id="DK: Christmas Day not counted"),
-    pytest.param(DANISH_WITH_XMAS_EVE, cph(2026, 12, 23, 9, 0), cph(2026, 12, 28, 17, 0),
-                 16.0, id="DK + explicit Christmas Eve: only Wed and Mon count"),
-    pytest.param(EVERY_MORNING, cph(2026, 3, 29, 0, 0), cph(2026, 3, 29, 23, 0), 11.0,
-                 id="DST spring day has an 11-hour morning"),
-    pytest.param(EVERY_MORNING, cph(2026, 10, 25, 0, 0), cph(2026, 10, 25, 23, 0), 13.0,
-                 id="DST autumn day has a 13-hour morning"),
-    pytest.param(COPENHAGEN, utc(2026, 11, 16, 8, 0), datetime(2026, 11, 16, 6, 0,
-                                                                 tzinfo=NEW_YORK), 3.0,
-                 id="mixed zones: 09:00 CET -> 12:00 CET"),
-]
-
-
-@pytest.mark.parametrize(("calendar", "start", "end", "expected"), ELAPSED)
-def test_business_hours_between(calendar: BusinessCalendar, start: datetime, end: datetime,
-                                expected: float) -> None:
-    assert calendar.business_hours_between(start, end) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize("hours", [0.25, 1, 7.5, 8, 9, 40, 100])
-@pytest.mark.parametrize("start", [
-    cph(2026, 3, 27, 15, 0), cph(2026, 10, 23, 16, 59), cph(2026, 12, 23, 14, 0),
-    cph(2026, 11, 14, 10, 0),
-], ids=["spring-dst", "autumn-dst", "christmas", "saturday"])
-def test_elapsed_hours_up_to_a_deadline_equal_the_sla(start: datetime, hours: float) -> None:
-    due = DANISH_WITH_XMAS_EVE.add_business_hours(start, hours)
-    assert DANISH_WITH_XMAS_EVE.business_hours_between(start, due) == pytest.approx(hours)
-
-
 # --- CalendarSchema ----------------------------------------------------------------------
 
 def test_schema_defaults() -> None:
