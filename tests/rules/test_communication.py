@@ -13,9 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from plugin.core.i18n import LANGUAGES
 from plugin.core.model import Engagement, Person, StatusCategory, Visibility
-from plugin.core.rule import Outcome, Rule, Status
+from plugin.core.rule import Status
 from plugin.rules.communication import client_answered, consistent_deadlines, regular_updates
 from tests.builders import (
     ACCOUNT_MANAGER,
@@ -32,25 +31,16 @@ from tests.builders import (
     not_started,
     started,
 )
+from tests.rules.checking import assert_outcome, assert_renders, check, codes
 
 PASS, WARN, FAIL = Status.PASS, Status.WARN, Status.FAIL
 CPH = ZoneInfo("Europe/Copenhagen")
 
 
-def check(rule: Rule, e: Engagement, settings: dict[str, Any] | None = None,
-          now: datetime = NOW) -> Outcome:
-    return rule.check(e, rule.settings().load(settings or {}), now)
 
 
-def codes(outcome: Outcome) -> list[str]:
-    return [reason.code for reason in outcome.reasons]
 
 
-def assert_renders(outcome: Outcome) -> None:
-    for reason in outcome.reasons:
-        for language in LANGUAGES:
-            text = reason.render(language)
-            assert text.strip() and "{" not in text
 
 
 def cph(*args: int) -> datetime:
@@ -250,10 +240,7 @@ UPDATE_CASES = [
 @pytest.mark.parametrize(("e", "settings", "now", "status", "expected"), UPDATE_CASES)
 def test_regular_updates(e: Engagement, settings: dict[str, Any], now: datetime,
                          status: Status, expected: list[str]) -> None:
-    outcome = check(regular_updates, e, settings, now)
-    assert outcome.status is status
-    assert codes(outcome) == expected
-    assert_renders(outcome)
+    assert_outcome(check(regular_updates, e, settings, now), status, expected)
 
 
 def test_no_update_evidence() -> None:
@@ -317,10 +304,7 @@ DEADLINE_CASES = [
 @pytest.mark.parametrize(("e", "settings", "now", "status", "expected"), DEADLINE_CASES)
 def test_consistent_deadlines(e: Engagement, settings: dict[str, Any], now: datetime,
                               status: Status, expected: list[str]) -> None:
-    outcome = check(consistent_deadlines, e, settings, now)
-    assert outcome.status is status
-    assert codes(outcome) == expected
-    assert_renders(outcome)
+    assert_outcome(check(consistent_deadlines, e, settings, now), status, expected)
 
 
 def test_moved_too_often_evidence() -> None:

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from plugin.core.i18n import LANGUAGES
 from plugin.core.model import DocumentKind, Engagement, StatusCategory, Visibility
-from plugin.core.rule import Outcome, Rule, Status
+from plugin.core.rule import Status
 from plugin.rules.documents import contract_reviewed, transparent_estimate
 from tests.builders import (
     ACCOUNT_MANAGER,
@@ -30,25 +29,16 @@ from tests.builders import (
     invoice,
     not_started,
 )
+from tests.rules.checking import assert_outcome, check
 
 PASS, WARN, FAIL, NOT_CONFIGURED = (Status.PASS, Status.WARN, Status.FAIL,
                                     Status.NOT_CONFIGURED)
 
 
-def check(rule: Rule, e: Engagement, settings: dict[str, Any] | None = None,
-          now: datetime = NOW) -> Outcome:
-    return rule.check(e, rule.settings().load(settings or {}), now)
 
 
-def codes(outcome: Outcome) -> list[str]:
-    return [reason.code for reason in outcome.reasons]
 
 
-def assert_renders(outcome: Outcome) -> None:
-    for reason in outcome.reasons:
-        for language in LANGUAGES:
-            text = reason.render(language)
-            assert text.strip() and "{" not in text
 
 
 # --- transparent-estimate ----------------------------------------------------------------
@@ -135,10 +125,7 @@ ESTIMATE_CASES = [
 @pytest.mark.parametrize(("e", "settings", "now", "status", "expected"), ESTIMATE_CASES)
 def test_transparent_estimate(e: Engagement, settings: dict[str, Any], now: datetime,
                               status: Status, expected: list[str]) -> None:
-    outcome = check(transparent_estimate, e, settings, now)
-    assert outcome.status is status
-    assert codes(outcome) == expected
-    assert_renders(outcome)
+    assert_outcome(check(transparent_estimate, e, settings, now), status, expected)
 
 
 def test_no_estimate_evidence() -> None:
@@ -242,10 +229,7 @@ CONTRACT_CASES = [
 @pytest.mark.parametrize(("e", "settings", "status", "expected"), CONTRACT_CASES)
 def test_contract_reviewed(e: Engagement, settings: dict[str, Any], status: Status,
                            expected: list[str]) -> None:
-    outcome = check(contract_reviewed, e, settings)
-    assert outcome.status is status
-    assert codes(outcome) == expected
-    assert_renders(outcome)
+    assert_outcome(check(contract_reviewed, e, settings), status, expected)
 
 
 def test_no_contract_evidence_work_started() -> None:

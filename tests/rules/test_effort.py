@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from plugin.core.i18n import LANGUAGES
-from plugin.core.model import Engagement, TimeKind
-from plugin.core.rule import Outcome, Rule, Status
+from plugin.core.model import TimeKind
+from plugin.core.rule import Status
 from plugin.rules.effort import meeting_load, service_cost
 from tests.builders import (
     ACCOUNT_MANAGER,
@@ -21,29 +20,14 @@ from tests.builders import (
     engagement,
     time_entry,
 )
+from tests.rules.checking import assert_outcome, check
 
 CALL = TimeKind.CALL
 MEETING = TimeKind.MEETING
 
 
-def run(rule: Rule, e: Engagement, settings: dict[str, Any]) -> Outcome:
-    return rule.check(e, rule.settings().load(settings), NOW)
 
 
-def assert_outcome(outcome: Outcome, status: Status, codes: list[str],
-                   params: dict[str, str]) -> None:
-    """Status, evidence codes in order, the key parameters of the first reason, and every
-    reason rendered in every language with its parameters in the text."""
-    assert outcome.status is status
-    assert [reason.code for reason in outcome.reasons] == codes
-    if params:
-        assert {name: outcome.reasons[0].params[name] for name in params} == params
-    for reason in outcome.reasons:
-        for language in LANGUAGES:
-            text = reason.render(language)
-            assert text and "{" not in text and "}" not in text
-            for value in reason.localised_params(language).values():
-                assert str(value) in text
 
 
 # --- service-cost ------------------------------------------------------------------------
@@ -120,7 +104,7 @@ SERVICE_COST_CASES = [
 def test_service_cost(fields: dict[str, Any], entries: tuple, settings: dict[str, Any],
                       status: Status, codes: list[str], params: dict[str, str]) -> None:
     e = engagement(fields=fields, time_entries=entries)
-    assert_outcome(run(service_cost, e, settings), status, codes, params)
+    assert_outcome(check(service_cost, e, settings), status, codes, params)
 
 
 def test_service_cost_defaults_warn_at_80_fail_at_100_percent() -> None:
@@ -131,7 +115,7 @@ def test_service_cost_defaults_warn_at_80_fail_at_100_percent() -> None:
 def test_service_cost_manager_warning_renders_literally() -> None:
     e = engagement(fields={"budget_hours": 100.0, "manager_hours_budget": 10},
                    time_entries=(time_entry(11.5, ago(2), ACCOUNT_MANAGER),))
-    reason = run(service_cost, e, {}).reasons[0]
+    reason = check(service_cost, e, {}).reasons[0]
     assert reason.render("en") == "Managers logged 11.5 hours against a plan of 10 hours."
     assert reason.render("ru") == "Менеджеры списали 11.5 ч при плане 10 ч."
     assert reason.render("da") == "Lederne har registreret 11.5 timer mod en plan på 10 timer."
@@ -183,7 +167,7 @@ MEETING_LOAD_CASES = [
 def test_meeting_load(fields: dict[str, Any], entries: tuple, settings: dict[str, Any],
                       status: Status, codes: list[str], params: dict[str, str]) -> None:
     e = engagement(fields=fields, time_entries=entries)
-    assert_outcome(run(meeting_load, e, settings), status, codes, params)
+    assert_outcome(check(meeting_load, e, settings), status, codes, params)
 
 
 def test_meeting_load_renders_literally() -> None:

@@ -27,6 +27,7 @@ from tests.builders import (
     comment,
     engagement,
 )
+from tests.rules.checking import codes
 
 PUBLIC, INTERNAL = Visibility.PUBLIC, Visibility.INTERNAL
 
@@ -138,8 +139,6 @@ def numbered(prefix: str, cases: list[Any]) -> list[str]:
     return [f"{prefix}-{number:02d}" for number in range(1, len(cases) + 1)]
 
 
-def codes(outcome: Outcome) -> list[str]:
-    return [reason.code for reason in outcome.reasons]
 
 
 def test_each_corpus_has_at_least_twenty_sentences() -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from plugin.core.i18n import LANGUAGES
 from plugin.core.model import (
     Comment,
     DocumentKind,
@@ -21,7 +20,7 @@ from plugin.core.model import (
     StatusCategory,
     Visibility,
 )
-from plugin.core.rule import Outcome, Rule, Status
+from plugin.core.rule import Status
 from plugin.rules.ownership import pm_briefed, single_point_of_contact
 from tests.builders import (
     ACCOUNT_MANAGER,
@@ -39,25 +38,16 @@ from tests.builders import (
     engagement,
     not_started,
 )
+from tests.rules.checking import assert_outcome, check
 
 PASS, WARN, FAIL, NOT_CONFIGURED = (Status.PASS, Status.WARN, Status.FAIL,
                                     Status.NOT_CONFIGURED)
 
 
-def check(rule: Rule, e: Engagement, settings: dict[str, Any] | None = None,
-          now: datetime = NOW) -> Outcome:
-    return rule.check(e, rule.settings().load(settings or {}), now)
 
 
-def codes(outcome: Outcome) -> list[str]:
-    return [reason.code for reason in outcome.reasons]
 
 
-def assert_renders(outcome: Outcome) -> None:
-    for reason in outcome.reasons:
-        for language in LANGUAGES:
-            text = reason.render(language)
-            assert text.strip() and "{" not in text
 
 
 def asked_and_answered(by: Person, days: float, asker: Person = CLIENT_BOSS,
@@ -136,10 +126,7 @@ CONTACT_CASES = [
 @pytest.mark.parametrize(("e", "settings", "now", "status", "expected"), CONTACT_CASES)
 def test_single_point_of_contact(e: Engagement, settings: dict[str, Any], now: datetime,
                                  status: Status, expected: list[str]) -> None:
-    outcome = check(single_point_of_contact, e, settings, now)
-    assert outcome.status is status
-    assert codes(outcome) == expected
-    assert_renders(outcome)
+    assert_outcome(check(single_point_of_contact, e, settings, now), status, expected)
 
 
 def test_several_contacts_evidence_counts_distinct_people() -> None:
@@ -244,10 +231,7 @@ PM_CASES = [
 @pytest.mark.parametrize(("e", "settings", "status", "expected"), PM_CASES)
 def test_pm_briefed(e: Engagement, settings: dict[str, Any], status: Status,
                     expected: list[str]) -> None:
-    outcome = check(pm_briefed, e, settings)
-    assert outcome.status is status
-    assert codes(outcome) == expected
-    assert_renders(outcome)
+    assert_outcome(check(pm_briefed, e, settings), status, expected)
 
 
 def test_no_pm_evidence_names_the_start() -> None:

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from plugin.core.i18n import LANGUAGES
-from plugin.core.model import Engagement, TimeKind, Visibility
-from plugin.core.rule import Outcome, Rule, Status
+from plugin.core.model import TimeKind, Visibility
+from plugin.core.rule import Status
 from plugin.rules.common import months_before
 from plugin.rules.payments import (
     discount_pressure,
@@ -23,7 +22,6 @@ from tests.builders import (
     ACCOUNT_MANAGER,
     CLIENT_BOSS,
     CLIENT_CFO,
-    NOW,
     PROJECT_MANAGER,
     ago,
     comment,
@@ -32,26 +30,7 @@ from tests.builders import (
     not_started,
     time_entry,
 )
-
-
-def run(rule: Rule, e: Engagement, settings: dict[str, Any], now: datetime = NOW) -> Outcome:
-    return rule.check(e, rule.settings().load(settings), now)
-
-
-def assert_outcome(outcome: Outcome, status: Status, codes: list[str],
-                   params: dict[str, Any]) -> None:
-    """Status, evidence codes in order, the key parameters of the first reason, and every
-    reason rendered in every language with its parameters in the text."""
-    assert outcome.status is status
-    assert [reason.code for reason in outcome.reasons] == codes
-    if params:
-        assert {name: outcome.reasons[0].params[name] for name in params} == params
-    for reason in outcome.reasons:
-        for language in LANGUAGES:
-            text = reason.render(language)
-            assert text and "{" not in text and "}" not in text
-            for value in reason.localised_params(language).values():
-                assert str(value) in text
+from tests.rules.checking import assert_outcome, check
 
 
 def day(year: int, month: int, dom: int) -> datetime:
@@ -120,12 +99,12 @@ PREPAYMENT_CASES = [
 def test_prepayment(fields: dict[str, Any], entries: tuple, settings: dict[str, Any],
                     status: Status, codes: list[str], params: dict[str, Any]) -> None:
     e = engagement(fields=fields, time_entries=entries)
-    assert_outcome(run(prepayment, e, settings), status, codes, params)
+    assert_outcome(check(prepayment, e, settings), status, codes, params)
 
 
 def test_prepayment_not_started_without_work_passes() -> None:
     e = not_started(fields={"prepayment_received": False})
-    assert run(prepayment, e, {}).status is Status.PASS
+    assert check(prepayment, e, {}).status is Status.PASS
 
 
 def test_prepayment_required_by_default() -> None:
@@ -134,7 +113,7 @@ def test_prepayment_required_by_default() -> None:
 
 def test_prepayment_evidence_renders_literally() -> None:
     e = engagement(fields={"prepayment_received_on": date(2026, 10, 20)}, time_entries=WORK)
-    reason = run(prepayment, e, {}).reasons[0]
+    reason = check(prepayment, e, {}).reasons[0]
     assert reason.render("en") == (
         "3 hours of work were logged from 2026-10-16 12:00 UTC on, before the prepayment "
         "arrived on 2026-10-20."
@@ -203,11 +182,11 @@ OVERDUE_CASES = [
 def test_overdue_invoices(invoices: tuple | None, settings: dict[str, Any], status: Status,
                           codes: list[str], params: dict[str, Any]) -> None:
     e = engagement(invoices=invoices)
-    assert_outcome(run(overdue_invoices, e, settings), status, codes, params)
+    assert_outcome(check(overdue_invoices, e, settings), status, codes, params)
 
 
 def test_debt_growing_evidence_lists_the_three_amounts() -> None:
-    outcome = run(overdue_invoices, engagement(invoices=(AUG, SEP, OCT)), {})
+    outcome = check(overdue_invoices, engagement(invoices=(AUG, SEP, OCT)), {})
     growing = outcome.reasons[1]
     assert growing.params == {"two_ago": "1200.50 DKK", "one_ago": "2000.50 DKK",
                               "now_amount": "3000.50 DKK"}
@@ -251,7 +230,7 @@ MONTH_END_CASES = [
 @pytest.mark.parametrize(("now", "invoices", "status", "codes", "params"), MONTH_END_CASES)
 def test_overdue_invoices_at_month_end(now: datetime, invoices: tuple, status: Status,
                                        codes: list[str], params: dict[str, Any]) -> None:
-    outcome = run(overdue_invoices, engagement(invoices=invoices), {}, now)
+    outcome = check(overdue_invoices, engagement(invoices=invoices), {}, now)
     assert outcome.status is status
     assert [reason.code for reason in outcome.reasons] == codes
     if params:
@@ -325,7 +304,7 @@ OFFICIAL_PAYMENT_CASES = [
                          OFFICIAL_PAYMENT_CASES)
 def test_official_payment(fields: dict[str, Any], settings: dict[str, Any], status: Status,
                           codes: list[str], params: dict[str, Any]) -> None:
-    assert_outcome(run(official_payment, engagement(fields=fields), settings), status, codes,
+    assert_outcome(check(official_payment, engagement(fields=fields), settings), status, codes,
                    params)
 
 
@@ -336,7 +315,7 @@ def test_a_bad_cash_pattern_is_a_settings_error() -> None:
 
 
 def test_cash_renders_in_every_language() -> None:
-    reason = run(official_payment, engagement(fields={"payment_method": "Наличные"}),
+    reason = check(official_payment, engagement(fields={"payment_method": "Наличные"}),
                  {}).reasons[0]
     assert reason.render("en") == "The client pays in cash (“Наличные”)."
     assert reason.render("ru") == "Клиент платит наличными («Наличные»)."
@@ -420,14 +399,14 @@ def test_discount_pressure(fields: dict[str, Any], labels: tuple[str, ...], comm
                            settings: dict[str, Any], status: Status, codes: list[str],
                            params: dict[str, Any]) -> None:
     e = engagement(fields=fields, labels=labels, comments=comments)
-    assert_outcome(run(discount_pressure, e, settings), status, codes, params)
+    assert_outcome(check(discount_pressure, e, settings), status, codes, params)
 
 
 def test_discount_evidence_says_where_in_every_language() -> None:
     e = engagement(fields={"discount_requests": 2}, labels=("discount",),
                    comments=(client_says("Can we get a discount?"),
                              client_says("A discount would help.", 1)))
-    reason = run(discount_pressure, e, {}).reasons[0]
+    reason = check(discount_pressure, e, {}).reasons[0]
     assert reason.render("en") == (
         "2 discount requests on this engagement (limit 1): "
         "recorded in the field ×2, label ×1, client comment ×2."
