@@ -20,6 +20,7 @@ from marshmallow import (
     fields,
     post_dump,
     post_load,
+    pre_load,
     validate,
     validates_schema,
 )
@@ -142,6 +143,13 @@ class CalendarSchema(Schema):
         metadata={"description": "ISO country code whose public holidays are days off"},
     )
     holiday_subdivision = fields.String(load_default=None, allow_none=True)
+
+    @pre_load
+    def _country_in_capitals(self, data: Any, **_: Any) -> Any:
+        """`dk` means `DK`: the holiday tables know countries by upper-case ISO codes."""
+        if isinstance(data, dict) and isinstance(data.get("holiday_country"), str):
+            data = {**data, "holiday_country": data["holiday_country"].upper()}
+        return data
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_: Any) -> None:

@@ -207,3 +207,9 @@ def test_schema_dump_is_the_toml_table() -> None:
 def test_schema_round_trip(calendar: BusinessCalendar) -> None:
     schema = CalendarSchema()
     assert schema.load(schema.dump(calendar)) == calendar
+
+
+def test_a_lower_case_country_code_is_accepted() -> None:
+    loaded = CalendarSchema().load({"holiday_country": "dk"})
+    assert loaded.holiday_country == "DK"
+    assert not loaded.is_business_day(date(2026, 12, 25))
