@@ -16,8 +16,7 @@ from plugin.core.model import Engagement
 from plugin.core.rule import Outcome, Rule, Status
 
 
-@dataclass(frozen=True)
-class EffectiveRule:
+class EffectiveRule(NamedTuple):
     """A rule as configured for one engagement: on or off, its weight, its settings."""
 
     rule: Rule
@@ -94,18 +93,18 @@ def evaluate(engagement: Engagement, config: EvaluationConfig, now: datetime) ->
     buckets: dict[Status, list[RuleResult]] = {status: [] for status in Status}
     faulty: list[FaultyRule] = []
     disabled: list[Rule] = []
-    for effective in config.rules_for(engagement):
-        if not effective.enabled:
-            disabled.append(effective.rule)
+    for rule, enabled, weight, settings in config.rules_for(engagement):
+        if not enabled:
+            disabled.append(rule)
             continue
         try:
-            outcome = effective.rule.check(engagement, effective.settings, now)
+            outcome = rule.check(engagement, settings, now)
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"check returned {type(outcome).__name__}, not an Outcome")
         except Exception as error:  # one broken rule must never abort the others
-            faulty.append(FaultyRule(effective.rule, f"{type(error).__name__}: {error}"))
+            faulty.append(FaultyRule(rule, f"{type(error).__name__}: {error}"))
             continue
-        buckets[outcome.status].append(RuleResult(effective.rule, effective.weight, outcome))
+        buckets[outcome.status].append(RuleResult(rule, weight, outcome))
     findings = (*buckets[Status.FAIL], *buckets[Status.WARN])
     score, band = health_score(findings, config.score)
     return Report(
