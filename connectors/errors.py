@@ -1,0 +1,63 @@
+"""Typed errors at the platform boundary.
+
+Two families: what we answer a platform that delivers a webhook (`DeliveryRejected`, with the
+HTTP status to send back), and what a platform answered us (`PlatformError`, raised by the
+REST clients' single request choke point).
+"""
+
+from __future__ import annotations
+
+
+class DeliveryRejected(Exception):
+    """A webhook delivery we refuse; `status` is the HTTP status to answer with."""
+
+    status = 400
+    reason = "malformed"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class MalformedDelivery(DeliveryRejected):
+    """The body is not what the platform sends (not JSON, not an object, no event name)."""
+
+
+class BadSignature(DeliveryRejected):
+    """The signature or token is missing or wrong."""
+
+    status = 401
+    reason = "signature"
+
+
+class PlatformError(Exception):
+    """The platform answered with an error (or not at all)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthError(PlatformError):
+    """401/403: credentials or permissions are wrong; retrying will not help."""
+
+
+class NotFound(PlatformError):
+    """404: the issue, comment or deal does not exist (any more)."""
+
+
+class PayloadError(PlatformError):
+    """400 and other 4xx: our request was wrong; retrying will not help."""
+
+
+class Transient(PlatformError):
+    """5xx, timeouts, refused connections: worth retrying later."""
+
+
+class RateLimited(Transient):
+    """429 or the platform's own limit signal; `retry_after` seconds to wait, if known."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
