@@ -13,6 +13,11 @@ from datetime import datetime
 from typing import Protocol
 
 
+STICKY_MARKER = "clientguard:sticky"
+"""Hidden in every sticky comment ClientGuard writes: how it finds its own comment again and
+recognises the events its writes cause."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One webhook request as it arrived: the raw body (signatures are over the raw bytes)
