@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-
 STICKY_MARKER = "clientguard:sticky"
 """Hidden in every sticky comment ClientGuard writes: how it finds its own comment again and
 recognises the events its writes cause."""

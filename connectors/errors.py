@@ -51,13 +51,14 @@ class PayloadError(PlatformError):
 
 
 class Transient(PlatformError):
-    """5xx, timeouts, refused connections: worth retrying later."""
-
-
-class RateLimited(Transient):
-    """429 or the platform's own limit signal; `retry_after` seconds to wait, if known."""
+    """5xx, timeouts, refused connections: worth retrying later; `retry_after` seconds to
+    wait when the platform said (a 503 may carry Retry-After too)."""
 
     def __init__(self, message: str, *, status: int | None = None,
                  retry_after: float | None = None) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
+
+
+class RateLimited(Transient):
+    """429 or the platform's own limit signal."""

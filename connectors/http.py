@@ -1,0 +1,137 @@
+"""What every platform REST client shares: the session, the retry policy, the wait.
+
+A client sends through one choke point that raises the typed errors of
+`connectors.errors`; this module decides which of those are worth another attempt
+(`Transient`, which includes `RateLimited`) and how long to wait: the platform's own word
+(`Retry-After`, or a hint the client read from a platform header) when it gives one, else
+exponential backoff with jitter. Attempts and total waiting are both bounded: past the bound
+the typed error propagates and the queue retries the whole event later.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
+
+from connectors.errors import Transient
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+USER_AGENT = "ClientGuard/0.1"
+
+MAX_ATTEMPTS = 5
+"""One call and up to four retries, as Atlassian's rate-limiting guide recommends."""
+MAX_TOTAL_WAIT = 60.0
+"""Seconds one call may spend waiting between attempts; a longer wait is the queue's job."""
+BACKOFF_FIRST = 2.0
+BACKOFF_CAP = 30.0
+JITTER = (0.7, 1.3)
+
+
+class SessionWithTimeout(requests.Session):
+    """A `requests.Session` that never waits forever: every request gets `timeout` unless
+    the caller passes its own."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,
+                **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def new_session(timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT)
+                ) -> requests.Session:
+    """A session for one platform installation: connection pooling, our User-Agent,
+    (connect, read) timeouts. Credentials are not stored on it; clients pass `auth` per
+    request so a session can be shared without leaking one site's token to another."""
+    session = SessionWithTimeout(timeout)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def send(session: requests.Session, method: str, url: str, *, where: str,
+         **kwargs: Any) -> requests.Response:
+    """Send one request; a timeout or a failed connection becomes `Transient`.
+
+    `where` names the call in the error ("GET /rest/api/3/myself"). The exception of
+    `requests` is not chained: its text carries the full URL, which on some platforms
+    (Bitrix24 inbound webhooks) contains the secret."""
+    try:
+        return session.request(method, url, **kwargs)
+    except requests.Timeout:
+        raise Transient(f"{where}: timed out") from None
+    except requests.ConnectionError:
+        raise Transient(f"{where}: connection failed") from None
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: datetime) -> float | None:
+    """Seconds to wait according to `Retry-After`: delta-seconds or an HTTP date
+    (RFC 9110 §10.2.3); None when absent or unreadable. Never negative."""
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def backoff_seconds(attempt: int, *, rng: Callable[[float, float], float] = random.uniform
+                    ) -> float:
+    """Exponential backoff with jitter after failed attempt number `attempt` (1-based):
+    2, 4, 8, 16 … s capped at 30 s, each scaled by a random factor in 0.7–1.3."""
+    base = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (attempt - 1))
+    return base * rng(*JITTER)
+
+
+def wait_for_platform(retry_state: RetryCallState) -> float:
+    """The platform's own wait (`Transient.retry_after`) when given, else backoff."""
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    if isinstance(error, Transient) and error.retry_after is not None:
+        return error.retry_after
+    return backoff_seconds(retry_state.attempt_number)
+
+
+def out_of_time(retry_state: RetryCallState) -> bool:
+    """Stop when the next wait would take the call past `MAX_TOTAL_WAIT`.
+
+    Counts the larger of the wall-clock time since the first attempt and the waits already
+    taken, so an injected (fake) sleep is bounded exactly like a real one."""
+    spent = max(retry_state.seconds_since_start or 0.0, retry_state.idle_for)
+    return spent + retry_state.upcoming_sleep > MAX_TOTAL_WAIT
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    log.info("retrying after %s (attempt %d), waiting %.1f s",
+             error, retry_state.attempt_number, retry_state.upcoming_sleep)
+
+
+RETRY_IDEMPOTENT = Retrying(
+    retry=retry_if_exception_type(Transient),
+    wait=wait_for_platform,
+    stop=stop_any(stop_after_attempt(MAX_ATTEMPTS), out_of_time),
+    before_sleep=_log_retry,
+    reraise=True,
+)
+"""The one retry policy for idempotent calls. Use `RETRY_IDEMPOTENT.copy(sleep=...)` to
+inject the sleep (tests never sleep); the policy itself is declared only here."""
