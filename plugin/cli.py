@@ -97,6 +97,29 @@ def check(ctx: click.Context, input_path: str, output_format: str, lang: Languag
     sys.exit(EXIT_FAILING if failing else EXIT_OK)
 
 
+@cli.command()
+@click.option("--host", default=None, help="Interface to listen on [default: service.host]")
+@click.option("--port", type=int, default=None, help="Port [default: service.port]")
+@click.option("--threads", type=int, default=8, show_default=True,
+              help="Request threads of the WSGI server")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, threads: int) -> None:
+    """Run the service (webhooks, health and metrics endpoints) on a production WSGI server.
+
+    The database is created and migrated on start-up; with the defaults it is an SQLite
+    file in the working directory and nothing else needs to be installed."""
+    import waitress
+
+    from plugin.app import create_app
+
+    config = _config(ctx)
+    app = create_app(config)
+    host, port = host or config.service.host, port or config.service.port
+    click.echo(f"ClientGuard listening on http://{host}:{port} "
+               f"(state: {config.service.database_url})", err=True)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="clientguard")
+
+
 @cli.group("config")
 def config_group() -> None:
     """Inspect the configuration."""

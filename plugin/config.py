@@ -14,6 +14,7 @@ not settings.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
@@ -21,8 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+from sqlalchemy.engine import make_url
 
+from connectors import REGISTRY
 from plugin.core.calendar import BusinessCalendar, CalendarSchema
 from plugin.core.engine import EffectiveRule, ScoreSettings
 from plugin.core.i18n import LANGUAGES, Language
@@ -64,6 +75,33 @@ class ScoreSchema(_Strict):
             raise ValidationError("must not be above score → green", "amber")
 
 
+@dataclass(frozen=True)
+class ServiceSettings:
+    """`[service]`: where the service listens and keeps its state."""
+
+    database_url: str = "sqlite:///clientguard.sqlite3"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024  # a webhook body larger than this is refused (413)
+
+
+class ServiceSchema(_Strict):
+    database_url = fields.String(
+        load_default=ServiceSettings.database_url,
+        validate=validate.Regexp(r"^(sqlite|postgresql)(\+\w+)?://",
+                                 error="must be a sqlite:/// or postgresql+psycopg:// URL"),
+    )
+    host = fields.String(load_default=ServiceSettings.host)
+    port = fields.Integer(load_default=ServiceSettings.port,
+                          validate=validate.Range(min=1, max=65535))
+    max_body_bytes = fields.Integer(load_default=ServiceSettings.max_body_bytes,
+                                    validate=validate.Range(min=1024))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> ServiceSettings:
+        return ServiceSettings(**data)
+
+
 class ScopeSchema(_Strict):
     """`[clients.<key>]` or `[projects.<key>]`: rule overrides for one client or project."""
 
@@ -72,6 +110,7 @@ class ScopeSchema(_Strict):
 
 
 class ConfigSchema(_Strict):
+    service = fields.Nested(ServiceSchema, load_default=ServiceSettings)
     agency = fields.Nested(AgencySchema, load_default=lambda: AgencySchema().load({}))
     score = fields.Nested(ScoreSchema, load_default=lambda: ScoreSchema().load({}))
     rules = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
@@ -126,6 +165,8 @@ def _check_rule_layer(layer: Mapping[str, Any], path: tuple[str, ...],
 class Config:
     """The validated configuration. Rule settings are resolved per (client, project) once."""
 
+    service: ServiceSettings
+    connectors: Mapping[str, Any]  # platform name -> its settings, for configured platforms
     agency_name: str
     language: Language
     calendar: BusinessCalendar
@@ -178,12 +219,28 @@ class Config:
             table.update(effective.rule.settings().dump(effective.settings._asdict()))
             rules[effective.rule.id] = table
         return {
+            "service": {**dataclasses.asdict(self.service),
+                        "database_url": redacted_url(self.service.database_url)},
+            **{name: _masked(settings) for name, settings in self.connectors.items()},
             "agency": {"name": self.agency_name, "language": self.language,
                        "calendar": CalendarSchema().dump(self.calendar)},
             "score": {"warn_factor": self.score.warn_factor, "green": self.score.green,
                       "amber": self.score.amber},
             "rules": rules,
         }
+
+
+def _masked(settings: Any) -> dict[str, Any]:
+    """A settings dataclass fit to print: secrets (fields kept out of repr) as ***, and
+    unset values left out (TOML has no null)."""
+    return {field.name: "***" if not field.repr else getattr(settings, field.name)
+            for field in dataclasses.fields(settings)
+            if getattr(settings, field.name) is not None}
+
+
+def redacted_url(url: str) -> str:
+    """A database URL fit to print: the password replaced by ***."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -242,11 +299,19 @@ def load_config(path: str | Path | None = None,
 
 def build_config(document: Mapping[str, Any], source: str = "(given)") -> Config:
     """Validate a decoded configuration document and build the `Config`."""
-    try:
-        data = ConfigSchema().load(document)
-    except ValidationError as error:
-        raise ConfigError(_report(source, error_lines(error.messages))) from None
     problems: list[str] = []
+    connectors: dict[str, Any] = {}
+    for name, connector in REGISTRY.items():
+        if name in document:
+            try:
+                connectors[name] = connector.settings_schema().load(document[name])
+            except ValidationError as error:
+                problems += _errors_at((name,), error)
+    try:
+        data = ConfigSchema().load({key: value for key, value in document.items()
+                                    if key not in REGISTRY})
+    except ValidationError as error:
+        raise ConfigError(_report(source, problems + error_lines(error.messages))) from None
     raw_calendar = data["agency"]["calendar"]
     try:
         calendar = CalendarSchema().load(raw_calendar)
@@ -260,6 +325,8 @@ def build_config(document: Mapping[str, Any], source: str = "(given)") -> Config
     if problems:
         raise ConfigError(_report(source, problems))
     return Config(
+        service=data["service"],
+        connectors=connectors,
         agency_name=data["agency"]["name"],
         language=data["agency"]["language"],
         calendar=calendar,

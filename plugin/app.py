@@ -1,0 +1,30 @@
+"""The web service assembled: `create_app()` reads like its table of contents."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from connectors import build_connectors
+from plugin.config import Config, load_config
+from plugin.metrics import Metrics
+from plugin.storage import open_database, upgrade
+from plugin.web.errors import register_error_handlers
+from plugin.web.hooks import hooks
+from plugin.web.ops import ops
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """The service: configuration, metrics, database (migrated to head on start-up),
+    connectors, views."""
+    config = config or load_config()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.service.max_body_bytes
+    app.extensions["clientguard.config"] = config
+    app.extensions["clientguard.metrics"] = Metrics()
+    upgrade(config.service.database_url)
+    app.extensions["clientguard.database"] = open_database(config.service.database_url)
+    app.extensions["clientguard.connectors"] = build_connectors(config.connectors)
+    register_error_handlers(app)
+    app.register_blueprint(hooks)
+    app.register_blueprint(ops)
+    return app

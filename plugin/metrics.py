@@ -1,0 +1,28 @@
+"""Prometheus metrics, one registry per app so tests and several apps in one process do not
+share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_received = Counter(
+            "clientguard_events_received_total", "Webhook deliveries stored for processing",
+            ["connector", "event"], registry=self.registry)
+        self.events_duplicate = Counter(
+            "clientguard_events_duplicate_total",
+            "Redelivered webhook deliveries recognised and not stored again",
+            ["connector"], registry=self.registry)
+        self.events_ignored = Counter(
+            "clientguard_events_ignored_total", "Webhook deliveries accepted and dropped",
+            ["connector", "reason"], registry=self.registry)
+        self.events_rejected = Counter(
+            "clientguard_events_rejected_total", "Webhook deliveries refused",
+            ["connector", "reason"], registry=self.registry)
+        self.intake_seconds = Histogram(
+            "clientguard_intake_seconds", "Time to verify, parse and store one delivery",
+            ["connector"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))

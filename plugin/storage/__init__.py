@@ -1,0 +1,92 @@
+"""Where the service keeps its state: a SQLite file by default, PostgreSQL at scale, same code.
+
+`open_database(url)` gives the engine and sessions; `upgrade(url)` brings the schema to the
+newest migration (safe to run at every start, also by several processes at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class Database:
+    """One engine and its session factory. Sessions do not expire objects on commit, so a
+    claimed event can be read after the claim is committed."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    def session(self) -> Session:
+        """A new session; use as `with database.session() as session, session.begin():`."""
+        return self.sessions()
+
+    def ping(self) -> str | None:
+        """None when the database answers, else the problem (for `/readyz`)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as error:
+            return type(error).__name__
+        return None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str) -> Database:
+    """Engine and sessions for `url` (`sqlite:///file` or `postgresql[+psycopg]://…`)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":  # the one driver we ship
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql")
+    if engine.dialect.name == "sqlite":
+        _tune_sqlite(engine)
+    return Database(engine, sessionmaker(engine, expire_on_commit=False))
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """WAL (readers never block the writer), a busy timeout (writers queue instead of
+    failing), foreign keys on; and every transaction starts with BEGIN IMMEDIATE, so it takes
+    the write lock up front: a transaction that reads, then writes cannot fail half-way with
+    "database is locked", and read-then-write steps are atomic across processes."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upgrade(url: str) -> None:
+    """Apply the shipped migrations up to head; a no-op when the schema is current.
+
+    Several processes may run it at once (PostgreSQL: an advisory lock; SQLite: BEGIN
+    IMMEDIATE), but call it from one thread only: Alembic's migration context is global."""
+    database = open_database(url)
+    try:
+        with database.engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        database.close()

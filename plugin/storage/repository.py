@@ -1,0 +1,232 @@
+"""Every query the service runs, as small functions over a `Session`.
+
+The caller owns the transaction (`with database.session() as session, session.begin():`):
+nothing here commits. Claims and leases only protect anything once committed, so commit a
+claim before doing the slow work it stands for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from connectors.base import EngagementRef, Event
+from plugin.storage.models import (
+    DailyScore,
+    EngagementRecord,
+    EventRecord,
+    EventStatus,
+    FindingRecord,
+    FindingStatus,
+    UTCDateTime,
+)
+
+MAX_ATTEMPTS = 5
+FINDINGS = frozenset(FindingStatus)  # the statuses that are findings: warn, fail
+WORKER_LOST = "lease expired on the last attempt: the worker stopped without finishing"
+
+
+@dataclass(frozen=True)
+class EngagementInfo:
+    """What the weekly digest shows about an engagement, taken from its latest snapshot."""
+
+    display_key: str | None = None
+    title: str | None = None
+    client_key: str | None = None
+    account_manager: str | None = None
+    open: bool = True
+
+
+def _insert(session: Session, entity: type[Any]) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (both SQLite and PostgreSQL spell it so)."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(entity)
+
+
+def _aware(value: datetime | None) -> ColumnElement[Any]:
+    """A timestamp literal stored like the columns (UTC), where SQL would not infer it."""
+    return literal(value, UTCDateTime())
+
+
+def _events_of(ref: EngagementRef) -> ColumnElement[bool]:
+    return and_(EventRecord.connector == ref.connector, EventRecord.site == ref.site,
+                EventRecord.engagement_key == ref.key)
+
+
+def _lease_expired(now: datetime) -> ColumnElement[bool]:
+    return and_(EventRecord.status == EventStatus.PROCESSING, EventRecord.lease_until < now)
+
+
+# --- events: the durable queue -------------------------------------------------------------
+
+
+def record_event(session: Session, event: Event, body: bytes, received_at: datetime) -> bool:
+    """Store a delivery before it is answered. False, and nothing changed, when that delivery
+    is already stored: the unique key decides, so two copies arriving at once make one row.
+    An event caused by our own write is kept for replay but as `ignored`: never evaluated."""
+    status = EventStatus.IGNORED if event.by_us else EventStatus.PENDING
+    statement = _insert(session, EventRecord).values(
+        connector=event.ref.connector, site=event.ref.site, delivery_id=event.delivery_id,
+        engagement_key=event.ref.key, name=event.name, received_at=received_at,
+        occurred_at=event.occurred_at, actor=event.actor, by_us=event.by_us,
+        body=body.decode("utf-8", errors="replace"),  # JSON is UTF-8; anything else is noise
+        status=status.value, attempts=0,
+    )
+    statement = statement.on_conflict_do_nothing(
+        index_elements=["connector", "site", "delivery_id"]).returning(EventRecord.id)
+    return session.execute(statement).first() is not None
+
+
+def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_seconds: float,
+                  max_attempts: int = MAX_ATTEMPTS) -> list[EventRecord]:
+    """Take this engagement's pending events, and those whose worker's lease ran out, for
+    `lease_seconds`; oldest first. One UPDATE over a locked selection: on PostgreSQL
+    `FOR UPDATE SKIP LOCKED` keeps a second claimer off the same rows; SQLite drops the
+    clause and relies on the write lock BEGIN IMMEDIATE took. An event whose lease ran out on
+    its last attempt is marked failed instead of being handed out forever."""
+    claimable = (
+        select(EventRecord.id)
+        .where(_events_of(ref),
+               or_(EventRecord.status == EventStatus.PENDING, _lease_expired(now)))
+        .with_for_update(skip_locked=True)
+    )
+    spent = EventRecord.attempts >= max_attempts  # only an expired lease gets here spent
+    statement = (
+        update(EventRecord)
+        .where(EventRecord.id.in_(claimable))
+        .values(
+            status=case((spent, EventStatus.FAILED.value), else_=EventStatus.PROCESSING.value),
+            attempts=EventRecord.attempts + case((spent, 0), else_=1),
+            lease_until=case((spent, _aware(None)),
+                             else_=_aware(now + timedelta(seconds=lease_seconds))),
+            last_error=case((spent, WORKER_LOST), else_=EventRecord.last_error),
+            processed_at=case((spent, _aware(now)), else_=EventRecord.processed_at),
+        )
+        .returning(EventRecord)
+        .execution_options(populate_existing=True)
+    )
+    claimed = session.scalars(statement).all()
+    return sorted((e for e in claimed if e.status == EventStatus.PROCESSING), key=lambda e: e.id)
+
+
+def finish(session: Session, ids: Collection[int], now: datetime) -> None:
+    """The evaluation these events asked for is done."""
+    session.execute(
+        update(EventRecord).where(EventRecord.id.in_(ids))
+        .values(status=EventStatus.DONE.value, lease_until=None, processed_at=now)
+    )
+
+
+def fail(session: Session, ids: Collection[int], error: str, now: datetime,
+         max_attempts: int = MAX_ATTEMPTS) -> None:
+    """Give the events back for another try, or mark them failed once they had
+    `max_attempts` (attempts count claims, so a crashing worker uses them up too)."""
+    spent = EventRecord.attempts >= max_attempts
+    session.execute(
+        update(EventRecord).where(EventRecord.id.in_(ids))
+        .values(
+            status=case((spent, EventStatus.FAILED.value), else_=EventStatus.PENDING.value),
+            lease_until=None,
+            last_error=error,
+            processed_at=case((spent, _aware(now)), else_=None),
+        )
+    )
+
+
+def stale_engagements(session: Session, now: datetime,
+                      older_than_seconds: float) -> list[EngagementRef]:
+    """Engagements whose events wait longer than they should: pending for over
+    `older_than_seconds`, or claimed by a worker whose lease ran out. The queue is only a
+    doorbell; the sweep rings it again for these."""
+    waiting = and_(EventRecord.status == EventStatus.PENDING,
+                   EventRecord.received_at < now - timedelta(seconds=older_than_seconds))
+    rows = session.execute(
+        select(EventRecord.connector, EventRecord.site, EventRecord.engagement_key)
+        .where(or_(waiting, _lease_expired(now)))
+        .distinct()
+        .order_by(EventRecord.connector, EventRecord.site, EventRecord.engagement_key)
+    )
+    return [EngagementRef(connector, site, key) for connector, site, key in rows]
+
+
+# --- engagements, findings, scores ---------------------------------------------------------
+
+
+def get_engagement(session: Session, ref: EngagementRef) -> EngagementRecord | None:
+    return session.scalars(
+        select(EngagementRecord)
+        .where(EngagementRecord.connector == ref.connector, EngagementRecord.site == ref.site,
+               EngagementRecord.key == ref.key)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def _upsert_engagement(session: Session, ref: EngagementRef, values: Mapping[str, Any]) -> int:
+    """Create or update the engagement row and return its id. On PostgreSQL the upsert also
+    locks the row until commit, so two evaluations of one engagement save one after the other
+    (SQLite: BEGIN IMMEDIATE already did)."""
+    statement = _insert(session, EngagementRecord).values(
+        connector=ref.connector, site=ref.site, key=ref.key, **values)
+    changes = {name: statement.excluded[name] for name in values} or {"key": ref.key}
+    statement = statement.on_conflict_do_update(
+        index_elements=["connector", "site", "key"], set_=changes,
+    ).returning(EngagementRecord.id)
+    return session.execute(statement).scalar_one()
+
+
+def save_evaluation(session: Session, ref: EngagementRef, score: int, band: str,
+                    statuses: Mapping[str, str], now: datetime,
+                    info: EngagementInfo | None = None) -> None:
+    """Remember one evaluation: the engagement's latest score, its findings (new ones open,
+    still-failing ones are seen again, fixed ones are resolved) and the score of the day.
+
+    `statuses` maps each rule that ran to its status; a rule missing from it (it crashed)
+    leaves its finding as it was. The day is `now.date()`: pass `now` in the agency's time
+    zone so a day is the agency's day."""
+    values: dict[str, Any] = {"last_score": score, "last_band": str(band),
+                              "last_evaluated_at": now}
+    if info is not None:
+        values.update(asdict(info))
+    engagement_id = _upsert_engagement(session, ref, values)
+    _update_findings(session, engagement_id, statuses, now)
+    scores = _insert(session, DailyScore).values(
+        engagement_id=engagement_id, day=now.date(), score=score, band=str(band))
+    session.execute(scores.on_conflict_do_update(
+        index_elements=["engagement_id", "day"],
+        set_={"score": scores.excluded.score, "band": scores.excluded.band},
+    ))
+
+
+def _update_findings(session: Session, engagement_id: int, statuses: Mapping[str, str],
+                     now: datetime) -> None:
+    found = {rule: str(status) for rule, status in statuses.items() if status in FINDINGS}
+    open_findings = session.scalars(
+        select(FindingRecord)
+        .where(FindingRecord.engagement_id == engagement_id, FindingRecord.resolved_at.is_(None))
+    ).all()
+    for finding in open_findings:
+        if finding.rule_id in found:
+            finding.status = found.pop(finding.rule_id)
+            finding.last_seen = now
+        elif finding.rule_id in statuses:
+            finding.resolved_at = now
+    session.add_all(
+        FindingRecord(engagement_id=engagement_id, rule_id=rule, status=status,
+                      first_seen=now, last_seen=now)
+        for rule, status in found.items()
+    )
+    session.flush()
+
+
+def set_sticky(session: Session, ref: EngagementRef, comment_id: str | None,
+               rendered_hash: str | None) -> None:
+    """Remember the sticky comment we wrote and a hash of its text: the next evaluation
+    writes nothing when the text hashes the same."""
+    _upsert_engagement(session, ref, {"sticky_comment_id": comment_id,
+                                      "sticky_hash": rendered_hash})

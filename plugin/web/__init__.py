@@ -1,0 +1,1 @@
+"""Thin HTTP views: every decision is made in `plugin.pipeline` or a connector."""

@@ -1,0 +1,44 @@
+"""`POST /hooks/<connector>`: platform webhooks in, 202 out once the event is stored."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from connectors.base import Delivery, Ignored
+from connectors.errors import DeliveryRejected
+from plugin.pipeline.intake import accept
+
+hooks = Blueprint("hooks", __name__)
+
+
+@hooks.post("/hooks/<name>")
+def receive(name: str) -> ResponseReturnValue:
+    connector = current_app.extensions["clientguard.connectors"].get(name)
+    if connector is None:
+        abort(404, f"no connector {name!r} is configured")
+    metrics = current_app.extensions["clientguard.metrics"]
+    started = time.perf_counter()
+    delivery = Delivery(
+        body=request.get_data(cache=False),  # over service.max_body_bytes: 413 from Flask
+        headers={key.lower(): value for key, value in request.headers.items()},
+        received_at=datetime.now(UTC),
+    )
+    try:
+        result = accept(delivery, connector, current_app.extensions["clientguard.database"])
+    except DeliveryRejected as rejected:
+        metrics.events_rejected.labels(name, rejected.reason).inc()
+        return jsonify(error=rejected.reason, detail=rejected.detail), rejected.status
+    finally:
+        metrics.intake_seconds.labels(name).observe(time.perf_counter() - started)
+    if isinstance(result, Ignored):
+        metrics.events_ignored.labels(name, result.reason).inc()
+        return jsonify(status="ignored", event=result.name, reason=result.reason), 202
+    if result.duplicate:
+        metrics.events_duplicate.labels(name).inc()
+        return jsonify(status="duplicate", event=result.event.name), 202
+    metrics.events_received.labels(name, result.event.name).inc()
+    return jsonify(status="accepted", event=result.event.name), 202

@@ -1,0 +1,167 @@
+"""`POST /hooks/jira` on the real app and a real database (SQLite file and PostgreSQL):
+every delivery gets a clear answer, and an accepted event is stored before the 202."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from plugin.app import create_app
+from plugin.config import build_config
+from plugin.storage.models import EventRecord
+
+FIXTURES = Path(__file__).parent.parent / "connectors" / "jira" / "fixtures"
+SECRET = "It's a Secret to Everybody"
+ID_HEADER = "X-Atlassian-Webhook-Identifier"
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    config = build_config({
+        "service": {"database_url": database_url, "max_body_bytes": 64 * 1024},
+        "jira": {"site": "acme", "webhook_secret": SECRET, "service_account": "svc-42"},
+    })
+    app = create_app(config)
+    yield app
+    app.extensions["clientguard.database"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+def post(client: FlaskClient, fixture: str, **headers: str):
+    body = (FIXTURES / fixture).read_bytes()
+    return client.post("/hooks/jira", data=body, headers={**signed(body), **headers})
+
+
+def stored(app: Flask) -> list[tuple[str, str, str, str]]:
+    with app.extensions["clientguard.database"].session() as session:
+        rows = session.scalars(select(EventRecord).order_by(EventRecord.id)).all()
+        return [(row.site, row.engagement_key, row.name, row.status) for row in rows]
+
+
+def metric(client: FlaskClient, line_start: str) -> float:
+    text = client.get("/metrics").get_data(as_text=True)
+    values = [line.rsplit(" ", 1)[1] for line in text.splitlines()
+              if line.startswith(line_start)]
+    return float(values[0]) if values else 0.0
+
+
+def test_a_signed_comment_event_is_stored_before_the_202(app: Flask, client: FlaskClient):
+    response = post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"})
+    assert (response.status_code, response.json) == (
+        202, {"status": "accepted", "event": "comment_created"})
+    assert stored(app) == [("acme", "10040", "comment_created", "pending")]
+    assert metric(client, 'clientguard_events_received_total{connector="jira",'
+                          'event="comment_created"}') == 1
+
+
+def test_a_redelivery_is_recognised_and_stored_once(app: Flask, client: FlaskClient):
+    for _ in range(3):
+        response = post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"})
+        assert response.status_code == 202
+    assert response.json == {"status": "duplicate", "event": "comment_created"}
+    assert len(stored(app)) == 1
+    assert metric(client, 'clientguard_events_duplicate_total{connector="jira"}') == 2
+
+
+def test_data_center_redelivery_without_an_id_is_recognised_by_its_body(
+        app: Flask, client: FlaskClient):
+    post(client, "comment_created__datacenter_no_issue.json")
+    response = post(client, "comment_created__datacenter_no_issue.json")
+    assert response.json["status"] == "duplicate"
+    assert len(stored(app)) == 1
+
+
+def test_a_wrong_signature_is_refused_with_401_and_nothing_stored(app: Flask,
+                                                                  client: FlaskClient):
+    body = (FIXTURES / "comment_created__cloud.json").read_bytes()
+    response = client.post("/hooks/jira", data=body, headers=signed(body, "not the secret"))
+    assert response.status_code == 401
+    assert response.json["error"] == "signature"
+    response = client.post("/hooks/jira", data=body)  # no signature at all
+    assert response.status_code == 401
+    assert stored(app) == []
+    assert metric(client, 'clientguard_events_rejected_total{connector="jira",'
+                          'reason="signature"}') == 2
+
+
+def test_a_malformed_body_gets_400_with_a_json_error(app: Flask, client: FlaskClient):
+    body = b'{"webhookEvent": "comment_created", '
+    response = client.post("/hooks/jira", data=body, headers=signed(body))
+    assert response.status_code == 400
+    assert response.json["error"] == "malformed"
+    assert "JSON" in response.json["detail"]
+    assert stored(app) == []
+
+
+def test_an_oversized_body_gets_413_with_a_json_error(app: Flask, client: FlaskClient):
+    body = b"{" + b" " * (64 * 1024) + b"}"
+    response = client.post("/hooks/jira", data=body, headers=signed(body))
+    assert response.status_code == 413
+    assert response.json["error"] == "request_entity_too_large"
+    assert stored(app) == []
+
+
+def test_unknown_and_ignored_events_get_202_and_are_not_stored(app: Flask,
+                                                               client: FlaskClient):
+    for name, reason in (("sprint_started", "ignored"), ("jira:issue_teleported",
+                                                        "not handled")):
+        body = b'{"timestamp": 1596481635907, "webhookEvent": "%s"}' % name.encode()
+        response = client.post("/hooks/jira", data=body, headers=signed(body))
+        assert (response.status_code, response.json) == (
+            202, {"status": "ignored", "event": name, "reason": reason})
+    assert stored(app) == []
+
+
+def test_our_own_writes_echoing_back_start_no_evaluation(app: Flask, client: FlaskClient):
+    response = post(client, "comment_created__cloud.json")
+    assert response.json["status"] == "accepted"  # written by a person
+    body = (FIXTURES / "comment_created__cloud.json").read_bytes().replace(
+        b'"5c5f880629be9642ba529340"', b'"svc-42"')  # the same comment, by our account
+    response = client.post("/hooks/jira", data=body, headers=signed(body))
+    assert response.json == {"status": "ignored", "event": "comment_created",
+                             "reason": "caused by ClientGuard"}
+    assert len(stored(app)) == 1
+
+
+def test_an_unconfigured_connector_is_404_json(client: FlaskClient):
+    response = client.post("/hooks/bitrix24", data=b"x")
+    assert response.status_code == 404
+    assert response.json["error"] == "not_found"
+
+
+def test_health_and_readiness(client: FlaskClient):
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").json == {"status": "ready", "checks": {"database": "ok"}}
+
+
+def test_readiness_fails_when_the_database_is_gone(tmp_path: Path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    app = create_app(build_config({"service": {
+        "database_url": f"sqlite:///{folder / 'clientguard.sqlite3'}"}}))
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 200
+    database = app.extensions["clientguard.database"]
+    database.engine.dispose()
+    shutil.rmtree(folder)  # the disk the state lived on is gone
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json == {"status": "not ready", "checks": {"database": "OperationalError"}}
+    database.close()
