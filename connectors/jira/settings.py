@@ -6,13 +6,24 @@ Our own configuration, so unknown keys are rejected and every error names its ke
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from marshmallow import RAISE, Schema, fields, post_load, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+from plugin.core.fields import MAPPED_FIELDS
 
 Flavour = Literal["cloud", "datacenter"]
 FLAVOURS: tuple[Flavour, ...] = ("cloud", "datacenter")
+
+
+DOCUMENT_PATTERNS = {
+    "estimate": [r"estimat", r"quote", r"смет", r"оценк", r"overslag", r"tilbud"],
+    "contract": [r"contract", r"agreement", r"договор", r"контракт", r"kontrakt", r"aftale"],
+    "brief": [r"brief", r"бриф", r"тз", r"техническое задание"],
+}
 
 
 @dataclass(frozen=True)
@@ -21,9 +32,18 @@ class JiraSettings:
 
     `site` names the installation in every `EngagementRef`; `webhook_secret`, when set, makes
     signed deliveries mandatory; `service_account` is who ClientGuard writes as (accountId on
-    Cloud, username on Data Center), so its own writes are recognised. The REST client's
-    credentials (email and API token on Cloud, personal access token on Data Center) join
-    this section when the client is added.
+    Cloud, username on Data Center), so its own writes are recognised. Credentials: `email`
+    and `api_token` on Cloud, `personal_access_token` on Data Center (secrets: give them as
+    CLIENTGUARD_JIRA__API_TOKEN / CLIENTGUARD_JIRA__PERSONAL_ACCESS_TOKEN).
+
+    Who is who: agency people by e-mail domain or account id; client people by e-mail domain,
+    and every Jira Service Management customer (`accountType: customer`). `fields` maps the
+    meaning of a field (`account_manager`, `project_manager`, `decision_maker`, `client`, or
+    any name in `plugin.core.fields.MAPPED_FIELDS`) to the instance's field id
+    (`customfield_10042`). `internal_visibility` is the role or group that may read the
+    sticky comment on projects that are not service desks; without it ClientGuard writes
+    nothing there. Attachments are classified as estimate, contract or brief by
+    `document_patterns` (regular expressions on the file name).
     """
 
     site: str
@@ -31,6 +51,36 @@ class JiraSettings:
     flavour: Flavour
     webhook_secret: str | None = field(repr=False)
     service_account: str | None
+    email: str | None = None
+    api_token: str | None = field(default=None, repr=False)
+    personal_access_token: str | None = field(default=None, repr=False)
+    agency_domains: tuple[str, ...] = ()
+    client_domains: tuple[str, ...] = ()
+    agency_accounts: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)
+    internal_visibility: Mapping[str, str] | None = None
+    engagement_jql: str = ""
+    document_patterns: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: {kind: tuple(p) for kind, p in DOCUMENT_PATTERNS.items()})
+
+
+ROLE_FIELDS = ("account_manager", "project_manager", "decision_maker", "client")
+MAPPABLE = (*ROLE_FIELDS, *(mapped.name for mapped in MAPPED_FIELDS))
+
+
+def _valid_regex(value: str) -> None:
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValidationError(f"not a valid regular expression: {error}") from None
+
+
+class _VisibilitySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    type = fields.String(required=True, validate=validate.OneOf(("role", "group")))
+    value = fields.String(required=True, validate=validate.Length(min=1))
 
 
 class JiraSettingsSchema(Schema):
@@ -50,7 +100,27 @@ class JiraSettingsSchema(Schema):
     flavour = fields.String(load_default="cloud", validate=validate.OneOf(FLAVOURS))
     webhook_secret = fields.String(load_default=None, validate=validate.Length(min=1))
     service_account = fields.String(load_default=None, validate=validate.Length(min=1))
+    email = fields.Email(load_default=None)
+    api_token = fields.String(load_default=None, validate=validate.Length(min=1))
+    personal_access_token = fields.String(load_default=None, validate=validate.Length(min=1))
+    agency_domains = fields.List(fields.String(), load_default=list)
+    client_domains = fields.List(fields.String(), load_default=list)
+    agency_accounts = fields.List(fields.String(), load_default=list)
+    fields_ = fields.Dict(keys=fields.String(validate=validate.OneOf(MAPPABLE)),
+                          values=fields.String(validate=validate.Length(min=1)),
+                          data_key="fields", attribute="fields", load_default=dict)
+    internal_visibility = fields.Nested(_VisibilitySchema, load_default=None)
+    engagement_jql = fields.String(load_default="")
+    document_patterns = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(tuple(DOCUMENT_PATTERNS))),
+        values=fields.List(fields.String(validate=_valid_regex)),
+        load_default=lambda: {kind: list(p) for kind, p in DOCUMENT_PATTERNS.items()})
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> JiraSettings:
+        for name in ("agency_domains", "client_domains", "agency_accounts"):
+            data[name] = tuple(item.lower() if name.endswith("domains") else item
+                               for item in data[name])
+        data["document_patterns"] = {kind: tuple(patterns) for kind, patterns
+                                     in data["document_patterns"].items()}
         return JiraSettings(**data)
