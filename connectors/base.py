@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from plugin.core.model import Engagement
+
+if TYPE_CHECKING:
+    from plugin.core.comment import StickyContent
 
 STICKY_MARKER = "clientguard:sticky"
 """Hidden in every sticky comment ClientGuard writes: how it finds its own comment again and
@@ -60,11 +65,32 @@ class Ignored:
     reason: str
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """An engagement as fetched, with what the connector needs to write to it later (the
+    sticky comment it found among the comments, the platform's own details) — so writing
+    costs no second read."""
+
+    ref: EngagementRef
+    engagement: Engagement
+    sticky_id: str | None
+    context: Any = None
+
+
 class Connector(Protocol):
-    """The interface every platform package implements (grows with the pipeline)."""
+    """The interface every platform package implements."""
 
     name: str
 
     def parse_delivery(self, delivery: Delivery) -> Event | Ignored:
         """Verify and read one delivery; raises `connectors.errors.DeliveryRejected`."""
+        ...
+
+    def fetch_snapshot(self, ref: EngagementRef, known_sticky_id: str | None) -> Snapshot:
+        """The engagement now, normalised; our own sticky comment is not among its comments."""
+        ...
+
+    def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
+        """Create or update the one sticky comment, agency-internal by construction; returns
+        its id. There is no way to ask for a visible comment."""
         ...

@@ -5,8 +5,11 @@ from __future__ import annotations
 from flask import Flask
 
 from connectors import build_connectors
+from connectors.base import EngagementRef
 from plugin.config import Config, load_config
+from plugin.jobs import Jobs
 from plugin.metrics import Metrics
+from plugin.pipeline.process import process
 from plugin.storage import open_database, upgrade
 from plugin.web.errors import register_error_handlers
 from plugin.web.hooks import hooks
@@ -15,15 +18,22 @@ from plugin.web.ops import ops
 
 def create_app(config: Config | None = None) -> Flask:
     """The service: configuration, metrics, database (migrated to head on start-up),
-    connectors, views."""
+    connectors, the job queue, views. Call once per process, from its main thread."""
     config = config or load_config()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.service.max_body_bytes
     app.extensions["clientguard.config"] = config
-    app.extensions["clientguard.metrics"] = Metrics()
+    metrics = app.extensions["clientguard.metrics"] = Metrics()
     upgrade(config.service.database_url)
-    app.extensions["clientguard.database"] = open_database(config.service.database_url)
-    app.extensions["clientguard.connectors"] = build_connectors(config.connectors)
+    database = app.extensions["clientguard.database"] = open_database(
+        config.service.database_url)
+    connectors = app.extensions["clientguard.connectors"] = build_connectors(config.connectors)
+
+    def evaluate(ref: EngagementRef) -> None:
+        process(ref, connectors[ref.connector], database, config, metrics)
+
+    app.extensions["clientguard.jobs"] = Jobs(config.service.queue_url, evaluate, database,
+                                              config.service.coalesce_seconds)
     register_error_handlers(app)
     app.register_blueprint(hooks)
     app.register_blueprint(ops)

@@ -7,6 +7,7 @@ message and exit status 2, never a traceback.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,20 +105,47 @@ def check(ctx: click.Context, input_path: str, output_format: str, lang: Languag
               help="Request threads of the WSGI server")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, threads: int) -> None:
-    """Run the service (webhooks, health and metrics endpoints) on a production WSGI server.
+    """Run the service: webhooks, health and metrics on a production WSGI server, with the
+    job workers and the sweep in the same process.
 
-    The database is created and migrated on start-up; with the defaults it is an SQLite
-    file in the working directory and nothing else needs to be installed."""
-    import waitress
+    The database and the queue are created on start-up; with the defaults they are SQLite
+    files in the working directory and nothing else needs to be installed."""
+    import waitress  # the web stack loads only for the service, not for offline commands
 
     from plugin.app import create_app
 
     config = _config(ctx)
     app = create_app(config)
+    consumer = app.extensions["clientguard.jobs"].consumer(config.service.workers)
+    consumer.start()
+    # The consumer took over SIGTERM/SIGINT for its own run loop, which `serve` does not use:
+    # give them back, so a stop signal ends the web server and the finally below.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     host, port = host or config.service.host, port or config.service.port
-    click.echo(f"ClientGuard listening on http://{host}:{port} "
-               f"(state: {config.service.database_url})", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="clientguard")
+    click.echo(f"ClientGuard listening on http://{host}:{port} with "
+               f"{config.service.workers} worker(s)", err=True)
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="clientguard")
+    finally:
+        consumer.stop(graceful=True)
+
+
+def _stop(*_: object) -> NoReturn:
+    raise SystemExit(0)
+
+
+@cli.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run job workers (and the sweep) on their own, for deployments with several web and
+    worker processes sharing PostgreSQL and Redis."""
+    from plugin.app import create_app
+
+    config = _config(ctx)
+    app = create_app(config)
+    click.echo(f"ClientGuard worker with {config.service.workers} thread(s)", err=True)
+    app.extensions["clientguard.jobs"].consumer(config.service.workers).run()
 
 
 @cli.group("config")

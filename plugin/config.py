@@ -80,6 +80,9 @@ class ServiceSettings:
     """`[service]`: where the service listens and keeps its state."""
 
     database_url: str = "sqlite:///clientguard.sqlite3"
+    queue_url: str = "sqlite:///clientguard-queue.sqlite3"
+    coalesce_seconds: float = 2.0  # events on one ticket within this time: one evaluation
+    workers: int = 2
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1024 * 1024  # a webhook body larger than this is refused (413)
@@ -91,6 +94,15 @@ class ServiceSchema(_Strict):
         validate=validate.Regexp(r"^(sqlite|postgresql)(\+\w+)?://",
                                  error="must be a sqlite:/// or postgresql+psycopg:// URL"),
     )
+    queue_url = fields.String(
+        load_default=ServiceSettings.queue_url,
+        validate=validate.Regexp(r"^(sqlite:///|rediss?://)",
+                                 error="must be a sqlite:/// or redis:// URL"),
+    )
+    coalesce_seconds = fields.Float(load_default=ServiceSettings.coalesce_seconds,
+                                    validate=validate.Range(min=0, max=600))
+    workers = fields.Integer(load_default=ServiceSettings.workers,
+                             validate=validate.Range(min=1, max=64))
     host = fields.String(load_default=ServiceSettings.host)
     port = fields.Integer(load_default=ServiceSettings.port,
                           validate=validate.Range(min=1, max=65535))
@@ -220,7 +232,8 @@ class Config:
             rules[effective.rule.id] = table
         return {
             "service": {**dataclasses.asdict(self.service),
-                        "database_url": redacted_url(self.service.database_url)},
+                        "database_url": redacted_url(self.service.database_url),
+                        "queue_url": redacted_url(self.service.queue_url)},
             **{name: _masked(settings) for name, settings in self.connectors.items()},
             "agency": {"name": self.agency_name, "language": self.language,
                        "calendar": CalendarSchema().dump(self.calendar)},

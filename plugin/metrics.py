@@ -3,7 +3,7 @@ share counters."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -22,6 +22,22 @@ class Metrics:
         self.events_rejected = Counter(
             "clientguard_events_rejected_total", "Webhook deliveries refused",
             ["connector", "reason"], registry=self.registry)
+        self.evaluation_seconds = Histogram(
+            "clientguard_evaluation_seconds", "Time to evaluate one snapshot",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1))
+        self.platform_errors = Counter(
+            "clientguard_platform_errors_total", "Platform calls that failed, by HTTP status",
+            ["connector", "status"], registry=self.registry)
+        self.comments = Counter(
+            "clientguard_comments_total", "Sticky comment decisions: created, updated, skipped",
+            ["connector", "action"], registry=self.registry)
+        self.queue_depth = Gauge(
+            "clientguard_queue_depth", "Jobs waiting in the queue", registry=self.registry)
+        self.queue_errors = Counter(
+            "clientguard_queue_errors_total",
+            "Stored events whose job could not be queued (the sweep queues them)",
+            registry=self.registry)
         self.intake_seconds = Histogram(
             "clientguard_intake_seconds", "Time to verify, parse and store one delivery",
             ["connector"], registry=self.registry,

@@ -64,3 +64,24 @@ def _postgresql_schema() -> Iterator[str]:
         with admin.engine.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.close()
+
+
+REDIS_URL_VARIABLE = "CLIENTGUARD_TEST_REDIS_URL"
+
+
+@pytest.fixture
+def queue_url(database_url: str, tmp_path: Path) -> str:
+    """The queue that goes with the database: an SQLite file beside an SQLite database (the
+    embedded default), Redis beside PostgreSQL (scale-out), from CLIENTGUARD_TEST_REDIS_URL."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    url = os.environ.get(REDIS_URL_VARIABLE)
+    if not url:
+        pytest.skip(f"Redis not tested: set {REDIS_URL_VARIABLE}, e.g. redis://127.0.0.1:6379/0")
+    import redis
+
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.ConnectionError as error:
+        pytest.skip(f"Redis at {url} unreachable: {error}")
+    return url

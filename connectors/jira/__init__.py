@@ -1,10 +1,20 @@
-"""The Jira connector (Cloud and Data Center): webhook deliveries in, events out."""
+"""The Jira connector (Cloud and Data Center): webhook deliveries in, snapshots of issues
+out, one agency-internal sticky comment written back."""
 
 from __future__ import annotations
 
-from connectors.base import Delivery, Event, Ignored
+from connectors.base import Delivery, EngagementRef, Event, Ignored, Snapshot
 from connectors.jira import events
+from connectors.jira.client import JiraClient
+from connectors.jira.comments import delete_sticky, find_sticky, write_sticky
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
+from connectors.jira.snapshot import build_engagement, fetch_issue_data
+from plugin.core.comment import StickyContent
+from plugin.core.model import StatusCategory
+
+
+class JiraConnectorNotConfigured(Exception):
+    """`[jira]` lacks what talking to Jira needs (base_url and credentials)."""
 
 
 class JiraConnector:
@@ -13,9 +23,57 @@ class JiraConnector:
     name = "jira"
     settings_schema = JiraSettingsSchema
 
-    def __init__(self, settings: JiraSettings) -> None:
+    def __init__(self, settings: JiraSettings, client: JiraClient | None = None) -> None:
         self.settings = settings
+        self._client = client
+        self._statuses: dict[str, StatusCategory] = {}  # status id -> category, per site
+
+    @property
+    def client(self) -> JiraClient:
+        if self._client is None:
+            self._client = _client_for(self.settings)
+        return self._client
 
     def parse_delivery(self, delivery: Delivery) -> Event | Ignored:
         """Verify and read one webhook delivery (see `events.parse_delivery`)."""
         return events.parse_delivery(delivery, self.settings)
+
+    def fetch_snapshot(self, ref: EngagementRef, known_sticky_id: str | None) -> Snapshot:
+        """The issue with every comment, worklog and change, in as few calls as Jira allows;
+        our sticky comment is found among the comments and left out of the engagement."""
+        data = fetch_issue_data(self.client, self.settings, ref, self._statuses)
+        found = find_sticky(data.comments, known_sticky_id,
+                            author=self.settings.service_account)
+        engagement = build_engagement(ref, data.issue, data.comments, data.worklogs,
+                                      data.changelog, self._statuses, self.settings)
+        sticky_id = str(found.comment["id"]) if found.comment else None
+        stale = tuple(str(comment["id"]) for comment in found.stale)
+        return Snapshot(ref, engagement, sticky_id,
+                        context=(data.issue, stale, sticky_id or known_sticky_id))
+
+    def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
+        """Create or update the sticky comment (internal by construction), and remove
+        duplicates a past crash left behind."""
+        issue, stale, existing = snapshot.context
+        # Not seen among the comments but known: update it by id (a comment a person
+        # deleted answers 404 and is written anew), never add a second one.
+        comment_id = write_sticky(self.client, self.settings, issue, content, existing)
+        for duplicate in stale:
+            delete_sticky(self.client, issue["key"], duplicate)
+        return comment_id
+
+
+def _client_for(settings: JiraSettings) -> JiraClient:
+    if settings.base_url is None:
+        raise JiraConnectorNotConfigured("jira → base_url is needed to talk to Jira")
+    if settings.flavour == "cloud":
+        if not (settings.email and settings.api_token):
+            raise JiraConnectorNotConfigured(
+                "jira → email and api_token are needed for Jira Cloud "
+                "(CLIENTGUARD_JIRA__API_TOKEN)")
+        return JiraClient(settings.base_url, (settings.email, settings.api_token), "cloud")
+    if not settings.personal_access_token:
+        raise JiraConnectorNotConfigured(
+            "jira → personal_access_token is needed for Jira Data Center "
+            "(CLIENTGUARD_JIRA__PERSONAL_ACCESS_TOKEN)")
+    return JiraClient(settings.base_url, settings.personal_access_token, "datacenter")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from connectors.errors import DeliveryRejected
 from plugin.pipeline.intake import accept
 
 hooks = Blueprint("hooks", __name__)
+log = logging.getLogger(__name__)
 
 
 @hooks.post("/hooks/<name>")
@@ -41,4 +43,9 @@ def receive(name: str) -> ResponseReturnValue:
         metrics.events_duplicate.labels(name).inc()
         return jsonify(status="duplicate", event=result.event.name), 202
     metrics.events_received.labels(name, result.event.name).inc()
+    try:
+        current_app.extensions["clientguard.jobs"].ring(result.event.ref)
+    except Exception:  # the event is stored: the sweep rings again, the platform gets its 202
+        log.exception("could not queue %s; the sweep will", result.event.ref)
+        metrics.queue_errors.inc()
     return jsonify(status="accepted", event=result.event.name), 202

@@ -18,7 +18,8 @@ def healthz() -> ResponseReturnValue:
 @ops.get("/readyz")
 def readyz() -> ResponseReturnValue:
     """Ready when every dependency answers; 503 names the ones that do not."""
-    checks = {"database": current_app.extensions["clientguard.database"].ping()}
+    checks = {"database": current_app.extensions["clientguard.database"].ping(),
+              "queue": _queue_problem()}
     ready = all(problem is None for problem in checks.values())
     body = {name: problem or "ok" for name, problem in checks.items()}
     return jsonify(status="ready" if ready else "not ready", checks=body), 200 if ready else 503
@@ -26,5 +27,17 @@ def readyz() -> ResponseReturnValue:
 
 @ops.get("/metrics")
 def metrics() -> ResponseReturnValue:
-    registry = current_app.extensions["clientguard.metrics"].registry
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    metrics = current_app.extensions["clientguard.metrics"]
+    try:
+        metrics.queue_depth.set(current_app.extensions["clientguard.jobs"].pending())
+    except Exception:  # an unreachable queue shows in /readyz; metrics still answer
+        metrics.queue_depth.set(float("nan"))
+    return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _queue_problem() -> str | None:
+    try:
+        current_app.extensions["clientguard.jobs"].pending()
+    except Exception as error:
+        return type(error).__name__
+    return None

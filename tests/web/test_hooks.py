@@ -24,13 +24,15 @@ ID_HEADER = "X-Atlassian-Webhook-Identifier"
 
 
 @pytest.fixture
-def app(database_url: str) -> Iterator[Flask]:
+def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     config = build_config({
-        "service": {"database_url": database_url, "max_body_bytes": 64 * 1024},
+        "service": {"database_url": database_url, "queue_url": queue_url,
+                    "max_body_bytes": 64 * 1024},
         "jira": {"site": "acme", "webhook_secret": SECRET, "service_account": "svc-42"},
     })
     app = create_app(config)
     yield app
+    app.extensions["clientguard.jobs"].huey.flush()
     app.extensions["clientguard.database"].close()
 
 
@@ -148,14 +150,16 @@ def test_an_unconfigured_connector_is_404_json(client: FlaskClient):
 
 def test_health_and_readiness(client: FlaskClient):
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/readyz").json == {"status": "ready", "checks": {"database": "ok"}}
+    assert client.get("/readyz").json == {"status": "ready",
+                                          "checks": {"database": "ok", "queue": "ok"}}
 
 
 def test_readiness_fails_when_the_database_is_gone(tmp_path: Path):
     folder = tmp_path / "state"
     folder.mkdir()
     app = create_app(build_config({"service": {
-        "database_url": f"sqlite:///{folder / 'clientguard.sqlite3'}"}}))
+        "database_url": f"sqlite:///{folder / 'clientguard.sqlite3'}",
+        "queue_url": f"sqlite:///{tmp_path / 'queue.sqlite3'}"}}))
     client = app.test_client()
     assert client.get("/readyz").status_code == 200
     database = app.extensions["clientguard.database"]
@@ -163,5 +167,6 @@ def test_readiness_fails_when_the_database_is_gone(tmp_path: Path):
     shutil.rmtree(folder)  # the disk the state lived on is gone
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json == {"status": "not ready", "checks": {"database": "OperationalError"}}
+    assert response.json == {"status": "not ready",
+                             "checks": {"database": "OperationalError", "queue": "ok"}}
     database.close()

@@ -1,0 +1,223 @@
+"""The sticky comment on a Jira issue: find it, write it (agency-internal by construction),
+delete it.
+
+Nothing here takes a visibility: where the comment goes decides it.
+
+- A Jira Service Management project (`projectTypeKey` `service_desk`): a JSM internal note.
+  Created through `POST /rest/servicedeskapi/request/{key}/comment` with `public: false`;
+  updated through the platform API with the `sd.public.comment` = `{"internal": true}`
+  property restated in the same request. Role or group visibility is not used there: it
+  does not hide a comment from the customer portal.
+- Any other project: a comment restricted to `JiraSettings.internal_visibility` (a role or
+  group). Without it nothing is written (`StickyRefused`): never a comment for all users.
+
+Every write is read back (`?expand=properties`); a comment the client could read is deleted
+at once and `LeakPrevented` raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import quote
+
+from connectors.base import STICKY_MARKER
+from connectors.errors import NotFound, PlatformError
+from connectors.jira.client import CommentVisibility, JiraClient
+from connectors.jira.markup import to_adf, to_wiki
+from connectors.jira.settings import JiraSettings
+from plugin.core.comment import StickyContent
+
+SERVICE_DESK = "service_desk"
+JSM_INTERNAL_PROPERTY = "sd.public.comment"
+JSM_INTERNAL = {"internal": True}
+
+
+class StickyRefused(Exception):
+    """Nothing was written: the comment could not be made provably agency-internal
+    (no `internal_visibility` configured, or the project type is unknown)."""
+
+
+class LeakPrevented(Exception):
+    """A written comment turned out readable by the client. `deleted` tells whether it was
+    removed again; when False, it is still there and a person must act now."""
+
+    def __init__(self, issue_key: str, comment_id: str, *, deleted: bool) -> None:
+        outcome = "deleted it" if deleted else "could NOT delete it"
+        super().__init__(f"comment {comment_id} on {issue_key} was client-visible after "
+                         f"writing; {outcome}")
+        self.issue_key = issue_key
+        self.comment_id = comment_id
+        self.deleted = deleted
+
+
+@dataclass(frozen=True)
+class StickySearch:
+    """Our comment among an issue's comments (None when there is none), and the `stale`
+    ones that also carry the marker (left by a crash between a write and storing its id),
+    to delete."""
+
+    comment: dict[str, Any] | None
+    stale: tuple[dict[str, Any], ...]
+
+
+def _texts(node: Any) -> Iterable[str]:
+    """Every text of an ADF document (depth first)."""
+    if isinstance(node, Mapping):
+        if isinstance(node.get("text"), str):
+            yield node["text"]
+        yield from _texts(node.get("content"))
+    elif isinstance(node, list):
+        for child in node:
+            yield from _texts(child)
+
+
+def carries_marker(comment: Mapping[str, Any]) -> bool:
+    """Whether the comment's body (ADF on Cloud v3, a wiki string on v2 and in webhooks)
+    contains the sticky marker."""
+    body = comment.get("body")
+    text = body if isinstance(body, str) else "".join(_texts(body))
+    return STICKY_MARKER in text
+
+
+def _authored_by(comment: Mapping[str, Any], account: str) -> bool:
+    author = comment.get("author") or {}
+    return account in (author.get("accountId"), author.get("name"), author.get("key"))
+
+
+def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *,
+                author: str | None = None) -> StickySearch:
+    """Find our comment: the one with the stored `known_id`, else the newest carrying the
+    marker. Every other marker comment is reported as stale. With `author` (the service
+    account: accountId on Cloud, username on Data Center) only that account's comments
+    count by marker, so a person quoting our comment never has theirs deleted."""
+    comments = [dict(comment) for comment in comments]
+    ours = next((c for c in comments if known_id is not None and str(c.get("id")) == known_id),
+                None)
+    marked = [c for c in comments if c is not ours and carries_marker(c)
+              and (author is None or _authored_by(c, author))]
+    marked.sort(key=lambda c: int(c["id"]))  # Jira comment ids grow with time
+    if ours is None and marked:
+        ours = marked.pop()
+    return StickySearch(ours, tuple(marked))
+
+
+def is_service_desk(issue: Mapping[str, Any]) -> bool:
+    """Whether the issue is a JSM request. The project type must be in the issue (fetch
+    `project` with it): guessing wrong would choose the wrong kind of internal."""
+    try:
+        project_type = issue["fields"]["project"]["projectTypeKey"]
+    except (KeyError, TypeError):
+        raise StickyRefused(f"{issue.get('key')}: no fields.project.projectTypeKey in the "
+                            "issue; cannot tell a JSM request from another issue") from None
+    return project_type == SERVICE_DESK
+
+
+def write_sticky(client: JiraClient, settings: JiraSettings, issue: Mapping[str, Any],
+                 content: StickyContent, existing: str | None) -> str:
+    """Create the sticky comment, or update the `existing` one (by id; created anew when it
+    was deleted meanwhile), always agency-internal, updates without notifications; returns
+    its id.
+
+    Raises `StickyRefused` before any request when the comment could not be internal,
+    and `LeakPrevented` when the read-back shows a client-visible comment."""
+    key = issue["key"]
+    service_desk = is_service_desk(issue)
+    if service_desk:
+        comment_id = _write_internal_note(client, key, content, existing)
+    else:
+        comment_id = _write_restricted(client, key, content, existing,
+                                       _staff_only(settings, key))
+    _ensure_internal(client, key, comment_id, service_desk=service_desk)
+    return comment_id
+
+
+def delete_sticky(client: JiraClient, issue_key: str, comment_id: str) -> None:
+    """Delete the sticky comment (all checks pass and the agency wants it gone, or a stale
+    duplicate); one already gone is fine."""
+    with contextlib.suppress(NotFound):
+        client.delete_comment(issue_key, comment_id)
+
+
+# -- the two kinds of internal ---------------------------------------------------------
+
+def _staff_only(settings: JiraSettings, key: str) -> CommentVisibility:
+    visibility = settings.internal_visibility
+    if not visibility:
+        raise StickyRefused(f"{key}: [jira] internal_visibility is not configured; a comment "
+                            "without it would be visible to everyone on the issue")
+    return cast(CommentVisibility, {"type": visibility["type"], "value": visibility["value"]})
+
+
+def _platform_body(client: JiraClient, content: StickyContent) -> dict[str, Any] | str:
+    return to_adf(content) if client.flavour == "cloud" else to_wiki(content)
+
+
+def _write_restricted(client: JiraClient, key: str, content: StickyContent,
+                      existing: str | None, visibility: CommentVisibility) -> str:
+    body = _platform_body(client, content)
+    if existing is not None:
+        try:
+            return str(client.update_comment(key, existing, body, visibility)["id"])
+        except NotFound:
+            pass  # deleted by a person meanwhile: write a new one
+    return str(client.add_comment(key, body, visibility)["id"])
+
+
+def _write_internal_note(client: JiraClient, key: str, content: StickyContent,
+                         existing: str | None) -> str:
+    if existing is not None:
+        try:
+            # JSM has no comment update; the platform one keeps the note internal by
+            # restating its property in the same request (no window where it is public).
+            client.request("PUT", _comment_path(client, key, existing), issue=key,
+                           params={"notifyUsers": "false"},
+                           json={"body": _platform_body(client, content),
+                                 "properties": [{"key": JSM_INTERNAL_PROPERTY,
+                                                 "value": JSM_INTERNAL}]})
+            return existing
+        except NotFound:
+            pass  # deleted by a person meanwhile: write a new one
+    return str(client.add_servicedesk_internal_comment(key, to_wiki(content))["id"])
+
+
+# -- the read-back ---------------------------------------------------------------------
+
+def _comment_path(client: JiraClient, key: str, comment_id: str) -> str:
+    return f"{client.api}/issue/{quote(key, safe='')}/comment/{quote(comment_id, safe='')}"
+
+
+def _property(comment: Mapping[str, Any], name: str) -> Any:
+    return next((item.get("value") for item in comment.get("properties") or ()
+                 if item.get("key") == name), None)
+
+
+def client_visible(comment: Mapping[str, Any], *, service_desk: bool) -> bool:
+    """Whether the client could read this comment. On a JSM request: unless `jsdPublic` is
+    false or the `sd.public.comment` property says internal, and neither says public.
+    Elsewhere: unless it is restricted to a role or group."""
+    if service_desk:
+        public = comment.get("jsdPublic")
+        flag = _property(comment, JSM_INTERNAL_PROPERTY)
+        internal = flag.get("internal") if isinstance(flag, Mapping) else None
+        if public is True or internal is False:
+            return True
+        return not (public is False or internal is True)
+    visibility = comment.get("visibility") or {}
+    return not (visibility.get("type") in ("role", "group")
+                and (visibility.get("value") or visibility.get("identifier")))
+
+
+def _ensure_internal(client: JiraClient, key: str, comment_id: str, *,
+                     service_desk: bool) -> None:
+    written = client.request("GET", _comment_path(client, key, comment_id),
+                             params={"expand": "properties"})
+    if not client_visible(written, service_desk=service_desk):
+        return
+    try:
+        delete_sticky(client, key, comment_id)
+    except PlatformError as error:
+        raise LeakPrevented(key, comment_id, deleted=False) from error
+    raise LeakPrevented(key, comment_id, deleted=True)

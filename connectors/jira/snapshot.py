@@ -1,0 +1,461 @@
+"""A Jira issue as a normalised `Engagement`: the one place that knows how Jira's JSON maps
+onto the model (the decisions a user should know are in docs/jira-mapping.md).
+
+`build_engagement` is pure: Jira's JSON in, the model out. `fetch_issue_data` makes the
+fewest calls Jira allows: one `GET issue` whose embedded changelog, comments and worklogs
+are used whenever they are complete; a part is paged from its own resource only when Jira
+cut it short (Cloud embeds at most 100 histories and 20 worklogs) or, on a Data Center
+service desk, when comments lack `jsdPublic` and only their properties tell an internal note.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from connectors.base import STICKY_MARKER, EngagementRef
+from connectors.jira.client import JiraClient
+from connectors.jira.settings import JiraSettings
+from plugin.core.fields import FIELDS_BY_NAME
+from plugin.core.model import (
+    Change,
+    Client,
+    Comment,
+    Document,
+    DocumentKind,
+    Engagement,
+    Person,
+    Roles,
+    Side,
+    StatusCategory,
+    StatusChange,
+    TimeEntry,
+    TimeKind,
+    Visibility,
+)
+
+Json = dict[str, Any]
+
+ISSUE_FIELDS = ("summary", "status", "created", "updated", "duedate", "labels", "project",
+                "reporter", "assignee", "attachment", "comment", "worklog")
+"""The system fields a snapshot reads; the mapped custom fields are asked for beside them."""
+
+CATEGORY_BY_KEY = {"new": StatusCategory.TODO, "indeterminate": StatusCategory.IN_PROGRESS,
+                   "done": StatusCategory.DONE}
+SERVICE_DESK = "service_desk"
+JSM_INTERNAL_PROPERTY = "sd.public.comment"
+ANONYMOUS = Person("anonymous", "Anonymous", Side.UNKNOWN)
+YES_WORDS = frozenset({"yes", "y", "true", "1", "on", "да", "ja"})
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class IssueData:
+    """One issue as Jira answered it, every part complete: what `build_engagement` reads
+    (and what a connector needs to find and write its sticky comment without reading again)."""
+
+    issue: Json
+    comments: list[Json]
+    worklogs: list[Json]
+    changelog: list[Json]
+
+
+# -- the calls --------------------------------------------------------------------------
+
+def fetch_statuses(client: JiraClient) -> dict[str, StatusCategory]:
+    """Every status of the site by id with its category (`GET /rest/api/{2|3}/status`):
+    what a move in the changelog, which names only the status id, needs. One call per
+    site, kept by the caller."""
+    return {str(status["id"]): _category(status.get("statusCategory"))
+            for status in client.request("GET", f"{client.api}/status")}
+
+
+def fetch_issue_data(client: JiraClient, settings: JiraSettings, ref: EngagementRef,
+                     statuses: MutableMapping[str, StatusCategory]) -> IssueData:
+    """The issue (`ref.key`, its id) with its complete changelog, comments and worklogs.
+
+    One call for an issue whose embedded parts are complete; each part Jira cut short
+    costs its pages. `statuses` is the caller's cache from `fetch_statuses`: when the
+    changelog names a status it lacks (one added since), it is refreshed in place with
+    one more call."""
+    wanted = dict.fromkeys((*ISSUE_FIELDS, *settings.fields.values()))
+    # `names` (field id → display name) lets Data Center changelog items, which name a
+    # custom field only by its display name, be matched to the mapping.
+    issue = client.get_issue(ref.key, fields=tuple(wanted), expand=("changelog", "names"))
+    fields = issue.get("fields") or {}
+    issue_id = str(issue.get("id") or ref.key)
+
+    comment_page = fields.get("comment") or {}
+    comments = comment_page.get("comments") or []
+    if not _complete(comment_page, "comments") or (
+            _is_service_desk(fields) and any("jsdPublic" not in c for c in comments)):
+        comments = list(client.iter_comments(issue_id))
+    worklog_page = fields.get("worklog") or {}
+    worklogs = worklog_page.get("worklogs") or []
+    if not _complete(worklog_page, "worklogs"):
+        worklogs = list(client.iter_worklogs(issue_id))
+    changelog = list(client.iter_changelog(issue_id, embedded=issue.get("changelog")))
+    if not _status_ids(changelog) <= statuses.keys():
+        statuses.update(fetch_statuses(client))
+    return IssueData(issue, comments, worklogs, changelog)
+
+
+def fetch_snapshot(client: JiraClient, settings: JiraSettings, ref: EngagementRef,
+                   statuses: MutableMapping[str, StatusCategory]) -> Engagement:
+    """The engagement now: `fetch_issue_data` mapped by `build_engagement`."""
+    data = fetch_issue_data(client, settings, ref, statuses)
+    return build_engagement(ref, data.issue, data.comments, data.worklogs, data.changelog,
+                            statuses, settings)
+
+
+def _complete(page: Mapping[str, Any], items_key: str) -> bool:
+    """Whether an embedded page (`{startAt, maxResults, total, <items>}`) holds every item."""
+    items = page.get(items_key) or ()
+    return page.get("startAt", 0) == 0 and len(items) >= page.get("total", len(items))
+
+
+def _status_ids(changelog: Iterable[Json]) -> set[str]:
+    return {str(item.get("to")) for history in changelog for item in history.get("items") or ()
+            if item.get("field") == "status"}
+
+
+# -- the mapping ------------------------------------------------------------------------
+
+def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
+                     worklogs: Iterable[Json], changelog: Iterable[Json],
+                     statuses: Mapping[str, StatusCategory],
+                     settings: JiraSettings) -> Engagement:
+    """Map one issue and its complete parts to the model. Pure: no I/O.
+
+    `statuses` maps status ids to categories (`fetch_statuses`). A mapped field the issue
+    does not fill is `None` (a finding); an unmapped one is absent (not configured)."""
+    fields = issue.get("fields") or {}
+    people = _People(settings)
+    project = fields.get("project") or {}
+    key = issue["key"]
+    status = fields.get("status") or {}
+
+    def mapped_people(name: str) -> tuple[Person, ...] | None:
+        field_id = settings.fields.get(name)
+        if field_id is None:
+            return None
+        value = fields.get(field_id)
+        return tuple(filter(None, map(people, value if isinstance(value, list) else [value])))
+
+    roles = Roles(points_of_contact=mapped_people("account_manager"),
+                  project_managers=mapped_people("project_manager"),
+                  assignee=people(fields.get("assignee")))
+    decision_makers = mapped_people("decision_maker")
+    people(fields.get("reporter"))  # seen on the issue: one of the client's people, maybe
+    status_history, changes = _history(changelog, statuses, people, settings,
+                                       issue.get("names") or {})
+    documents = tuple(_document(attachment, people, settings)
+                      for attachment in fields.get("attachment") or ())
+    issue_comments = tuple(_comments(comments, people, settings, _is_service_desk(fields)))
+    time_entries = tuple(
+        # Jira has one kind of worklog: calls and meetings cannot be told from work.
+        TimeEntry(person=people(worklog.get("author")) or ANONYMOUS,
+                  hours=(worklog.get("timeSpentSeconds") or 0) / 3600,
+                  kind=TimeKind.WORK, at=_moment(worklog["started"]))
+        for worklog in worklogs)
+    return Engagement(
+        connector=ref.connector,
+        key=key,
+        url=f"{settings.base_url.rstrip('/')}/browse/{key}" if settings.base_url else None,
+        project=project.get("key"),
+        title=fields.get("summary") or "",
+        status=status.get("name") or "",
+        status_category=_category(status.get("statusCategory")),
+        created=_moment(fields["created"]),
+        updated=_moment(fields["updated"]),
+        due=_date(fields.get("duedate")),
+        labels=tuple(fields.get("labels") or ()),
+        # the client's people: everyone seen on the issue who is on the client side
+        client=_client(fields, settings, people.on_side(Side.CLIENT), decision_makers),
+        roles=roles,
+        status_history=status_history,
+        documents=documents,
+        comments=issue_comments,
+        time_entries=time_entries,
+        invoices=None,  # Jira has no invoices
+        changes=changes,
+        fields={name: CONVERTERS[FIELDS_BY_NAME[name].kind](fields.get(field_id))
+                for name, field_id in settings.fields.items() if name in FIELDS_BY_NAME},
+    )
+
+
+class _People:
+    """`Person`s from Jira user objects, each decided once, in the order first seen."""
+
+    def __init__(self, settings: JiraSettings) -> None:
+        self._settings = settings
+        self._seen: dict[str, Person] = {}
+
+    def __call__(self, user: Any) -> Person | None:
+        if not isinstance(user, dict):
+            return None
+        # Cloud may still send the retired `name`/`key` beside `accountId`; Data Center has
+        # only `name` (the username, what settings list) and `key`.
+        ids = [user.get(name) for name in ("accountId", "name", "key")]
+        person_id = next((value for value in ids if isinstance(value, str) and value), None)
+        if person_id is None:
+            return None
+        if person_id not in self._seen:
+            email = user.get("emailAddress") or None
+            self._seen[person_id] = Person(person_id, user.get("displayName") or person_id,
+                                           self._side(user, ids, email), email)
+        return self._seen[person_id]
+
+    def _side(self, user: Json, ids: list[Any], email: str | None) -> Side:
+        settings = self._settings
+        if user.get("accountType") == "customer":  # a JSM customer
+            return Side.CLIENT
+        if any(value in settings.agency_accounts for value in ids if value):
+            return Side.AGENCY
+        domain = email.rpartition("@")[2].lower() if email else ""
+        if domain and _within(domain, settings.client_domains):
+            return Side.CLIENT
+        if domain and _within(domain, settings.agency_domains):
+            return Side.AGENCY
+        return Side.UNKNOWN
+
+    def on_side(self, side: Side) -> tuple[Person, ...]:
+        return tuple(person for person in self._seen.values() if person.side is side)
+
+
+def _within(domain: str, domains: Iterable[str]) -> bool:
+    """`domain` is one of `domains` or a subdomain of one (mail.agency.example)."""
+    return any(domain == known or domain.endswith("." + known) for known in domains)
+
+
+def _client(fields: Json, settings: JiraSettings, people: tuple[Person, ...],
+            decision_makers: tuple[Person, ...] | None) -> Client:
+    field_id = settings.fields.get("client")
+    name = (_text(fields.get(field_id)) if field_id else None) or ""
+    project = fields.get("project") or {}
+    name = name.strip() or project.get("name") or project.get("key") or ""
+    return Client(key=re.sub(r"\W+", "-", name.casefold()).strip("-") or name, name=name,
+                  people=people, decision_makers=decision_makers)
+
+
+def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory],
+             people: _People, settings: JiraSettings, names: Mapping[str, str]
+             ) -> tuple[tuple[StatusChange, ...], tuple[Change, ...]]:
+    """Status moves, and every field change under its canonical name: `due`, `status`, the
+    semantic name of a mapped field, else Jira's own field name."""
+    semantic: dict[str, list[str]] = {}
+    for name, field_id in settings.fields.items():
+        semantic.setdefault(field_id, []).append(name)
+    id_by_name = {display: field_id for field_id, display in names.items()}
+    moves: list[StatusChange] = []
+    changes: list[Change] = []
+    for history in changelog:
+        at, by = _moment(history["created"]), people(history.get("author"))
+        for item in history.get("items") or ():
+            raw_name = item.get("field") or ""
+            # Data Center items have no `fieldId` and name a custom field by display name.
+            field_id = item.get("fieldId") or id_by_name.get(raw_name, raw_name)
+            before, after = item.get("fromString"), item.get("toString")
+            if field_id == "status":
+                category = statuses.get(str(item.get("to")))
+                if category is not None:  # a status deleted since: its category is unknown
+                    moves.append(StatusChange(at, after or "", category, by))
+                changes.append(Change("status", at, before, after, by))
+            elif field_id == "duedate":
+                changes.append(Change("due", at, _day(item.get("from") or before),
+                                      _day(item.get("to") or after), by))
+            else:
+                changes += [Change(name, at, before, after, by)
+                            for name in semantic.get(field_id, [raw_name])]
+    return tuple(moves), tuple(changes)
+
+
+def _day(value: Any) -> str | None:
+    match = ISO_DAY.match(value) if isinstance(value, str) else None
+    return match.group() if match else None
+
+
+def _document(attachment: Json, people: _People, settings: JiraSettings) -> Document:
+    name = attachment.get("filename") or ""
+    kind = next((DocumentKind(kind) for kind, patterns in settings.document_patterns.items()
+                 if any(re.search(pattern, name, re.IGNORECASE) for pattern in patterns)),
+                DocumentKind.OTHER)
+    return Document(id=str(attachment["id"]), kind=kind, name=name,
+                    added_at=_moment(attachment["created"]),
+                    author=people(attachment.get("author")))
+
+
+def _is_service_desk(fields: Json) -> bool:
+    return (fields.get("project") or {}).get("projectTypeKey") == SERVICE_DESK
+
+
+def _comments(comments: Iterable[Json], people: _People, settings: JiraSettings,
+              service_desk: bool) -> Iterator[Comment]:
+    """The issue's comments but ClientGuard's own: the one carrying the marker (by the service
+    account, when one is configured, so a person quoting it keeps their comment)."""
+    ours = settings.service_account
+    for comment in comments:
+        author = comment.get("author") or {}
+        text = body_text(comment.get("body"))
+        if STICKY_MARKER in text and (ours is None or ours in (
+                author.get("accountId"), author.get("name"), author.get("key"))):
+            continue
+        yield Comment(id=str(comment["id"]), author=people(author) or ANONYMOUS,
+                      visibility=_visibility(comment, service_desk),
+                      at=_moment(comment["created"]), text=text)
+
+
+def _visibility(comment: Json, service_desk: bool) -> Visibility:
+    """Internal when the client cannot read the comment. On a service desk that is a JSM
+    internal note (`jsdPublic: false` or the `sd.public.comment` property); role or group
+    visibility does not hide a comment from the customer portal. Elsewhere it is a comment
+    restricted to a role or group."""
+    if service_desk:
+        public = comment.get("jsdPublic")
+        note = next((item.get("value") for item in comment.get("properties") or ()
+                     if item.get("key") == JSM_INTERNAL_PROPERTY), None)
+        internal = note.get("internal") if isinstance(note, dict) else None
+        hidden = (public is False or internal is True) and not (
+            public is True or internal is False)
+    else:
+        hidden = bool(comment.get("visibility"))
+    return Visibility.INTERNAL if hidden else Visibility.PUBLIC
+
+
+def _category(status_category: Any) -> StatusCategory:
+    """Jira's category key; `undefined` (no category) counts as not started."""
+    key = status_category.get("key") if isinstance(status_category, dict) else None
+    return CATEGORY_BY_KEY.get(key, StatusCategory.TODO)
+
+
+def _moment(value: str) -> datetime:
+    """Jira's `2019-02-15T19:11:18.321-0800` as an aware datetime."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- bodies: ADF (Cloud v3) and wiki markup (Data Center v2) ------------------------------
+
+def body_text(body: Any) -> str:
+    """A comment or field body as plain text: an ADF document or a wiki-markup string."""
+    if isinstance(body, dict):
+        return adf_text(body)
+    return wiki_text(body) if isinstance(body, str) else ""
+
+
+_ADF_ATTR_TEXT = {"mention": "text", "emoji": "text", "status": "text",
+                  "inlineCard": "url", "blockCard": "url", "embedCard": "url"}
+_ADF_LINES = frozenset({"paragraph", "heading", "codeBlock", "tableHeader", "tableCell"})
+
+
+def adf_text(document: Json) -> str:
+    """The text of an ADF document: block nodes end lines, quotes start with `> `."""
+    return re.sub(r"\n{3,}", "\n\n", _adf(document)).strip()
+
+
+def _adf(node: Any) -> str:
+    if not isinstance(node, dict):
+        return ""
+    kind, attrs = node.get("type"), node.get("attrs") or {}
+    if kind == "text":
+        return str(node.get("text") or "")
+    if kind == "hardBreak":
+        return "\n"
+    if kind in _ADF_ATTR_TEXT:
+        return str(attrs.get(_ADF_ATTR_TEXT[kind]) or attrs.get("shortName") or "")
+    if kind == "date":  # attrs.timestamp: epoch milliseconds, as a string
+        try:
+            return datetime.fromtimestamp(int(attrs["timestamp"]) / 1000, UTC).date().isoformat()
+        except (KeyError, TypeError, ValueError):
+            return ""
+    inner = "".join(_adf(child) for child in node.get("content") or ())
+    if kind == "blockquote":
+        return "".join(f"> {line}\n" for line in inner.strip("\n").split("\n"))
+    return inner.rstrip("\n") + "\n" if kind in _ADF_LINES else inner
+
+
+_WIKI_QUOTE = re.compile(r"\{quote\}(.*?)\{quote\}", re.DOTALL)
+_WIKI_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^bq\.\s+", re.MULTILINE), "> "),
+    (re.compile(r"^h[1-6]\.\s+", re.MULTILINE), ""),
+    (re.compile(r"\{(?:code|noformat|panel|color)(?::[^}]*)?\}"), ""),
+    (re.compile(r"\[~(?:accountid:)?([^\]|]+)\]"), r"@\1"),  # a mention
+    (re.compile(r"\[([^\]|]+)\|[^\]]*\]"), r"\1"),  # [text|link]
+    (re.compile(r"\[((?:https?|mailto):[^\]]+)\]"), r"\1"),  # [link]
+    (re.compile(r"!([^!\s|]+\.\w+)(?:\|[^!]*)?!"), ""),  # an embedded image
+    (re.compile(r"\{\{(.+?)\}\}"), r"\1"),  # monospace
+    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),  # bold
+    (re.compile(r"(?<![\w_])_(?=\S)(.+?)(?<=\S)_(?![\w_])"), r"\1"),  # italic
+    (re.compile(r"\?\?(.+?)\?\?"), r"\1"),  # citation
+    (re.compile(r"\\\\"), "\n"),  # a forced line break
+)
+
+
+def wiki_text(markup: str) -> str:
+    """The text of wiki markup, with the simplest markup stripped: headings, emphasis,
+    links, mentions (`@username`), macros; quotes become lines starting with `> `."""
+    text = _WIKI_QUOTE.sub(
+        lambda quote: "\n".join(f"> {line}" for line in quote.group(1).strip("\n").split("\n")),
+        markup)
+    for pattern, replacement in _WIKI_RULES:
+        text = pattern.sub(replacement, text)
+    return text.strip()
+
+
+# -- mapped field values, by kind (plugin.core.fields) ------------------------------------
+
+def _text(value: Any) -> str | None:
+    """A value as text: a string, an option's value, a user's name, ADF, a number, a list."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if value.get("type") == "doc":
+            return adf_text(value)
+        return next((value[key] for key in ("value", "name", "displayName")
+                     if isinstance(value.get(key), str)), None)
+    if isinstance(value, list):
+        return ", ".join(filter(None, map(_text, value)))
+    return str(value)
+
+
+def _flag(value: Any) -> bool | None:
+    """Checkboxes: anything ticked; a select or text: yes/true (also да, ja); a boolean."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, list):
+        return bool(value)
+    return (_text(value) or "").strip().casefold() in YES_WORDS
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float((_text(value) or "").strip().replace(",", "."))
+    except ValueError:
+        return None
+
+
+def _date(value: Any) -> date | None:
+    """A date picker's `2026-12-18`, or the day of a date-time field as written."""
+    day = _day(_text(value))
+    return date.fromisoformat(day) if day else None
+
+
+def _list(value: Any) -> tuple[str, ...] | None:
+    """Multi-select options, labels, or comma-separated text."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else (
+        value if isinstance(value, list) else [value])
+    return tuple(text.strip() for text in map(_text, items) if text and text.strip())
+
+
+CONVERTERS = {"text": _text, "flag": _flag, "number": _number, "date": _date, "list": _list}

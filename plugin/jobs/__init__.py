@@ -1,0 +1,83 @@
+"""The durable job queue (huey: an SQLite file by default, Redis at scale).
+
+The queue is only a doorbell: the events table is the truth. Intake rings once per stored
+event, a little later (so a burst on one ticket is answered by one evaluation: the first
+job claims every pending event, the others find nothing); the sweep rings again for
+events whose job was lost (a crash, a full queue).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+
+from connectors.base import EngagementRef
+from plugin.storage import Database
+from plugin.storage.repository import stale_engagements
+
+log = logging.getLogger(__name__)
+
+JOB_RETRIES, JOB_RETRY_DELAY = 2, 30  # seconds; after that the sweep takes over
+STALE_AFTER_SECONDS = 120.0  # a pending event with no job done by then is re-rung
+
+
+def make_huey(url: str) -> Huey:
+    """`sqlite:///path` (default, embedded) or `redis://host:port/db` (scale-out)."""
+    if url.startswith("redis://") or url.startswith("rediss://"):
+        return RedisHuey("clientguard", url=url)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey("clientguard", filename=str(path))
+    raise ValueError(f"unsupported queue URL {url!r}")
+
+
+class Jobs:
+    """The queue with ClientGuard's two jobs: evaluate one engagement; sweep."""
+
+    def __init__(self, url: str, evaluate: Callable[[EngagementRef], object],
+                 database: Database, delay_seconds: float) -> None:
+        self.huey = make_huey(url)
+        self.delay_seconds = delay_seconds
+        self._database = database
+
+        @self.huey.task(name="evaluate", retries=JOB_RETRIES, retry_delay=JOB_RETRY_DELAY)
+        def evaluate_job(connector: str, site: str, key: str) -> None:
+            evaluate(EngagementRef(connector, site, key))
+
+        @self.huey.periodic_task(crontab(minute="*"), name="sweep")
+        def sweep_job() -> None:
+            self.sweep()
+
+        self._evaluate_job = evaluate_job
+
+    def ring(self, ref: EngagementRef, delay_seconds: float | None = None) -> None:
+        """Ask for an evaluation of `ref` after the coalescing delay."""
+        self._evaluate_job.schedule(
+            args=(ref.connector, ref.site, ref.key),
+            delay=self.delay_seconds if delay_seconds is None else delay_seconds)
+
+    def sweep(self, now: datetime | None = None) -> list[EngagementRef]:
+        """Ring for every engagement whose stored events have waited too long."""
+        now = now or datetime.now(UTC)
+        with self._database.session() as session, session.begin():
+            stale = stale_engagements(session, now, STALE_AFTER_SECONDS)
+        for ref in stale:
+            self.ring(ref, delay_seconds=0)
+        if stale:
+            log.info("sweep re-queued %d engagement(s) with waiting events", len(stale))
+        return stale
+
+    def consumer(self, workers: int) -> Consumer:
+        """Worker threads (and the periodic sweep) for this process."""
+        return self.huey.create_consumer(workers=workers, worker_type="thread",
+                                         periodic=True, check_worker_health=True)
+
+    def pending(self) -> int:
+        """Jobs waiting in the queue (for /metrics and /readyz)."""
+        return self.huey.pending_count() + self.huey.scheduled_count()

@@ -1,0 +1,152 @@
+"""End to end on the real app, the real database and the real queue (SQLite files, and
+PostgreSQL + Redis): a signed Jira webhook in, one agency-internal sticky comment out.
+Only Jira itself is stood in for, by `responses` serving the REST answers in
+tests/connectors/jira/fixtures/rest/."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+from flask import Flask
+from sqlalchemy import select
+
+from plugin.app import create_app
+from plugin.config import build_config
+from plugin.storage.models import EventRecord
+
+JIRA = "https://jira.agency.example"
+FIXTURES = Path(__file__).parent.parent / "connectors" / "jira" / "fixtures"
+SECRET = "hook-secret"
+ISSUE = json.loads((FIXTURES / "rest" / "issue__datacenter.json").read_text("utf-8"))
+STATUSES = [{"id": "1", "name": "Open", "statusCategory": {"key": "new"}},
+            {"id": "3", "name": "In Progress", "statusCategory": {"key": "indeterminate"}},
+            {"id": "6", "name": "Closed", "statusCategory": {"key": "done"}}]
+ROLE = {"type": "role", "value": "Developers"}
+COMMENT_URL = re.compile(rf"{JIRA}/rest/api/2/issue/PRJA-7/comment/(\d+)")
+
+
+@pytest.fixture
+def app(database_url: str, queue_url: str) -> Iterator[Flask]:
+    app = create_app(build_config({
+        "service": {"database_url": database_url, "queue_url": queue_url,
+                    "coalesce_seconds": 0.2},
+        "jira": {"site": "agency-dc", "base_url": JIRA, "flavour": "datacenter",
+                 "personal_access_token": "witness-pat-7c1f", "webhook_secret": SECRET,
+                 "service_account": "clientguard", "internal_visibility": ROLE,
+                 "agency_domains": ["agency.example"], "client_domains": ["acme.example"],
+                 "fields": {"account_manager": "customfield_10100",
+                            "project_manager": "customfield_10101"}},
+    }))
+    yield app
+    app.extensions["clientguard.jobs"].huey.flush()
+    app.extensions["clientguard.database"].close()
+
+
+class FakeJira:
+    """Jira's REST answers for one issue, and a record of every comment written."""
+
+    def __init__(self, mock: responses.RequestsMock) -> None:
+        self.issue = copy.deepcopy(ISSUE)
+        self.written: list[dict[str, Any]] = []
+        mock.add_callback(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                          callback=lambda request: (200, {}, json.dumps(self.issue)))
+        mock.get(f"{JIRA}/rest/api/2/status", json=STATUSES)
+        mock.add_callback(responses.POST, f"{JIRA}/rest/api/2/issue/PRJA-7/comment",
+                          callback=self._write)
+        mock.add_callback(responses.PUT, COMMENT_URL, callback=self._write)
+        mock.add_callback(responses.GET, COMMENT_URL, callback=self._read_back)
+
+    def _write(self, request: Any) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body)
+        match = COMMENT_URL.match(request.url)
+        comment = {"id": match.group(1) if match else str(90001 + len(self.written)),
+                   "body": body["body"], "visibility": body.get("visibility"),
+                   "author": {"name": "clientguard"}}
+        self.written.append({"method": request.method, **comment,
+                             "url": request.url})
+        comments = self.issue["fields"]["comment"]
+        comments["comments"] = [c for c in comments["comments"] if c["id"] != comment["id"]]
+        comments["comments"].append(comment)  # Jira lists it with the issue from now on
+        comments["total"] = comments["maxResults"] = len(comments["comments"])
+        return 200 if match else 201, {}, json.dumps(comment)
+
+    def _read_back(self, request: Any) -> tuple[int, dict[str, str], str]:
+        comment_id = COMMENT_URL.match(request.url).group(1)
+        latest = [c for c in self.written if c["id"] == comment_id][-1]
+        return 200, {}, json.dumps({key: latest[key] for key in
+                                    ("id", "body", "visibility", "author")})
+
+
+@pytest.fixture
+def jira() -> Iterator[FakeJira]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")  # nothing of ours goes through here
+        yield FakeJira(mock)
+
+
+def deliver(app: Flask, delivery_id: str, text: str = "Any news on the launch?") -> None:
+    payload = json.loads((FIXTURES / "comment_created__datacenter_no_issue.json")
+                         .read_text("utf-8"))
+    payload["comment"]["self"] = f"{JIRA}/rest/api/2/issue/10231/comment/555"
+    payload["comment"]["body"] = text
+    body = json.dumps(payload).encode()
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = app.test_client().post("/hooks/jira", data=body, headers={
+        "X-Hub-Signature": f"sha256={signature}", "X-Atlassian-Webhook-Identifier": delivery_id})
+    assert response.status_code == 202, response.json
+
+
+def run_jobs_until_done(app: Flask, timeout: float = 20.0) -> None:
+    """Run the real queue's consumer until no stored event is pending or in progress."""
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    consumer = app.extensions["clientguard.jobs"].consumer(2)
+    consumer.start()
+    signal.signal(signal.SIGTERM, handlers[0])
+    signal.signal(signal.SIGINT, handlers[1])
+    try:
+        deadline = time.monotonic() + timeout
+        while statuses(app) & {"pending", "processing"}:
+            assert time.monotonic() < deadline, f"events still waiting: {statuses(app)}"
+            time.sleep(0.05)
+    finally:
+        consumer.stop(graceful=True)
+
+
+def statuses(app: Flask) -> set[str]:
+    with app.extensions["clientguard.database"].session() as session:
+        return set(session.scalars(select(EventRecord.status)).all())
+
+
+def test_a_burst_with_redeliveries_gives_one_internal_comment(app: Flask, jira: FakeJira):
+    for delivery_id in ("d-1", "d-1", "d-2", "d-3", "d-2"):  # redeliveries, out of order
+        deliver(app, delivery_id)
+    run_jobs_until_done(app)
+    assert statuses(app) == {"done"}
+    assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE)]
+    assert "clientguard:sticky" in jira.written[0]["body"]
+
+
+def test_nothing_is_written_when_nothing_changed_and_updated_in_place_when_it_did(
+        app: Flask, jira: FakeJira):
+    deliver(app, "d-1")
+    run_jobs_until_done(app)
+    deliver(app, "d-2")  # a new event, same issue state
+    run_jobs_until_done(app)
+    assert [c["method"] for c in jira.written] == ["POST"]
+    jira.issue["fields"]["customfield_10100"] = None  # nobody is the account manager now
+    deliver(app, "d-3")
+    run_jobs_until_done(app)
+    assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE),
+                                                                      ("PUT", ROLE)]
+    assert jira.written[1]["id"] == jira.written[0]["id"]  # the same comment, edited
