@@ -10,17 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from plugin.core.comment import STICKY_MARKER, StickyContent
 from plugin.core.model import Engagement
 
-if TYPE_CHECKING:
-    from plugin.core.comment import StickyContent
-
-STICKY_MARKER = "clientguard:sticky"
-"""Hidden in every sticky comment ClientGuard writes: how it finds its own comment again and
-recognises the events its writes cause."""
-
+__all__ = ["STICKY_MARKER"]  # connectors match on the marker the core writes
 
 @dataclass(frozen=True)
 class Delivery:

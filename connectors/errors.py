@@ -1,8 +1,9 @@
 """Typed errors at the platform boundary.
 
-Two families: what we answer a platform that delivers a webhook (`DeliveryRejected`, with the
-HTTP status to send back), and what a platform answered us (`PlatformError`, raised by the
-REST clients' single request choke point).
+Three families: what we answer a platform that delivers a webhook (`DeliveryRejected`, with
+the HTTP status to send back); what a platform answered us (`PlatformError`, raised by the
+REST clients' single request choke point); and the sticky comment's safety stops
+(`StickyRefused`, `LeakPrevented`), which every connector raises the same way.
 """
 
 from __future__ import annotations
@@ -62,3 +63,21 @@ class Transient(PlatformError):
 
 class RateLimited(Transient):
     """429 or the platform's own limit signal."""
+
+
+class StickyRefused(Exception):
+    """Nothing was written: the comment could not be made provably agency-internal
+    (no `internal_visibility` configured, or the project type is unknown)."""
+
+
+class LeakPrevented(Exception):
+    """A written comment turned out readable by the client. `deleted` tells whether it was
+    removed again; when False, it is still there and a person must act now."""
+
+    def __init__(self, issue_key: str, comment_id: str, *, deleted: bool) -> None:
+        outcome = "deleted it" if deleted else "could NOT delete it"
+        super().__init__(f"comment {comment_id} on {issue_key} was client-visible after "
+                         f"writing; {outcome}")
+        self.issue_key = issue_key
+        self.comment_id = comment_id
+        self.deleted = deleted

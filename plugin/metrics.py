@@ -29,6 +29,10 @@ class Metrics:
         self.platform_errors = Counter(
             "clientguard_platform_errors_total", "Platform calls that failed, by HTTP status",
             ["connector", "status"], registry=self.registry)
+        self.leaks_prevented = Counter(
+            "clientguard_leaks_prevented_total",
+            "Sticky comments that read back client-visible and were deleted (alert on > 0)",
+            ["connector"], registry=self.registry)
         self.comments = Counter(
             "clientguard_comments_total", "Sticky comment decisions: created, updated, skipped",
             ["connector", "action"], registry=self.registry)

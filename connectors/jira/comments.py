@@ -24,7 +24,7 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from connectors.base import STICKY_MARKER
-from connectors.errors import NotFound, PlatformError
+from connectors.errors import LeakPrevented, NotFound, PlatformError, StickyRefused
 from connectors.jira.client import CommentVisibility, JiraClient
 from connectors.jira.markup import to_adf, to_wiki
 from connectors.jira.settings import JiraSettings
@@ -33,24 +33,6 @@ from plugin.core.comment import StickyContent
 SERVICE_DESK = "service_desk"
 JSM_INTERNAL_PROPERTY = "sd.public.comment"
 JSM_INTERNAL = {"internal": True}
-
-
-class StickyRefused(Exception):
-    """Nothing was written: the comment could not be made provably agency-internal
-    (no `internal_visibility` configured, or the project type is unknown)."""
-
-
-class LeakPrevented(Exception):
-    """A written comment turned out readable by the client. `deleted` tells whether it was
-    removed again; when False, it is still there and a person must act now."""
-
-    def __init__(self, issue_key: str, comment_id: str, *, deleted: bool) -> None:
-        outcome = "deleted it" if deleted else "could NOT delete it"
-        super().__init__(f"comment {comment_id} on {issue_key} was client-visible after "
-                         f"writing; {outcome}")
-        self.issue_key = issue_key
-        self.comment_id = comment_id
-        self.deleted = deleted
 
 
 @dataclass(frozen=True)

@@ -14,29 +14,12 @@ from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 from plugin.core.engine import Report, RuleResult
-from plugin.core.i18n import UI, Language, Text
+from plugin.core.i18n import UI, Language
 
 STICKY_MARKER = "clientguard:sticky"
-"""Written in the footer of every sticky comment. The same string as
-`connectors.base.STICKY_MARKER`, which the connectors match on (the core imports no connector;
-`tests/core/test_comment.py` keeps the two equal)."""
+"""Written in the footer of every sticky comment: how a connector finds its own comment
+again and recognises the events its writes cause."""
 
-# Words of the sticky comment only; the report's own words come from `UI`.
-STICKY_TEXT = {
-    "open_health_check": Text(
-        en="Open health check",
-        ru="Открыть проверку",
-        da="Åbn sundhedstjek",
-    ),
-    "footer": Text(
-        en="Agency-internal: the client cannot see this. ClientGuard keeps this one comment "
-        "up to date; manual edits are overwritten.",
-        ru="Только для агентства: клиент этого не видит. ClientGuard сам обновляет этот "
-        "комментарий; ручные правки будут перезаписаны.",
-        da="Kun for bureauet: kunden kan ikke se dette. ClientGuard holder denne ene "
-        "kommentar opdateret; manuelle rettelser overskrives.",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -112,7 +95,7 @@ def sticky_content(report: Report, language: Language, link: str | None = None
         all_clear=(None if report.findings or report.faulty
                    else UI["no_findings"].render(language)),
         unchecked=unchecked,
-        link=None if link is None else Link(STICKY_TEXT["open_health_check"].render(language),
+        link=None if link is None else Link(UI["open_health_check"].render(language),
                                             link),
-        footer=f"{STICKY_TEXT['footer'].render(language)} {STICKY_MARKER}",
+        footer=f"{UI['sticky_footer'].render(language)} {STICKY_MARKER}",
     )

@@ -75,4 +75,17 @@ UI = {
     "status_warn": Text(en="WARN", ru="ВНИМАНИЕ", da="ADVARSEL"),
     "status_pass": Text(en="PASS", ru="OK", da="OK"),
     "status_not_configured": Text(en="N/A", ru="Н/Д", da="I/A"),
+    "open_health_check": Text(
+        en="Open health check",
+        ru="Открыть проверку",
+        da="Åbn sundhedstjek",
+    ),
+    "sticky_footer": Text(
+        en="Agency-internal: the client cannot see this. ClientGuard keeps this one comment "
+        "up to date; manual edits are overwritten.",
+        ru="Только для агентства: клиент этого не видит. ClientGuard сам обновляет этот "
+        "комментарий; ручные правки будут перезаписаны.",
+        da="Kun for bureauet: kunden kan ikke se dette. ClientGuard holder denne ene "
+        "kommentar opdateret; manuelle rettelser overskrives.",
+    ),
 }

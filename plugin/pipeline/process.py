@@ -8,12 +8,13 @@ the events finished. A crash anywhere leaves them claimable again when the lease
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import Connector, EngagementRef
-from connectors.errors import PlatformError
+from connectors.errors import LeakPrevented, PlatformError
 from plugin.config import Config
 from plugin.core.comment import sticky_content
 from plugin.core.engine import evaluate
@@ -28,6 +29,8 @@ from plugin.storage.repository import (
     save_evaluation,
     set_sticky,
 )
+
+log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 300.0  # longer than a slow snapshot plus retries; then another worker may try
 
@@ -54,6 +57,9 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
     except Exception as error:  # released for a later attempt, never left claimed
         if isinstance(error, PlatformError):
             metrics.platform_errors.labels(ref.connector, str(error.status or "none")).inc()
+        if isinstance(error, LeakPrevented):
+            metrics.leaks_prevented.labels(ref.connector).inc()
+            log.error("ALERT %s: %s", ref, error)
         with database.session() as session, session.begin():
             fail(session, claimed, f"{type(error).__name__}: {error}", now)
         raise

@@ -17,10 +17,9 @@ import responses
 from responses import matchers
 
 from connectors.base import STICKY_MARKER
+from connectors.errors import LeakPrevented, StickyRefused
 from connectors.jira.client import JiraClient
 from connectors.jira.comments import (
-    LeakPrevented,
-    StickyRefused,
     carries_marker,
     client_visible,
     delete_sticky,
