@@ -85,6 +85,11 @@ class Connector(Protocol):
         """The engagement now, normalised; our own sticky comment is not among its comments."""
         ...
 
+    def recently_updated(self, minutes: int) -> list[EngagementRef]:
+        """Engagements the platform changed in the last `minutes` (the review's catch-up
+        for lost webhooks)."""
+        ...
+
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the one sticky comment, agency-internal by construction; returns
         its id. There is no way to ask for a visible comment."""

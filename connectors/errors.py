@@ -65,6 +65,11 @@ class RateLimited(Transient):
     """429 or the platform's own limit signal."""
 
 
+class ConnectorNotConfigured(Exception):
+    """The platform's configuration section lacks what talking to it needs; the message
+    names the key."""
+
+
 class StickyRefused(Exception):
     """Nothing was written: the comment could not be made provably agency-internal
     (no `internal_visibility` configured, or the project type is unknown)."""

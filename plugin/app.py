@@ -33,7 +33,7 @@ def create_app(config: Config | None = None) -> Flask:
         process(ref, connectors[ref.connector], database, config, metrics)
 
     app.extensions["clientguard.jobs"] = Jobs(config.service.queue_url, evaluate, database,
-                                              config.service.coalesce_seconds)
+                                              connectors, config.service.coalesce_seconds)
     register_error_handlers(app)
     app.register_blueprint(hooks)
     app.register_blueprint(ops)

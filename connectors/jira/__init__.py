@@ -4,6 +4,7 @@ out, one agency-internal sticky comment written back."""
 from __future__ import annotations
 
 from connectors.base import Delivery, EngagementRef, Event, Ignored, Snapshot
+from connectors.errors import ConnectorNotConfigured
 from connectors.jira import events
 from connectors.jira.client import JiraClient
 from connectors.jira.comments import delete_sticky, find_sticky, write_sticky
@@ -11,10 +12,6 @@ from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import build_engagement, fetch_issue_data
 from plugin.core.comment import StickyContent
 from plugin.core.model import StatusCategory
-
-
-class JiraConnectorNotConfigured(Exception):
-    """`[jira]` lacks what talking to Jira needs (base_url and credentials)."""
 
 
 class JiraConnector:
@@ -51,6 +48,15 @@ class JiraConnector:
         return Snapshot(ref, engagement, sticky_id,
                         context=(data.issue, stale, sticky_id or known_sticky_id))
 
+    def recently_updated(self, minutes: int) -> list[EngagementRef]:
+        """Engagements changed in the last `minutes` (JQL `updated >= -Nm` within
+        `engagement_jql`): what the review re-evaluates in case a webhook was lost."""
+        jql = f"updated >= -{minutes}m"
+        if self.settings.engagement_jql:
+            jql = f"({self.settings.engagement_jql}) AND {jql}"
+        return [EngagementRef(self.name, self.settings.site, str(issue["id"]))
+                for issue in self.client.search(jql, fields=("id",))]
+
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the sticky comment (internal by construction), and remove
         duplicates a past crash left behind."""
@@ -65,15 +71,15 @@ class JiraConnector:
 
 def _client_for(settings: JiraSettings) -> JiraClient:
     if settings.base_url is None:
-        raise JiraConnectorNotConfigured("jira → base_url is needed to talk to Jira")
+        raise ConnectorNotConfigured("jira → base_url is needed to talk to Jira")
     if settings.flavour == "cloud":
         if not (settings.email and settings.api_token):
-            raise JiraConnectorNotConfigured(
+            raise ConnectorNotConfigured(
                 "jira → email and api_token are needed for Jira Cloud "
                 "(CLIENTGUARD_JIRA__API_TOKEN)")
         return JiraClient(settings.base_url, (settings.email, settings.api_token), "cloud")
     if not settings.personal_access_token:
-        raise JiraConnectorNotConfigured(
+        raise ConnectorNotConfigured(
             "jira → personal_access_token is needed for Jira Data Center "
             "(CLIENTGUARD_JIRA__PERSONAL_ACCESS_TOKEN)")
     return JiraClient(settings.base_url, settings.personal_access_token, "datacenter")

@@ -9,21 +9,25 @@ events whose job was lost (a crash, a full queue).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import astuple
 from datetime import UTC, datetime
 from pathlib import Path
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 
-from connectors.base import EngagementRef
+from connectors.base import Connector, EngagementRef
+from connectors.errors import ConnectorNotConfigured, PlatformError
 from plugin.storage import Database
-from plugin.storage.repository import stale_engagements
+from plugin.storage.repository import due_for_review, record_review, stale_engagements
 
 log = logging.getLogger(__name__)
 
 JOB_RETRIES, JOB_RETRY_DELAY = 2, 30  # seconds; after that the sweep takes over
 STALE_AFTER_SECONDS = 120.0  # a pending event with no job done by then is re-rung
+REVIEW_AFTER_SECONDS = 3600.0  # an open engagement is re-evaluated at least hourly
+CATCH_UP_MINUTES = 30  # the review looks this far back for changes no webhook announced
 
 
 def make_huey(url: str) -> Huey:
@@ -41,10 +45,12 @@ class Jobs:
     """The queue with ClientGuard's two jobs: evaluate one engagement; sweep."""
 
     def __init__(self, url: str, evaluate: Callable[[EngagementRef], object],
-                 database: Database, delay_seconds: float) -> None:
+                 database: Database, connectors: Mapping[str, Connector],
+                 delay_seconds: float) -> None:
         self.huey = make_huey(url)
         self.delay_seconds = delay_seconds
         self._database = database
+        self._connectors = connectors
 
         @self.huey.task(name="evaluate", retries=JOB_RETRIES, retry_delay=JOB_RETRY_DELAY)
         def evaluate_job(connector: str, site: str, key: str) -> None:
@@ -53,6 +59,10 @@ class Jobs:
         @self.huey.periodic_task(crontab(minute="*"), name="sweep")
         def sweep_job() -> None:
             self.sweep()
+
+        @self.huey.periodic_task(crontab(minute="*/15"), name="review")
+        def review_job() -> None:
+            self.review()
 
         self._evaluate_job = evaluate_job
 
@@ -72,6 +82,30 @@ class Jobs:
         if stale:
             log.info("sweep re-queued %d engagement(s) with waiting events", len(stale))
         return stale
+
+    def review(self, now: datetime | None = None) -> list[EngagementRef]:
+        """Ask for a re-evaluation of open engagements not evaluated for an hour (time-based
+        rules), and of engagements the platforms changed recently (webhooks are not
+        guaranteed). Platform errors are logged: the next review tries again."""
+        now = now or datetime.now(UTC)
+        with self._database.session() as session, session.begin():
+            asked = {(ref, "time") for ref in due_for_review(session, now, REVIEW_AFTER_SECONDS)}
+        for connector in self._connectors.values():
+            try:
+                changed = connector.recently_updated(CATCH_UP_MINUTES)
+            except (PlatformError, ConnectorNotConfigured) as error:
+                log.warning("review: cannot list recent changes on %s: %s", connector.name,
+                            error)
+                continue
+            asked |= {(ref, "catch-up") for ref in changed}
+        rung = []
+        for ref, reason in sorted(asked, key=lambda item: (*astuple(item[0]), item[1])):
+            with self._database.session() as session, session.begin():
+                new = record_review(session, ref, now, reason)
+            if new:
+                self.ring(ref, delay_seconds=0)
+                rung.append(ref)
+        return rung
 
     def consumer(self, workers: int) -> Consumer:
         """Worker threads (and the periodic sweep) for this process."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, literal, or_, select, update
@@ -151,6 +151,29 @@ def stale_engagements(session: Session, now: datetime,
         .where(or_(waiting, _lease_expired(now)))
         .distinct()
         .order_by(EventRecord.connector, EventRecord.site, EventRecord.engagement_key)
+    )
+    return [EngagementRef(connector, site, key) for connector, site, key in rows]
+
+
+def record_review(session: Session, ref: EngagementRef, now: datetime, reason: str) -> bool:
+    """Ask for a re-evaluation without a platform event (time-based rules, a missed
+    webhook): a stored event like any other, so it takes the same claim path. Its delivery id
+    names the hour, so one reason asks at most once an hour per engagement."""
+    hour = f"{now.astimezone(UTC):%Y-%m-%dT%H}"
+    event = Event(ref, f"review:{reason}", f"review:{reason}:{ref.key}:{hour}", now, None)
+    return record_event(session, event, b"{}", now)
+
+
+def due_for_review(session: Session, now: datetime,
+                   older_than_seconds: float) -> list[EngagementRef]:
+    """Open engagements last evaluated more than `older_than_seconds` ago: their time-based
+    rules (an unanswered question, a silent week, an overdue invoice) change with time
+    alone."""
+    rows = session.execute(
+        select(EngagementRecord.connector, EngagementRecord.site, EngagementRecord.key)
+        .where(EngagementRecord.open.is_(True),
+               EngagementRecord.last_evaluated_at < now - timedelta(seconds=older_than_seconds))
+        .order_by(EngagementRecord.connector, EngagementRecord.site, EngagementRecord.key)
     )
     return [EngagementRef(connector, site, key) for connector, site, key in rows]
 

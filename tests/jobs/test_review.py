@@ -1,0 +1,92 @@
+"""The sweep and the review on the real database and queue: lost doorbells are rung again,
+open engagements are re-evaluated for their time-based rules, and engagements Jira changed
+without a webhook reaching us are caught up — each at most once an hour."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import responses
+from flask import Flask
+from sqlalchemy import select
+
+from connectors.base import EngagementRef, Event
+from plugin.app import create_app
+from plugin.config import build_config
+from plugin.storage.models import EventRecord
+from plugin.storage.repository import record_event, save_evaluation
+
+JIRA = "https://agency.atlassian.net"
+NOW = datetime(2026, 11, 20, 12, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def app(database_url: str, queue_url: str) -> Iterator[Flask]:
+    app = create_app(build_config({
+        "service": {"database_url": database_url, "queue_url": queue_url},
+        "jira": {"site": "agency", "base_url": JIRA, "email": "guard@agency.example",
+                 "api_token": "witness-token", "engagement_jql": "project = ACME"},
+    }))
+    yield app
+    app.extensions["clientguard.jobs"].huey.flush()
+    app.extensions["clientguard.database"].close()
+
+
+def ref(key: str) -> EngagementRef:
+    return EngagementRef("jira", "agency", key)
+
+
+def events(app: Flask) -> list[tuple[str, str, str]]:
+    with app.extensions["clientguard.database"].session() as session:
+        rows = session.execute(select(EventRecord.engagement_key, EventRecord.name,
+                                      EventRecord.status).order_by(EventRecord.id))
+        return [tuple(row) for row in rows]
+
+
+def queued(app: Flask) -> int:
+    return app.extensions["clientguard.jobs"].pending()
+
+
+def test_the_sweep_rings_again_for_events_whose_job_was_lost(app: Flask) -> None:
+    database = app.extensions["clientguard.database"]
+    with database.session() as session, session.begin():
+        record_event(session, Event(ref("10001"), "comment_created", "d-1", None, None), b"{}",
+                     NOW - timedelta(minutes=5))
+        record_event(session, Event(ref("10002"), "comment_created", "d-2", None, None), b"{}",
+                     NOW - timedelta(seconds=30))  # its job is still due
+    assert app.extensions["clientguard.jobs"].sweep(NOW) == [ref("10001")]
+    assert queued(app) == 1
+
+
+def test_the_review_re_evaluates_open_engagements_and_catches_up_with_jira(app: Flask):
+    database = app.extensions["clientguard.database"]
+    with database.session() as session, session.begin():
+        save_evaluation(session, ref("10001"), 60, "amber", {}, NOW - timedelta(hours=2))
+        save_evaluation(session, ref("10003"), 90, "green", {}, NOW - timedelta(minutes=10))
+    with responses.RequestsMock() as jira:
+        search = jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [
+            {"id": "10002", "key": "ACME-2"}, {"id": "10003", "key": "ACME-3"}]})
+        rung = app.extensions["clientguard.jobs"].review(NOW)
+        assert search.calls[0].request.params["jql"] == (
+            "(project = ACME) AND updated >= -30m")
+    assert rung == [ref("10001"), ref("10002"), ref("10003")]
+    assert events(app) == [("10001", "review:time", "pending"),
+                           ("10002", "review:catch-up", "pending"),
+                           ("10003", "review:catch-up", "pending")]
+    assert queued(app) == 3
+    with responses.RequestsMock() as jira:  # the same hour: nothing is asked twice
+        jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [{"id": "10002"}]})
+        assert app.extensions["clientguard.jobs"].review(NOW + timedelta(minutes=15)) == []
+    assert len(events(app)) == 3
+
+
+def test_a_jira_outage_does_not_stop_the_review(app: Flask) -> None:
+    database = app.extensions["clientguard.database"]
+    with database.session() as session, session.begin():
+        save_evaluation(session, ref("10001"), 60, "amber", {}, NOW - timedelta(hours=2))
+    with responses.RequestsMock() as jira:
+        jira.get(f"{JIRA}/rest/api/3/search/jql", status=401, json={
+            "errorMessages": ["Client must be authenticated to access this resource."]})
+        assert app.extensions["clientguard.jobs"].review(NOW) == [ref("10001")]
