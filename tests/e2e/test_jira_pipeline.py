@@ -9,10 +9,12 @@ import copy
 import hashlib
 import hmac
 import json
+import logging
 import re
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,15 @@ import responses
 from flask import Flask
 from sqlalchemy import select
 
+from connectors.base import EngagementRef
+from connectors.errors import AuthError, Transient
+from connectors.jira import JiraConnector
+from connectors.jira.client import JiraClient
 from plugin.app import create_app
 from plugin.config import build_config
+from plugin.pipeline.process import LEASE_SECONDS, process
 from plugin.storage.models import EventRecord
+from plugin.storage.repository import claim_pending
 
 JIRA = "https://jira.agency.example"
 FIXTURES = Path(__file__).parent.parent / "connectors" / "jira" / "fixtures"
@@ -34,6 +42,7 @@ STATUSES = [{"id": "1", "name": "Open", "statusCategory": {"key": "new"}},
             {"id": "6", "name": "Closed", "statusCategory": {"key": "done"}}]
 ROLE = {"type": "role", "value": "Developers"}
 COMMENT_URL = re.compile(rf"{JIRA}/rest/api/2/issue/PRJA-7/comment/(\d+)")
+REF = EngagementRef("jira", "agency-dc", "10231")
 
 
 @pytest.fixture
@@ -57,6 +66,7 @@ class FakeJira:
     """Jira's REST answers for one issue, and a record of every comment written."""
 
     def __init__(self, mock: responses.RequestsMock) -> None:
+        self.mock = mock
         self.issue = copy.deepcopy(ISSUE)
         self.written: list[dict[str, Any]] = []
         mock.add_callback(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
@@ -150,3 +160,78 @@ def test_nothing_is_written_when_nothing_changed_and_updated_in_place_when_it_di
     assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE),
                                                                       ("PUT", ROLE)]
     assert jira.written[1]["id"] == jira.written[0]["id"]  # the same comment, edited
+
+
+def test_a_rate_limit_storm_is_ridden_out(app: Flask, jira: FakeJira):
+    storm = responses.Response(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                               status=429, headers={"Retry-After": "0.2"})
+    for _ in range(3):  # three refusals first: the client waits as told, then succeeds
+        jira.mock.add(storm)
+    deliver(app, "d-1")
+    run_jobs_until_done(app)
+    assert statuses(app) == {"done"}
+    assert [c["method"] for c in jira.written] == ["POST"]
+
+
+def test_an_outage_longer_than_the_retries_loses_no_event(app: Flask, jira: FakeJira):
+    connectors = app.extensions["clientguard.connectors"]
+    connectors["jira"] = JiraConnector(  # the same connector; its backoff waits take no time
+        connectors["jira"].settings,
+        JiraClient(JIRA, "witness-pat-7c1f", "datacenter", sleep=lambda _seconds: None))
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      status=503, body="Service Unavailable")
+    deliver(app, "d-1")
+    process_now(app)  # the job's attempt fails: the event goes back to waiting
+    assert statuses(app) == {"pending"}
+    assert jira.written == []
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      json=jira.issue)  # Jira is back
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert app.extensions["clientguard.jobs"].sweep(later) == [REF]
+    run_jobs_until_done(app)
+    assert statuses(app) == {"done"}
+    assert [c["method"] for c in jira.written] == ["POST"]
+
+
+def test_a_worker_that_dies_mid_event_loses_nothing(app: Flask, jira: FakeJira):
+    deliver(app, "d-1")
+    database = app.extensions["clientguard.database"]
+    crashed_at = datetime.now(UTC) - timedelta(minutes=10)
+    with database.session() as session, session.begin():  # a worker claims, then dies
+        assert claim_pending(session, REF, crashed_at, LEASE_SECONDS)
+    assert statuses(app) == {"processing"}
+    app.extensions["clientguard.jobs"].huey.flush()  # its job is gone with it
+    assert app.extensions["clientguard.jobs"].sweep() == [REF]  # the lease has run out
+    run_jobs_until_done(app)
+    assert statuses(app) == {"done"}
+    assert [c["method"] for c in jira.written] == ["POST"]
+
+
+def process_now(app: Flask) -> None:
+    """Run the engagement's processing once in this thread, as one job attempt would."""
+    with pytest.raises(Transient):
+        process(REF, app.extensions["clientguard.connectors"]["jira"],
+                app.extensions["clientguard.database"], app.extensions["clientguard.config"],
+                app.extensions["clientguard.metrics"])
+
+
+def test_no_secret_reaches_any_log_record(app: Flask, jira: FakeJira,
+                                          caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      status=401, json={"errorMessages": ["You are not authenticated."]})
+    deliver(app, "d-1")  # fails at Jira: errors and retries get logged
+    with pytest.raises(AuthError):
+        process(REF, app.extensions["clientguard.connectors"]["jira"],
+                app.extensions["clientguard.database"], app.extensions["clientguard.config"],
+                app.extensions["clientguard.metrics"])
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      json=jira.issue)
+    deliver(app, "d-2")
+    run_jobs_until_done(app)
+    assert caplog.records, "nothing was logged: the witness test would prove nothing"
+    for record in caplog.records:
+        text = record.getMessage() + str(record.args)
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        assert "witness-pat-7c1f" not in text and SECRET not in text, record
