@@ -34,6 +34,8 @@ SPEC_PATH = (Path(__file__).resolve().parents[3].parent
 CLOUD_PLATFORM_PREFIX = "/rest/api/3/"
 
 _DC = "Data Center REST API v2: Atlassian publishes no OpenAPI spec for it; not vendored"
+_ADMIN_WEBHOOKS = ("Admin webhooks (Cloud and DC): the webhooks plugin's own resource, outside "
+                   "the platform spec (whose /rest/api/3/webhook is for Connect/OAuth apps)")
 NOT_IN_CLOUD_PLATFORM_SPEC: dict[tuple[str, str], str] = {
     ("POST", r"/rest/servicedeskapi/request/[^/]+/comment"):
         "JSM REST API (servicedeskapi, Cloud and DC): a separate spec, not vendored",
@@ -47,6 +49,9 @@ NOT_IN_CLOUD_PLATFORM_SPEC: dict[tuple[str, str], str] = {
     ("GET", r"/rest/api/2/search"): _DC,
     ("GET", r"/rest/api/2/field"): _DC,
     ("GET", r"/rest/api/2/myself"): _DC,
+    ("GET", r"/rest/api/2/mypermissions"): _DC,
+    ("GET", r"/rest/webhooks/1\.0/webhook"): _ADMIN_WEBHOOKS,
+    ("POST", r"/rest/webhooks/1\.0/webhook"): _ADMIN_WEBHOOKS,
 }
 """Every endpoint the client can call that the Cloud platform spec does not describe, and why
 (the Data Center flavour uses the same resources under `/rest/api/2`)."""
