@@ -6,25 +6,56 @@ message and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import signal
 import sys
+import textwrap
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 import tomli_w
+from sqlalchemy.exc import SQLAlchemyError
 
-from plugin.config import Config, ConfigError, load_config
-from plugin.core.engine import evaluate
+from connectors.base import EngagementRef
+from connectors.errors import (
+    AuthError,
+    ConnectorNotConfigured,
+    LeakPrevented,
+    NotFound,
+    PlatformError,
+    StickyRefused,
+)
+from connectors.jira import JiraConnector
+from connectors.jira.commands import (
+    comment_text,
+    find_engagements,
+    issue_ref,
+    open_engagements_jql,
+    sticky_audience,
+)
+from connectors.jira.export import ExportError, loads_export
+from connectors.jira.settings import JiraSettings, JiraSettingsSchema
+from plugin.config import Config, ConfigError, load_config, redacted_url
+from plugin.core.engine import Report, evaluate
 from plugin.core.i18n import LANGUAGES, Language
+from plugin.core.model import Engagement
 from plugin.core.render import report_document, report_text
 from plugin.core.schema import EngagementFormatError, loads_engagement
 from plugin.rules import CATALOGUE
 from plugin.rules.docs import rules_markdown
 
+if TYPE_CHECKING:
+    from plugin.pipeline.process import CommentPlan
+    from plugin.storage import Database
+
 EXIT_OK, EXIT_FAILING, EXIT_BAD_INPUT = 0, 1, 2
+ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+")  # ACME-12, or the issue id
 
 
 def _bad_input(message: str) -> NoReturn:
@@ -61,8 +92,15 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 
 @cli.command()
-@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
-              help="Engagement JSON file (docs/engagement-json.md); - for standard input")
+@click.argument("key", required=False)
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
+              help="Engagement JSON file (docs/engagement-json.md), or with --connector a "
+                   "saved issue; - for standard input")
+@click.option("--connector", "connector_name", type=click.Choice(["jira"]), default=None,
+              help="With --input: the file is a saved Jira issue, Jira's answer to "
+                   "GET /rest/api/{3|2}/issue/KEY?expand=changelog")
+@click.option("--dry-run", is_flag=True,
+              help="With KEY: show the sticky comment that would be written; write nothing")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--lang", type=click.Choice(LANGUAGES), default=None,
@@ -70,32 +108,198 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @click.option("--now", "now_text", default=None,
               help="Evaluate as of this ISO-8601 time [default: the current time]")
 @click.pass_context
-def check(ctx: click.Context, input_path: str, output_format: str, lang: Language | None,
-          now_text: str | None) -> None:
+def check(ctx: click.Context, key: str | None, input_path: str | None,
+          connector_name: str | None, dry_run: bool, output_format: str,
+          lang: Language | None, now_text: str | None) -> None:
     """Evaluate one engagement and print its health report.
 
-    Exit status: 0 nothing fails, 1 something fails, 2 bad input.
+    KEY (e.g. ACME-12) is a live Jira issue, read through [jira]; like the service, the check
+    then brings the issue's sticky comment up to date, writing only when it changed. With
+    --dry-run it shows that comment instead (ticket, visibility, created, updated or
+    unchanged) and writes nothing. --input FILE is never written to.
+
+    Exit status: 0 nothing fails, 1 something fails, 2 bad input (or Jira refused).
     """
+    if (key is None) == (input_path is None):
+        _bad_input("check takes a Jira issue KEY or --input FILE (one of the two)")
+    if dry_run and key is None:
+        _bad_input("--dry-run goes with a live issue KEY: --input FILE writes nothing anyway")
+    if key is not None and not ISSUE_KEY.fullmatch(key):
+        _bad_input(f"{key!r} is not a Jira issue key (e.g. ACME-12)")
     config = _config(ctx)
     now = _parse_now(now_text, config)
-    try:
-        text = sys.stdin.read() if input_path == "-" else Path(input_path).read_text("utf-8")
-    except OSError as error:
-        _bad_input(f"{input_path}: {error.strerror or error}")
-    except UnicodeDecodeError:
-        _bad_input(f"{input_path}: not UTF-8 text")
-    try:
-        engagement = loads_engagement(text)
-    except EngagementFormatError as error:
-        _bad_input(f"{input_path}: not a valid engagement:\n{error}")
-    report = evaluate(engagement, config, now)
     language = lang or config.language
-    if output_format == "json":
-        click.echo(json.dumps(report_document(report, language), ensure_ascii=False, indent=2))
+    if key is None:
+        report = evaluate(_read_input(input_path, connector_name, config), config, now)
+        _print_report(report, language, output_format)
     else:
-        click.echo(report_text(report, language), nl=False)
+        key, connector = key.upper(), _jira(config)
+        with _jira_errors(connector.settings, key), _database(config) as database:
+            planned, audience = _review(issue_ref(connector, key), connector, database, config,
+                                        now, dry_run)
+        report = planned.report
+        _print_report(report, language, output_format, (planned, audience, dry_run))
     failing = report.has_failures or bool(report.faulty)
     sys.exit(EXIT_FAILING if failing else EXIT_OK)
+
+
+@cli.command()
+@click.option("--jql", default=None,
+              help="Which issues [default: (jira.engagement_jql) AND statusCategory != Done]")
+@click.option("--dry-run", is_flag=True,
+              help="Show the sticky comment each issue would get; write nothing")
+@click.pass_context
+def backfill(ctx: click.Context, jql: str | None, dry_run: bool) -> None:
+    """Evaluate every open Jira engagement now and bring its sticky comment up to date as
+    the service does, writing only when it changed: after installing, or after changing
+    the rules. One failing issue does not stop the others; the summary lists it.
+
+    Exit status: 0 every issue done, 1 some failed, 2 bad input (or Jira refused the search).
+    """
+    config = _config(ctx)
+    connector = _jira(config)
+    with _jira_errors(connector.settings):
+        found = find_engagements(connector, jql or open_engagements_jql(connector.settings))
+    done: Counter[str] = Counter()
+    failed: list[str] = []
+    with (_database(config) as database,
+          click.progressbar(found, label=f"Backfilling {len(found)} issue(s)", file=sys.stderr,
+                            item_show_func=lambda item: item and item[1]) as issues):
+        for ref, key in issues:
+            try:
+                planned, audience = _review(ref, connector, database, config,
+                                            datetime.now(UTC), dry_run)
+            except Exception as error:  # reported in the summary; the others go on
+                failed.append(f"{key}: {type(error).__name__}: {error}")
+                continue
+            done[planned.action] += 1
+            if dry_run:
+                click.echo(_plan_text(planned, audience, dry_run))
+    counts = [f"{said[dry_run]} {done[action]}" for action, said in WORDS.items()]
+    click.echo(", ".join([f"scanned {len(found)}", *counts, f"failed {len(failed)}"])
+               + (" (dry run: nothing written)" if dry_run else ""))
+    for failure in failed:
+        click.echo(f"  failed {failure}")
+    sys.exit(EXIT_FAILING if failed else EXIT_OK)
+
+
+# -- helpers of check and backfill -------------------------------------------------------
+
+WORDS = {"create": ("created", "would create"), "update": ("updated", "would update"),
+         "unchanged": ("unchanged", "unchanged")}
+"""Each `plugin.pipeline.process.Action` as said when done, and on a dry run (index:
+`dry_run`)."""
+
+
+def _read_input(path: str, connector_name: str | None, config: Config) -> Engagement:
+    """The engagement in `path`: engagement JSON, or a saved issue of `connector_name`
+    (its warnings on standard error)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    except OSError as error:
+        _bad_input(f"{path}: {error.strerror or error}")
+    except UnicodeDecodeError:
+        _bad_input(f"{path}: not UTF-8 text")
+    try:
+        if connector_name is None:
+            return loads_engagement(text)
+        export = loads_export(text, _jira_settings(config))
+    except EngagementFormatError as error:
+        _bad_input(f"{path}: not a valid engagement:\n{error}")
+    except ExportError as error:
+        _bad_input(f"{path}: {error}")
+    for warning in export.warnings:
+        click.echo(f"clientguard: warning: {warning}", err=True)
+    return export.engagement
+
+
+def _jira_settings(config: Config) -> JiraSettings:
+    """`[jira]`, or its defaults when the section is absent."""
+    return config.connectors.get("jira") or JiraSettingsSchema().load({})
+
+
+def _jira(config: Config) -> JiraConnector:
+    """The configured Jira connector, able to reach Jira (else exit 2 naming the key)."""
+    connector = JiraConnector(_jira_settings(config))
+    try:
+        connector.client  # noqa: B018 -- built now, so a missing setting is reported first
+    except ConnectorNotConfigured as error:
+        _bad_input(str(error))
+    return connector
+
+
+@contextlib.contextmanager
+def _jira_errors(settings: JiraSettings, key: str | None = None) -> Iterator[None]:
+    """What Jira refused, as one exit-2 line: a missing issue, the credentials, the rest."""
+    try:
+        yield
+    except NotFound as error:
+        _bad_input(f"no issue {key} on {settings.base_url}" if key else str(error))
+    except AuthError as error:
+        _bad_input(f"Jira refused the account of [jira] (check its credentials and "
+                   f"permissions): {error}")
+    except (PlatformError, StickyRefused, LeakPrevented) as error:
+        _bad_input(str(error))
+
+
+@contextlib.contextmanager
+def _database(config: Config) -> Iterator[Database]:
+    """The service's database, migrated as the service migrates it on start-up: where the
+    fingerprint of each ticket's last comment is kept, so nothing unchanged is rewritten."""
+    from plugin.storage import open_database, upgrade  # not loaded for offline commands
+
+    url = config.service.database_url
+    try:
+        upgrade(url)
+    except SQLAlchemyError as error:
+        _bad_input(f"service → database_url {redacted_url(url)}: "
+                   f"{getattr(error, 'orig', None) or error}")
+    database = open_database(url)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def _review(ref: EngagementRef, connector: JiraConnector, database: Database, config: Config,
+            now: datetime, dry_run: bool) -> tuple[CommentPlan, str]:
+    """The pipeline's plan for `ref` (carried out unless `dry_run`) and who may read it."""
+    from plugin.metrics import Metrics
+    from plugin.pipeline.process import review
+
+    planned = review(ref, connector, database, config, Metrics(), now, dry_run=dry_run)
+    return planned, sticky_audience(connector, planned.snapshot)
+
+
+def _plan_text(planned: CommentPlan, audience: str, dry_run: bool) -> str:
+    """`ACME-12: would update sticky comment 10206, as a JSM internal note`; on a dry run
+    followed by the comment itself, indented."""
+    snapshot, said = planned.snapshot, WORDS[planned.action][dry_run]
+    comment = (f"sticky comment {snapshot.sticky_id}" if snapshot.sticky_id
+               else "the sticky comment")
+    what = f"{comment} {said}" if planned.action == "unchanged" else f"{said} {comment}"
+    line = f"{snapshot.engagement.key}: {what}, {audience}"
+    return f"{line}\n{textwrap.indent(comment_text(planned.content), '    ')}" if dry_run else line
+
+
+def _print_report(report: Report, language: Language, output_format: str,
+                  shown: tuple[CommentPlan, str, bool] | None = None) -> None:
+    """The report on standard output, and after it a live check's sticky comment — its
+    plan, who may read it, whether on a dry run (JSON: under `sticky_comment`)."""
+    if output_format == "text":
+        click.echo(report_text(report, language), nl=False)
+        if shown is not None:
+            click.echo(f"\n{_plan_text(*shown)}")
+        return
+    document = report_document(report, language)
+    if shown is not None:
+        planned, audience, dry_run = shown
+        engagement = planned.snapshot.engagement
+        document["sticky_comment"] = {
+            "ticket": engagement.key, "url": engagement.url, "action": planned.action.value,
+            "comment_id": planned.snapshot.sticky_id, "visibility": audience,
+            "dry_run": dry_run, "text": comment_text(planned.content)}
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2))
 
 
 @cli.command()
@@ -146,6 +350,55 @@ def worker(ctx: click.Context) -> None:
     app = create_app(config)
     click.echo(f"ClientGuard worker with {config.service.workers} thread(s)", err=True)
     app.extensions["clientguard.jobs"].consumer(config.service.workers).run()
+
+
+@cli.group("doctor")
+def doctor_group() -> None:
+    """Check a platform connection: credentials, permissions, field mapping."""
+
+
+@doctor_group.command("jira")
+@click.option("--project", default=None, help="Also check permissions in this project")
+@click.pass_context
+def doctor_jira(ctx: click.Context, project: str | None) -> None:
+    """Check [jira] against the instance and list its fields for the mapping.
+
+    Exit 0 when nothing fails, 1 when a check fails, 2 when [jira] is incomplete."""
+    from connectors.jira.doctor import diagnose, render_diagnosis, render_fields
+
+    diagnosis = diagnose(_jira(_config(ctx)), project)
+    click.echo(render_diagnosis(diagnosis))
+    click.echo(render_fields(diagnosis.fields))
+    sys.exit(EXIT_OK if diagnosis.ok else EXIT_FAILING)
+
+
+@cli.group("install")
+def install_group() -> None:
+    """Connect a platform to this ClientGuard."""
+
+
+@install_group.command("jira")
+@click.option("--url", "public_url", required=True,
+              help="The public base URL of this ClientGuard, e.g. https://guard.agency.example")
+@click.pass_context
+def install_jira(ctx: click.Context, public_url: str) -> None:
+    """Register the Jira webhook (events and JQL from manifest.json and [jira]) with a
+    secret, or print the exact settings to enter when the account is not an admin."""
+    from connectors.jira.install import (
+        BadPublicUrl,
+        generate_secret,
+        register_webhook,
+        render_registration,
+    )
+
+    connector = _jira(_config(ctx))
+    secret = connector.settings.webhook_secret or generate_secret()
+    try:
+        registration = register_webhook(connector, public_url, secret)
+    except BadPublicUrl as error:
+        _bad_input(f"--url: {error}")
+    click.echo(render_registration(registration))
+    sys.exit(EXIT_OK if registration.done else EXIT_FAILING)
 
 
 @cli.group("config")

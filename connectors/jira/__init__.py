@@ -8,6 +8,7 @@ from connectors.errors import ConnectorNotConfigured
 from connectors.jira import events
 from connectors.jira.client import JiraClient
 from connectors.jira.comments import delete_sticky, find_sticky, write_sticky
+from connectors.jira.jql import narrowed
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import build_engagement, fetch_issue_data
 from plugin.core.comment import StickyContent
@@ -51,9 +52,7 @@ class JiraConnector:
     def recently_updated(self, minutes: int) -> list[EngagementRef]:
         """Engagements changed in the last `minutes` (JQL `updated >= -Nm` within
         `engagement_jql`): what the review re-evaluates in case a webhook was lost."""
-        jql = f"updated >= -{minutes}m"
-        if self.settings.engagement_jql:
-            jql = f"({self.settings.engagement_jql}) AND {jql}"
+        jql = narrowed(self.settings.engagement_jql, f"updated >= -{minutes}m")
         return [EngagementRef(self.name, self.settings.site, str(issue["id"]))
                 for issue in self.client.search(jql, fields=("id",))]
 

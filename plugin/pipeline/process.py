@@ -4,22 +4,28 @@ comment write — however many events arrived.
 Order matters for "never lose an event": events are claimed (with a lease) in one short
 transaction, the platform is read and written with no transaction open, and only then are
 the events finished. A crash anywhere leaves them claimable again when the lease runs out.
+
+The decision is made apart from the writing: `plan_comment` fetches, evaluates and says what
+the sticky comment needs (`CommentPlan`), `carry_out` does it. `process` (events from the
+queue) and `review` (the command line, where `--dry-run` only plans) share both.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connectors.base import Connector, EngagementRef
+from connectors.base import Connector, EngagementRef, Snapshot
 from connectors.errors import LeakPrevented, PlatformError
 from plugin.config import Config
-from plugin.core.comment import sticky_content
-from plugin.core.engine import evaluate
+from plugin.core.comment import StickyContent, sticky_content
+from plugin.core.engine import Report, evaluate
 from plugin.metrics import Metrics
 from plugin.storage import Database
+from plugin.storage.models import EngagementRecord
 from plugin.storage.repository import (
     EngagementInfo,
     claim_pending,
@@ -33,6 +39,29 @@ from plugin.storage.repository import (
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 300.0  # longer than a slow snapshot plus retries; then another worker may try
+
+
+class Action(enum.StrEnum):
+    """What an evaluation does to the sticky comment."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"  # what a reader sees is what was written last: no write
+
+
+METRIC_ACTION = {Action.CREATE: "created", Action.UPDATE: "updated",
+                 Action.UNCHANGED: "skipped"}
+
+
+@dataclass(frozen=True)
+class CommentPlan:
+    """One evaluation and what it means for the sticky comment, decided before anything is
+    written: `action` with `content` on the ticket of `snapshot`."""
+
+    snapshot: Snapshot
+    report: Report
+    content: StickyContent
+    action: Action
 
 
 @dataclass(frozen=True)
@@ -51,9 +80,8 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
     if not claimed:
         return Processed(0, False)
     try:
-        wrote = _evaluate_and_write(ref, connector, database, config, metrics, now,
-                                    known.sticky_comment_id if known else None,
-                                    known.sticky_hash if known else None)
+        plan = plan_comment(ref, connector, config, metrics, now, known)
+        wrote = carry_out(plan, connector, database, config, metrics, now)
     except Exception as error:  # released for a later attempt, never left claimed
         if isinstance(error, PlatformError):
             metrics.platform_errors.labels(ref.connector, str(error.status or "none")).inc()
@@ -68,21 +96,46 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
     return Processed(len(claimed), wrote)
 
 
-def _evaluate_and_write(ref: EngagementRef, connector: Connector, database: Database,
-                        config: Config, metrics: Metrics, now: datetime,
-                        sticky_id: str | None, sticky_hash: str | None) -> bool:
-    snapshot = connector.fetch_snapshot(ref, sticky_id)
+def review(ref: EngagementRef, connector: Connector, database: Database, config: Config,
+           metrics: Metrics, now: datetime, *, dry_run: bool = False) -> CommentPlan:
+    """Evaluate `ref` now, outside the event queue (the command line): the plan `process`
+    would make, carried out as `process` does unless `dry_run`, which writes nothing —
+    neither to the platform nor to the database. Stored events are left to the service."""
+    with database.session() as session, session.begin():
+        known = get_engagement(session, ref)
+    plan = plan_comment(ref, connector, config, metrics, now, known)
+    if not dry_run:
+        carry_out(plan, connector, database, config, metrics, now)
+    return plan
+
+
+def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metrics: Metrics,
+                 now: datetime, known: EngagementRecord | None) -> CommentPlan:
+    """Fetch, evaluate and decide; nothing is written. The comment is unchanged when it is
+    still on the ticket and its content has the fingerprint stored for the last write."""
+    snapshot = connector.fetch_snapshot(ref, known.sticky_comment_id if known else None)
     started = time.perf_counter()
     report = evaluate(snapshot.engagement, config, now)
     metrics.evaluation_seconds.observe(time.perf_counter() - started)
     content = sticky_content(report, config.language)
-    unchanged = snapshot.sticky_id is not None and content.fingerprint == sticky_hash
-    if unchanged:
-        metrics.comments.labels(ref.connector, "skipped").inc()
+    if snapshot.sticky_id is None:
+        action = Action.CREATE
+    elif known is not None and content.fingerprint == known.sticky_hash:
+        action = Action.UNCHANGED
     else:
-        comment_id = connector.write_sticky(snapshot, content)
-        metrics.comments.labels(ref.connector,
-                                "updated" if snapshot.sticky_id else "created").inc()
+        action = Action.UPDATE
+    return CommentPlan(snapshot, report, content, action)
+
+
+def carry_out(plan: CommentPlan, connector: Connector, database: Database, config: Config,
+              metrics: Metrics, now: datetime) -> bool:
+    """Write the sticky comment unless the plan leaves it unchanged, then remember the
+    evaluation (and the comment written) in the database. True when something was written."""
+    snapshot, report = plan.snapshot, plan.report
+    ref, wrote = snapshot.ref, plan.action is not Action.UNCHANGED
+    if wrote:
+        comment_id = connector.write_sticky(snapshot, plan.content)
+    metrics.comments.labels(ref.connector, METRIC_ACTION[plan.action]).inc()
     engagement = snapshot.engagement
     managers = engagement.roles.points_of_contact or ()
     with database.session() as session, session.begin():
@@ -96,6 +149,6 @@ def _evaluate_and_write(ref: EngagementRef, connector: Connector, database: Data
                            account_manager=managers[0].name if managers else None,
                            open=engagement.status_category.value != "done"),
         )
-        if not unchanged:
-            set_sticky(session, ref, comment_id, content.fingerprint)
-    return not unchanged
+        if wrote:
+            set_sticky(session, ref, comment_id, plan.content.fingerprint)
+    return wrote

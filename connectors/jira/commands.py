@@ -1,0 +1,63 @@
+"""What the command line needs from Jira beyond the `Connector` interface: an issue key as
+the engagement's ref, the open engagements a backfill scans, and how a planned sticky comment
+reads — who may see it, and its text."""
+
+from __future__ import annotations
+
+from connectors.base import EngagementRef, Snapshot
+from connectors.jira import JiraConnector
+from connectors.jira.comments import _staff_only, is_service_desk
+from connectors.jira.jql import narrowed
+from connectors.jira.markup import Bullets, Heading, Paragraph, Span, layout
+from connectors.jira.settings import JiraSettings
+from plugin.core.comment import StickyContent
+
+NOT_DONE = "statusCategory != Done"
+
+
+def issue_ref(connector: JiraConnector, key: str) -> EngagementRef:
+    """The ref of issue `key` (ACME-12) as the service keys it: by the issue's id, which a
+    move to another project keeps. One `GET issue` with no fields; `NotFound` when there is
+    no such issue (or the account may not see it)."""
+    issue = connector.client.get_issue(key, fields=("id",), expand=())
+    return EngagementRef(connector.name, connector.settings.site, str(issue["id"]))
+
+
+def open_engagements_jql(settings: JiraSettings) -> str:
+    """`[jira] engagement_jql` narrowed to issues that are not done; its ORDER BY, if any,
+    stays last. Without `engagement_jql`: every issue not done."""
+    return narrowed(settings.engagement_jql, NOT_DONE)
+
+
+def find_engagements(connector: JiraConnector, jql: str) -> list[tuple[EngagementRef, str]]:
+    """Every issue `jql` matches, as its ref and its key, every page read."""
+    return [(EngagementRef(connector.name, connector.settings.site, str(issue["id"])),
+             str(issue["key"])) for issue in connector.client.search(jql, fields=("id",))]
+
+
+def sticky_audience(connector: JiraConnector, snapshot: Snapshot) -> str:
+    """Who may read the sticky comment on the snapshot's issue, decided as `write_sticky`
+    decides it: "as a JSM internal note", or "restricted to role Developers". Raises
+    `StickyRefused` where writing would."""
+    issue = snapshot.context[0]  # JiraConnector.fetch_snapshot: (issue, stale, existing)
+    if is_service_desk(issue):
+        return "as a JSM internal note"
+    visibility = _staff_only(connector.settings, issue["key"])
+    return f"restricted to {visibility['type']} {visibility['value']}"
+
+
+def comment_text(content: StickyContent) -> str:
+    """The comment as plain text, block by block as Jira shows it (`markup.layout`)."""
+    lines: list[str] = []
+    for block in layout(content):
+        match block:
+            case Heading(spans) | Paragraph(spans):
+                lines.append(_text(spans))
+            case Bullets(items):
+                lines += [f"• {_text(item)}" for item in items]
+    return "\n".join(lines)
+
+
+def _text(spans: tuple[Span, ...]) -> str:
+    return "".join(span.text if span.href is None else f"{span.text} <{span.href}>"
+                   for span in spans)

@@ -1,0 +1,136 @@
+"""A saved Jira issue as an `Engagement`, without a single request: what
+`clientguard check --connector jira --input issue.json` reads.
+
+The file is Jira's answer to `GET /rest/api/{3|2}/issue/{key}?expand=changelog` (add
+`,names` on Data Center, whose changelog names custom fields by display name), with the
+comments and worklogs Jira embeds in it. It is mapped by `build_engagement`, like a live
+snapshot, with what a file cannot have said as warnings:
+
+- Status categories. A live snapshot asks Jira for every status of the site; a file knows
+  only the status objects inside it: the issue's own status and, when present, those of its
+  parent, sub-tasks and linked issues. A changelog move to any other status is left out of
+  the status history, as a move to a status deleted since is (the change itself is kept);
+  each such status is named in a warning. Statuses are not guessed from their names.
+- Completeness. Jira embeds at most 20 worklogs, and comments and histories up to its page
+  size; a part cut short is mapped as it is, with a warning. So is a service desk export
+  whose comments lack `jsdPublic`: internal notes cannot be told from public comments
+  there (Data Center; the live snapshot reads the comment properties).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import EngagementRef
+from connectors.jira.settings import JiraSettings
+from connectors.jira.snapshot import (
+    _category,
+    _complete,
+    _is_service_desk,
+    build_engagement,
+)
+from plugin.core.model import Engagement, StatusCategory
+
+
+class ExportError(ValueError):
+    """The file is not a saved Jira issue; `str()` says what is missing."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """The engagement, and what the file could not tell (one line each)."""
+
+    engagement: Engagement
+    warnings: tuple[str, ...]
+
+
+def loads_export(text: str, settings: JiraSettings) -> Export:
+    """Decode a saved issue and map it; every problem with the file is an `ExportError`."""
+    try:
+        issue = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ExportError(
+            f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise ExportError("not valid JSON: nested too deeply") from None
+    return load_export(issue, settings)
+
+
+def load_export(issue: Any, settings: JiraSettings) -> Export:
+    """Map a decoded saved issue (see the module's docstring)."""
+    fields = issue.get("fields") if isinstance(issue, dict) else None
+    if not isinstance(fields, dict) or not isinstance(issue.get("key"), str):
+        raise ExportError("not a Jira issue: expected an object with `key` and `fields` "
+                          "(GET /rest/api/{3|2}/issue/{key}?expand=changelog)")
+    missing = [name for name in ("created", "updated") if not isinstance(fields.get(name), str)]
+    if missing:
+        raise ExportError(f"not a Jira issue: no {' or '.join(f'fields.{m}' for m in missing)}")
+    statuses = dict(_status_objects(fields))
+    comment_page, worklog_page = fields.get("comment"), fields.get("worklog")
+    changelog = issue.get("changelog")
+    comments = _items(comment_page, "comments")
+    histories = _items(changelog, "histories")
+    ref = EngagementRef("jira", settings.site, str(issue.get("id") or issue["key"]))
+    try:
+        engagement = build_engagement(ref, issue, comments, _items(worklog_page, "worklogs"),
+                                      histories, statuses, settings)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ExportError(f"not a Jira issue as Jira answers it: {type(error).__name__} "
+                          f"{error}") from None
+    warnings = [*_incomplete(comment_page, "comments", "no comments in the file"),
+                *_incomplete(worklog_page, "worklogs", "no worklogs in the file"),
+                *_incomplete(changelog, "histories", "no changelog in the file: save the "
+                                                     "issue with ?expand=changelog")]
+    if comments and _is_service_desk(fields) and any(
+            "jsdPublic" not in comment and not comment.get("properties")
+            for comment in comments):
+        warnings.append("service desk comments without `jsdPublic`: internal notes cannot be "
+                        "told from public comments and count as public")
+    unknown = sorted({str(item.get("toString") or item.get("to")) for item in _moves(histories)
+                      if str(item.get("to")) not in statuses})
+    if unknown:
+        warnings.append(f"the changelog moves to statuses the file does not describe "
+                        f"({', '.join(unknown)}): those moves are left out of the status "
+                        f"history")
+    return Export(engagement, tuple(f"{issue['key']}: {line}" for line in warnings))
+
+
+def _status_objects(fields: dict[str, Any]) -> Iterator[tuple[str, StatusCategory]]:
+    """Every status object (`{id, statusCategory}`) anywhere in the fields, by id: the
+    issue's own, its parent's, its sub-tasks' and linked issues'. Walked without recursion:
+    the file decides how deep it nests."""
+    stack: list[Any] = [fields]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "statusCategory" in node and node.get("id") is not None:
+                yield str(node["id"]), _category(node["statusCategory"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _items(page: Any, items_key: str) -> list[Any]:
+    items = page.get(items_key) if isinstance(page, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def _incomplete(page: Any, items_key: str, absent: str) -> list[str]:
+    """What a part of the file lacks: all of it (said by `absent`), or its later pages."""
+    if not isinstance(page, dict):
+        return [absent]
+    if _complete(page, items_key):
+        return []
+    return [f"the file holds {len(_items(page, items_key))} of {page.get('total')} "
+            f"{items_key}: the others are not evaluated"]
+
+
+def _moves(histories: list[Any]) -> Iterator[dict[str, Any]]:
+    for history in histories:
+        for item in (history.get("items") or () if isinstance(history, dict) else ()):
+            if isinstance(item, dict) and item.get("field") == "status":
+                yield item

@@ -1,0 +1,481 @@
+"""The Jira side of the command line: `check KEY` (live, with and without --dry-run),
+`check --connector jira --input` (a saved issue, no HTTP) and `backfill`.
+
+Jira is stood in for by `responses` serving the REST answers in
+tests/connectors/jira/fixtures/rest/ (a JSM request on Cloud, a software issue on Data
+Center); every stub must be used, and every request to a Cloud platform path is checked
+against Atlassian's OpenAPI spec. A write is only possible where a test registers one: on a
+dry run none is, so an attempted write would fail the test. The database is the service's
+own (an SQLite file per test), so "unchanged" is decided exactly as the pipeline decides it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+import tomli_w
+from click.testing import CliRunner, Result
+from responses import matchers
+
+from connectors.base import EngagementRef
+from connectors.http import MAX_ATTEMPTS
+from connectors.jira.commands import open_engagements_jql
+from connectors.jira.settings import JiraSettingsSchema
+from connectors.jira.snapshot import build_engagement
+from plugin.cli import cli
+from plugin.config import load_config
+from plugin.core.engine import Report, evaluate
+from plugin.core.model import StatusCategory
+from plugin.core.render import report_document, report_text
+from plugin.storage import open_database
+from plugin.storage.repository import get_engagement
+from tests.connectors.jira.openapi import assert_calls_match_spec
+from tests.test_cli import NOW, assert_bad_input
+
+REST = Path(__file__).parent / "connectors" / "jira" / "fixtures" / "rest"
+CLOUD, DC = "https://agency.atlassian.net", "https://jira.agency.example"
+ROLE = {"type": "role", "value": "Developers"}
+JSM_INTERNAL = [{"key": "sd.public.comment", "value": {"internal": True}}]
+NOT_FOUND = {"errorMessages": ["Issue does not exist or you do not have permission to see it."],
+             "errors": {}}
+
+CLOUD_JIRA = {
+    "site": "agency", "base_url": CLOUD, "email": "guard-bot@agency.example",
+    "api_token": "witness-api-token", "service_account": "5f8a1c2b3d4e5f6a7b8c9dff",
+    "agency_domains": ["agency.example"], "client_domains": ["acme.example"],
+    "agency_accounts": ["5f8a1c2b3d4e5f6a7b8c9d02"], "engagement_jql": "project = ACME",
+    "fields": {"account_manager": "customfield_10100", "project_manager": "customfield_10101",
+               "decision_maker": "customfield_10102", "client": "customfield_10103",
+               "goals": "customfield_10104"},
+}
+DC_JIRA = {
+    "site": "agency-dc", "base_url": DC, "flavour": "datacenter",
+    "personal_access_token": "witness-pat", "service_account": "clientguard",
+    "internal_visibility": ROLE, "agency_domains": ["agency.example"],
+    "client_domains": ["acme.example"],
+    "fields": {"account_manager": "customfield_10100", "project_manager": "customfield_10101"},
+}
+IN_PROGRESS = StatusCategory.IN_PROGRESS
+DC_STATUSES = [{"id": "1", "name": "Open", "statusCategory": {"key": "new"}},
+               {"id": "3", "name": "In Progress", "statusCategory": {"key": "indeterminate"}},
+               {"id": "6", "name": "Closed", "statusCategory": {"key": "done"}}]
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("CLIENTGUARD_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def jira() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+        assert_calls_match_spec(call.request for call in mock.calls  # Cloud: the spec is Cloud's
+                                if call.request.url.startswith(CLOUD))
+
+
+def configure(tmp_path: Path, jira: dict[str, Any] | None) -> str:
+    """A configuration file with the test's own database and `[jira]` (if any)."""
+    document: dict[str, Any] = {
+        "service": {"database_url": f"sqlite:///{tmp_path / 'clientguard.sqlite3'}"}}
+    if jira is not None:
+        document["jira"] = jira
+    path = tmp_path / "clientguard.toml"
+    path.write_text(tomli_w.dumps(document), encoding="utf-8")
+    return str(path)
+
+
+def run(config: str, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", config, *args])
+
+
+def rest(name: str) -> Any:
+    return json.loads((REST / name).read_text(encoding="utf-8"))
+
+
+def cloud_issue(key: str = "ACME-12", issue_id: str = "10042", *, sticky: bool = True
+                ) -> dict[str, Any]:
+    """The Cloud JSM request under another key and id; without `sticky`, our comment gone."""
+    issue = rest("issue__cloud_service_desk.json")
+    issue.update(key=key, id=issue_id)
+    page = issue["fields"]["comment"]
+    if not sticky:
+        page["comments"] = [c for c in page["comments"] if c["id"] != "10206"]
+        page["total"] = page["maxResults"] = len(page["comments"])
+    return issue
+
+
+def serve_issue(mock: responses.RequestsMock, site: str, issue: dict[str, Any], *,
+                by_key: bool = False) -> None:
+    """`GET issue` by id (the snapshot) and, `by_key`, the key's lookup (`check KEY`)."""
+    api = "/rest/api/3" if site == CLOUD else "/rest/api/2"
+    if by_key:
+        mock.get(f"{site}{api}/issue/{issue['key']}",
+                 match=[matchers.query_param_matcher({"fields": "id"})],
+                 json={"id": issue["id"], "key": issue["key"]})
+    mock.get(f"{site}{api}/issue/{issue['id']}", json=issue, match=[
+        matchers.query_param_matcher({"expand": "changelog,names"}, strict_match=False)])
+
+
+def serve_statuses(mock: responses.RequestsMock, site: str) -> None:
+    if site == CLOUD:
+        mock.get(f"{CLOUD}/rest/api/3/status", json=rest("status__cloud.json"))
+    else:
+        mock.get(f"{DC}/rest/api/2/status", json=DC_STATUSES)
+
+
+def accept_internal_note_update(mock: responses.RequestsMock, key: str) -> None:
+    """Jira Cloud taking an update of our JSM internal note 10206, and reading it back."""
+    url = f"{CLOUD}/rest/api/3/issue/{key}/comment/10206"
+    mock.put(url, json={"id": "10206"}, match=[
+        matchers.query_param_matcher({"notifyUsers": "false"})])
+    mock.get(url, match=[matchers.query_param_matcher({"expand": "properties"})],
+             json={"id": "10206", "jsdPublic": False, "properties": JSM_INTERNAL})
+
+
+def accept_internal_note(mock: responses.RequestsMock, key: str, comment_id: str) -> None:
+    """Jira Cloud taking a new JSM internal note, and reading it back."""
+    mock.post(f"{CLOUD}/rest/servicedeskapi/request/{key}/comment", status=201,
+              json={"id": comment_id}, match=[matchers.json_params_matcher(
+                  {"public": False}, strict_match=False)])
+    mock.get(f"{CLOUD}/rest/api/3/issue/{key}/comment/{comment_id}",
+             match=[matchers.query_param_matcher({"expand": "properties"})],
+             json={"id": comment_id, "jsdPublic": False, "properties": JSM_INTERNAL})
+
+
+def writes(mock: responses.RequestsMock) -> list[str]:
+    return [f"{call.request.method} {call.request.url}" for call in mock.calls
+            if call.request.method != "GET"]
+
+
+def core_report(config_path: str, issue: dict[str, Any],
+                statuses: dict[str, StatusCategory]) -> Report:
+    """What the rule core says about the issue at NOW, mapped without the command line."""
+    config = load_config(config_path)
+    settings = config.connectors.get("jira") or JiraSettingsSchema().load({})
+    fields = issue["fields"]
+    engagement = build_engagement(
+        EngagementRef("jira", settings.site, issue["id"]), issue,
+        fields["comment"]["comments"], fields["worklog"]["worklogs"],
+        issue["changelog"]["histories"], statuses, settings)
+    return evaluate(engagement, config, datetime.fromisoformat(NOW))
+
+
+def stored(config_path: str, site: str, issue_id: str) -> tuple[str | None, str | None] | None:
+    """The sticky comment id and fingerprint the service's database remembers."""
+    database = open_database(load_config(config_path).service.database_url)
+    try:
+        with database.session() as session:
+            record = get_engagement(session, EngagementRef("jira", site, issue_id))
+            return None if record is None else (record.sticky_comment_id, record.sticky_hash)
+    finally:
+        database.close()
+
+
+# -- check KEY: live ----------------------------------------------------------------------
+
+def test_live_check_prints_the_core_report_and_writes_the_sticky_comment(tmp_path, jira):
+    config = configure(tmp_path, DC_JIRA)
+    issue = rest("issue__datacenter.json")
+    serve_issue(jira, DC, issue, by_key=True)
+    serve_statuses(jira, DC)
+    jira.post(f"{DC}/rest/api/2/issue/PRJA-7/comment", status=201, json={"id": "90001"})
+    jira.get(f"{DC}/rest/api/2/issue/PRJA-7/comment/90001", json={"id": "90001",
+                                                                  "visibility": ROLE})
+    result = run(config, "check", "prja-7", "--now", NOW)
+    report = core_report(config, issue, {"1": StatusCategory.TODO, "3": IN_PROGRESS})
+    assert result.exit_code == (1 if report.has_failures else 0), result.output
+    assert result.stdout == (report_text(report, "en") + "\n"
+                             "PRJA-7: created the sticky comment, restricted to role Developers\n")
+    posted = json.loads(next(c.request.body for c in jira.calls if c.request.method == "POST"))
+    assert posted["visibility"] == ROLE
+    assert "clientguard:sticky" in posted["body"]
+    comment_id, fingerprint = stored(config, "agency-dc", "10231")  # keyed by id, as the service
+    assert comment_id == "90001" and fingerprint.startswith("sha256:")
+
+
+def test_live_check_json_on_cloud_then_a_dry_run_finds_it_unchanged(tmp_path, jira):
+    config = configure(tmp_path, CLOUD_JIRA)
+    issue = cloud_issue()
+    serve_issue(jira, CLOUD, issue, by_key=True)
+    serve_statuses(jira, CLOUD)
+    accept_internal_note_update(jira, "ACME-12")
+    result = run(config, "check", "ACME-12", "--now", NOW, "--format", "json")
+    document = json.loads(result.stdout)
+    shown = document.pop("sticky_comment")
+    statuses = {"10000": StatusCategory.TODO, "3": IN_PROGRESS, "10003": IN_PROGRESS,
+                "10001": StatusCategory.DONE, "10002": StatusCategory.TODO}
+    assert document == report_document(core_report(config, issue, statuses), "en")
+    assert result.exit_code == 1  # the fixture's request has failing checks
+    assert {key: shown[key] for key in ("ticket", "url", "action", "comment_id", "visibility",
+                                        "dry_run")} == {
+        "ticket": "ACME-12", "url": f"{CLOUD}/browse/ACME-12", "action": "update",
+        "comment_id": "10206", "visibility": "as a JSM internal note", "dry_run": False}
+    assert writes(jira) == [f"PUT {CLOUD}/rest/api/3/issue/ACME-12/comment/10206"
+                            "?notifyUsers=false"]
+
+    again = run(config, "check", "ACME-12", "--now", NOW, "--dry-run")
+    assert len(writes(jira)) == 1
+    assert "ACME-12: sticky comment 10206 unchanged, as a JSM internal note\n" in again.stdout
+
+
+def test_dry_run_shows_ticket_visibility_action_and_the_comment_and_writes_nothing(
+        tmp_path, jira):
+    config = configure(tmp_path, DC_JIRA)
+    serve_issue(jira, DC, rest("issue__datacenter.json"), by_key=True)
+    serve_statuses(jira, DC)
+    result = run(config, "check", "PRJA-7", "--now", NOW, "--dry-run")
+    assert result.exit_code in (0, 1), result.output
+    plan = result.stdout.split("\nPRJA-7: ", 1)[1].splitlines()
+    assert plan[0] == "would create the sticky comment, restricted to role Developers"
+    assert plan[1].startswith("    ClientGuard — Health score: ")
+    assert plan[-1].endswith("clientguard:sticky")
+    assert writes(jira) == []
+    assert stored(config, "agency-dc", "10231") is None  # the database is not written either
+
+
+def test_dry_run_in_json(tmp_path, jira):
+    config = configure(tmp_path, CLOUD_JIRA)
+    serve_issue(jira, CLOUD, cloud_issue(sticky=False), by_key=True)
+    serve_statuses(jira, CLOUD)
+    result = run(config, "check", "ACME-12", "--now", NOW, "--dry-run", "--format", "json")
+    shown = json.loads(result.stdout)["sticky_comment"]
+    assert (shown["action"], shown["comment_id"], shown["visibility"], shown["dry_run"]) == (
+        "create", None, "as a JSM internal note", True)
+    assert shown["text"].startswith("ClientGuard — Health score: ")
+    assert writes(jira) == []
+
+
+def test_a_dry_run_predicts_a_refused_write(tmp_path, jira):
+    """No internal visibility for a software project: the write would be refused, so the
+    dry run says so too (and the live check would write nothing)."""
+    config = configure(tmp_path, {k: v for k, v in DC_JIRA.items() if k != "internal_visibility"})
+    serve_issue(jira, DC, rest("issue__datacenter.json"), by_key=True)
+    serve_statuses(jira, DC)
+    assert_bad_input(run(config, "check", "PRJA-7", "--dry-run"),
+                     "PRJA-7: [jira] internal_visibility is not configured")
+
+
+# -- check KEY: what Jira or the configuration refuses --------------------------------------
+
+def test_an_unknown_issue(tmp_path, jira):
+    config = configure(tmp_path, DC_JIRA)
+    jira.get(f"{DC}/rest/api/2/issue/PRJA-404", status=404, json=NOT_FOUND)
+    assert_bad_input(run(config, "check", "PRJA-404"),
+                     f"clientguard: no issue PRJA-404 on {DC}\n")
+
+
+def test_credentials_jira_refuses(tmp_path, jira):
+    config = configure(tmp_path, CLOUD_JIRA)
+    jira.get(f"{CLOUD}/rest/api/3/issue/ACME-12", status=401, json={
+        "message": "Client must be authenticated to access this resource.",
+        "status-code": 401})
+    assert_bad_input(run(config, "check", "ACME-12"), "Jira refused the account of [jira]",
+                     "401", "Client must be authenticated")
+
+
+@pytest.mark.parametrize(("jira_section", "missing"), [
+    (None, "jira → base_url is needed"),
+    ({"base_url": CLOUD}, "jira → email and api_token are needed for Jira Cloud"),
+    ({"base_url": DC, "flavour": "datacenter"}, "jira → personal_access_token is needed"),
+])
+@pytest.mark.parametrize("command", [["check", "ACME-1"], ["backfill"]])
+def test_missing_jira_configuration_names_the_key(tmp_path, jira_section, missing, command):
+    assert_bad_input(run(configure(tmp_path, jira_section), *command), missing)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "check takes a Jira issue KEY or --input FILE"),
+    (["ACME-1", "--input", "x.json"], "check takes a Jira issue KEY or --input FILE"),
+    (["--input", "x.json", "--dry-run"], "--dry-run goes with a live issue KEY"),
+    (["ACME 1"], "'ACME 1' is not a Jira issue key"),
+])
+def test_check_arguments(tmp_path, args, message):
+    assert_bad_input(run(configure(tmp_path, DC_JIRA), "check", *args), message)
+
+
+# -- check --connector jira --input: a saved issue, no HTTP --------------------------------
+# (inside `jira` with nothing stubbed: any request would fail the test)
+
+def save(tmp_path: Path, issue: Any) -> str:
+    path = tmp_path / "issue.json"
+    path.write_text(json.dumps(issue), encoding="utf-8")
+    return str(path)
+
+
+def test_a_saved_issue_gives_the_core_report(tmp_path, jira):
+    config = configure(tmp_path, DC_JIRA)
+    issue = rest("issue__datacenter.json")
+    result = run(config, "check", "--connector", "jira", "--input", save(tmp_path, issue),
+                 "--now", NOW, "--format", "json")
+    # The changelog moves only to the issue's current status, which the file describes.
+    report = core_report(config, issue, {"3": IN_PROGRESS})
+    assert json.loads(result.stdout) == report_document(report, "en")
+    assert result.exit_code == (1 if report.has_failures else 0)
+    assert result.stderr == ""
+
+
+def test_a_saved_issue_names_the_statuses_it_cannot_resolve(tmp_path, jira):
+    """Without [jira] the defaults apply. The Cloud request moved through "In Progress"
+    (id 3), which only the site's status list describes: that move is left out."""
+    config = configure(tmp_path, None)
+    issue = cloud_issue()
+    result = run(config, "check", "--connector", "jira", "--input", save(tmp_path, issue),
+                 "--now", NOW)
+    assert result.stderr == (
+        "clientguard: warning: ACME-12: the changelog moves to statuses the file does not "
+        "describe (In Progress): those moves are left out of the status history\n")
+    assert result.stdout == report_text(core_report(config, issue, {"10003": IN_PROGRESS}),
+                                        "en")
+
+
+def test_a_saved_issue_cut_short_says_what_is_missing(tmp_path, jira):
+    issue = rest("issue__datacenter.json")
+    issue["fields"]["worklog"]["total"] = 35
+    del issue["changelog"]
+    result = run(configure(tmp_path, DC_JIRA), "check", "--connector", "jira", "--input",
+                 save(tmp_path, issue), "--now", NOW)
+    assert result.exit_code in (0, 1)
+    assert result.stderr.splitlines() == [
+        "clientguard: warning: PRJA-7: the file holds 1 of 35 worklogs: the others are not "
+        "evaluated",
+        "clientguard: warning: PRJA-7: no changelog in the file: save the issue with "
+        "?expand=changelog"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("[1, 2]", "not a Jira issue: expected an object with `key` and `fields`"),
+    ('{"key": "PRJA-7", "fields": {"summary": "x"}}',
+     "not a Jira issue: no fields.created or fields.updated"),
+    ('{"key": "PRJA-7", "fields": {"created": "soon", "updated": "later"}}',
+     "not a Jira issue as Jira answers it: ValueError"),
+    ('{"key": ', "not valid JSON: Expecting value at line 1, column 9"),
+])
+def test_a_file_that_is_not_a_saved_issue(tmp_path, content, message):
+    path = tmp_path / "issue.json"
+    path.write_text(content, encoding="utf-8")
+    assert_bad_input(run(configure(tmp_path, None), "check", "--connector", "jira",
+                         "--input", str(path)), f"{path}: {message}")
+
+
+# -- backfill --------------------------------------------------------------------------------
+
+def search(mock: responses.RequestsMock, jql: str, *pages: list[dict[str, Any]]) -> None:
+    """Cloud's `GET /search/jql`, page after page by `nextPageToken`."""
+    for number, issues in enumerate(pages):
+        params = {"jql": jql, "fields": "id", "maxResults": "100"}
+        if number:
+            params["nextPageToken"] = f"page-{number}"
+        answer: dict[str, Any] = {"issues": [{"id": i["id"], "key": i["key"]} for i in issues],
+                                  "isLast": number == len(pages) - 1}
+        if number < len(pages) - 1:
+            answer["nextPageToken"] = f"page-{number + 1}"
+        mock.get(f"{CLOUD}/rest/api/3/search/jql", json=answer,
+                 match=[matchers.query_param_matcher(params)])
+
+
+def test_backfill_over_two_pages_with_a_failing_and_an_unchanged_issue(tmp_path, jira):
+    config = configure(tmp_path, CLOUD_JIRA)
+    new, changed, same, failing = (cloud_issue("ACME-12", "10042", sticky=False),
+                                   cloud_issue("ACME-13", "10043"),
+                                   cloud_issue("ACME-14", "10044"),
+                                   cloud_issue("ACME-15", "10045"))
+    for issue in (new, changed, same):
+        serve_issue(jira, CLOUD, issue)
+    serve_issue(jira, CLOUD, same, by_key=True)
+    jira.get(f"{CLOUD}/rest/api/3/issue/10045", status=500, headers={"Retry-After": "0"},
+             json={"errorMessages": ["Internal server error"], "errors": {}})
+    serve_statuses(jira, CLOUD)
+    accept_internal_note(jira, "ACME-12", "10300")
+    accept_internal_note_update(jira, "ACME-13")
+    accept_internal_note_update(jira, "ACME-14")
+    search(jira, "(project = ACME) AND statusCategory != Done", [new, changed], [same, failing])
+    assert run(config, "check", "ACME-14").exit_code == 1  # written once already
+
+    result = run(config, "backfill")
+    assert result.exit_code == 1, result.output
+    assert result.stdout == (
+        "scanned 4, created 1, updated 1, unchanged 1, failed 1\n"
+        "  failed ACME-15: Transient: Jira answered 500 to GET /rest/api/3/issue/10045: "
+        "Internal server error\n")
+    assert "Backfilling 4 issue(s)" in result.stderr
+    attempts = [c for c in jira.calls if c.request.path_url.startswith("/rest/api/3/issue/10045?")]
+    assert len(attempts) == MAX_ATTEMPTS  # every attempt, then on to the next issue
+    assert writes(jira) == [  # the check's write, then the backfill's
+        f"PUT {CLOUD}/rest/api/3/issue/ACME-14/comment/10206?notifyUsers=false",
+        f"POST {CLOUD}/rest/servicedeskapi/request/ACME-12/comment",
+        f"PUT {CLOUD}/rest/api/3/issue/ACME-13/comment/10206?notifyUsers=false"]
+    assert stored(config, "agency", "10042")[0] == "10300"
+    assert stored(config, "agency", "10045") is None
+
+
+def test_backfill_dry_run_prints_the_plans_and_writes_nothing(tmp_path, jira):
+    config = configure(tmp_path, CLOUD_JIRA)
+    new, changed = cloud_issue("ACME-12", "10042", sticky=False), cloud_issue("ACME-13", "10043")
+    for issue in (new, changed):
+        serve_issue(jira, CLOUD, issue)
+    serve_statuses(jira, CLOUD)
+    search(jira, "statusCategory = Done ORDER BY key", [new, changed])
+    result = run(config, "backfill", "--jql", "statusCategory = Done ORDER BY key", "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if not line.startswith("    ")] == [
+        "ACME-12: would create the sticky comment, as a JSM internal note",
+        "ACME-13: would update sticky comment 10206, as a JSM internal note",
+        "scanned 2, would create 1, would update 1, unchanged 0, failed 0 "
+        "(dry run: nothing written)"]
+    assert writes(jira) == []
+    assert stored(config, "agency", "10042") is None
+
+
+def test_backfill_refused_search(tmp_path, jira):
+    jira.get(f"{CLOUD}/rest/api/3/search/jql", status=400, json={
+        "errorMessages": ["Error in the JQL Query: Expecting a field name but got 'AND'."],
+        "errors": {}})
+    assert_bad_input(run(configure(tmp_path, CLOUD_JIRA), "backfill", "--jql", "AND"),
+                     "Error in the JQL Query")
+
+
+@pytest.mark.parametrize(("engagement_jql", "jql"), [
+    ("", "statusCategory != Done"),
+    ("project = ACME", "(project = ACME) AND statusCategory != Done"),
+    ("project in (ACME, SHOE) OR labels = client order by updated DESC",
+     "(project in (ACME, SHOE) OR labels = client) AND statusCategory != Done "
+     "order by updated DESC"),
+])
+def test_the_default_backfill_jql(engagement_jql, jql):
+    settings = JiraSettingsSchema().load({"engagement_jql": engagement_jql})
+    assert open_engagements_jql(settings) == jql
+
+
+
+def test_doctor_and_install_are_commands(tmp_path: Path) -> None:
+    """`clientguard doctor jira` prints the checks and the instance's fields and exits 0 on
+    a site set up right; a missing [jira] setting is a one-line exit 2 naming the key."""
+    from click.testing import CliRunner
+
+    from plugin.cli import cli
+    from tests.connectors.jira.test_doctor import GOOD, stub_site
+
+    config = tmp_path / "clientguard.toml"
+    config.write_text(tomli_w.dumps({"jira": GOOD}), encoding="utf-8")
+    runner = CliRunner()
+    with responses.RequestsMock() as site:
+        stub_site(site)
+        result = runner.invoke(cli, ["--config", str(config), "doctor", "jira"])
+    assert result.exit_code == 0, result.output
+    assert "customfield_" in result.output
+    for arguments in (["doctor", "jira"], ["install", "jira", "--url", "https://g.example"]):
+        result = runner.invoke(cli, ["--config", "/dev/null", *arguments])
+        assert result.exit_code == 2, result.output
+        assert "jira → base_url is needed" in result.output
