@@ -90,6 +90,10 @@ class Connector(Protocol):
         for lost webhooks)."""
         ...
 
+    def audience(self, snapshot: Snapshot) -> str:
+        """Who may read the sticky comment as it would be written (for dry runs)."""
+        ...
+
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the one sticky comment, agency-internal by construction; returns
         its id. There is no way to ask for a visible comment."""

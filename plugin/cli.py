@@ -7,6 +7,7 @@ message and exit status 2, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import signal
@@ -37,7 +38,6 @@ from connectors.jira.commands import (
     find_engagements,
     issue_ref,
     open_engagements_jql,
-    sticky_audience,
 )
 from connectors.jira.export import ExportError, loads_export
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
@@ -268,7 +268,7 @@ def _review(ref: EngagementRef, connector: JiraConnector, database: Database, co
     from plugin.pipeline.process import review
 
     planned = review(ref, connector, database, config, Metrics(), now, dry_run=dry_run)
-    return planned, sticky_audience(connector, planned.snapshot)
+    return planned, connector.audience(planned.snapshot)
 
 
 def _plan_text(planned: CommentPlan, audience: str, dry_run: bool) -> str:
@@ -307,8 +307,11 @@ def _print_report(report: Report, language: Language, output_format: str,
 @click.option("--port", type=int, default=None, help="Port [default: service.port]")
 @click.option("--threads", type=int, default=8, show_default=True,
               help="Request threads of the WSGI server")
+@click.option("--dry-run", is_flag=True,
+              help="Decide and log every sticky comment (ticket, action, visibility); write none")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, threads: int) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, threads: int,
+          dry_run: bool) -> None:
     """Run the service: webhooks, health and metrics on a production WSGI server, with the
     job workers and the sweep in the same process.
 
@@ -319,6 +322,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int) 
     from plugin.app import create_app
 
     config = _config(ctx)
+    if dry_run:
+        config = dataclasses.replace(
+            config, service=dataclasses.replace(config.service, dry_run=True))
     app = create_app(config)
     consumer = app.extensions["clientguard.jobs"].consumer(config.service.workers)
     consumer.start()

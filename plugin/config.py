@@ -83,6 +83,7 @@ class ServiceSettings:
     queue_url: str = "sqlite:///clientguard-queue.sqlite3"
     coalesce_seconds: float = 2.0  # events on one ticket within this time: one evaluation
     workers: int = 2
+    dry_run: bool = False  # decide and log every comment, write none
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1024 * 1024  # a webhook body larger than this is refused (413)
@@ -103,6 +104,7 @@ class ServiceSchema(_Strict):
                                     validate=validate.Range(min=0, max=600))
     workers = fields.Integer(load_default=ServiceSettings.workers,
                              validate=validate.Range(min=1, max=64))
+    dry_run = fields.Boolean(load_default=ServiceSettings.dry_run)
     host = fields.String(load_default=ServiceSettings.host)
     port = fields.Integer(load_default=ServiceSettings.port,
                           validate=validate.Range(min=1, max=65535))

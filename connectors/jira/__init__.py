@@ -7,7 +7,13 @@ from connectors.base import Delivery, EngagementRef, Event, Ignored, Snapshot
 from connectors.errors import ConnectorNotConfigured
 from connectors.jira import events
 from connectors.jira.client import JiraClient
-from connectors.jira.comments import delete_sticky, find_sticky, write_sticky
+from connectors.jira.comments import (
+    delete_sticky,
+    find_sticky,
+    is_service_desk,
+    staff_only,
+    write_sticky,
+)
 from connectors.jira.jql import narrowed
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import build_engagement, fetch_issue_data
@@ -55,6 +61,16 @@ class JiraConnector:
         jql = narrowed(self.settings.engagement_jql, f"updated >= -{minutes}m")
         return [EngagementRef(self.name, self.settings.site, str(issue["id"]))
                 for issue in self.client.search(jql, fields=("id",))]
+
+    def audience(self, snapshot: Snapshot) -> str:
+        """Who may read the sticky comment, decided as `write_sticky` decides it: "as a JSM
+        internal note", or "restricted to role Developers". Raises `StickyRefused` where
+        writing would."""
+        issue = snapshot.context[0]
+        if is_service_desk(issue):
+            return "as a JSM internal note"
+        visibility = staff_only(self.settings, issue["key"])
+        return f"restricted to {visibility['type']} {visibility['value']}"
 
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the sticky comment (internal by construction), and remove

@@ -4,9 +4,8 @@ reads — who may see it, and its text."""
 
 from __future__ import annotations
 
-from connectors.base import EngagementRef, Snapshot
+from connectors.base import EngagementRef
 from connectors.jira import JiraConnector
-from connectors.jira.comments import _staff_only, is_service_desk
 from connectors.jira.jql import narrowed
 from connectors.jira.markup import Bullets, Heading, Paragraph, Span, layout
 from connectors.jira.settings import JiraSettings
@@ -33,17 +32,6 @@ def find_engagements(connector: JiraConnector, jql: str) -> list[tuple[Engagemen
     """Every issue `jql` matches, as its ref and its key, every page read."""
     return [(EngagementRef(connector.name, connector.settings.site, str(issue["id"])),
              str(issue["key"])) for issue in connector.client.search(jql, fields=("id",))]
-
-
-def sticky_audience(connector: JiraConnector, snapshot: Snapshot) -> str:
-    """Who may read the sticky comment on the snapshot's issue, decided as `write_sticky`
-    decides it: "as a JSM internal note", or "restricted to role Developers". Raises
-    `StickyRefused` where writing would."""
-    issue = snapshot.context[0]  # JiraConnector.fetch_snapshot: (issue, stale, existing)
-    if is_service_desk(issue):
-        return "as a JSM internal note"
-    visibility = _staff_only(connector.settings, issue["key"])
-    return f"restricted to {visibility['type']} {visibility['value']}"
 
 
 def comment_text(content: StickyContent) -> str:

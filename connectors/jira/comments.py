@@ -111,7 +111,7 @@ def write_sticky(client: JiraClient, settings: JiraSettings, issue: Mapping[str,
         comment_id = _write_internal_note(client, key, content, existing)
     else:
         comment_id = _write_restricted(client, key, content, existing,
-                                       _staff_only(settings, key))
+                                       staff_only(settings, key))
     _ensure_internal(client, key, comment_id, service_desk=service_desk)
     return comment_id
 
@@ -125,7 +125,7 @@ def delete_sticky(client: JiraClient, issue_key: str, comment_id: str) -> None:
 
 # -- the two kinds of internal ---------------------------------------------------------
 
-def _staff_only(settings: JiraSettings, key: str) -> CommentVisibility:
+def staff_only(settings: JiraSettings, key: str) -> CommentVisibility:
     visibility = settings.internal_visibility
     if not visibility:
         raise StickyRefused(f"{key}: [jira] internal_visibility is not configured; a comment "

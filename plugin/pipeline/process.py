@@ -81,7 +81,13 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
         return Processed(0, False)
     try:
         plan = plan_comment(ref, connector, config, metrics, now, known)
-        wrote = carry_out(plan, connector, database, config, metrics, now)
+        if config.service.dry_run:
+            log.info("dry run: would %s the sticky comment on %s %s, %s (%d findings)",
+                     plan.action.value, ref.connector, plan.snapshot.engagement.key,
+                     connector.audience(plan.snapshot), len(plan.report.findings))
+            wrote = False
+        else:
+            wrote = carry_out(plan, connector, database, config, metrics, now)
     except Exception as error:  # released for a later attempt, never left claimed
         if isinstance(error, PlatformError):
             metrics.platform_errors.labels(ref.connector, str(error.status or "none")).inc()

@@ -6,6 +6,7 @@ tests/connectors/jira/fixtures/rest/."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -235,3 +236,19 @@ def test_no_secret_reaches_any_log_record(app: Flask, jira: FakeJira,
         if record.exc_info:
             text += logging.Formatter().formatException(record.exc_info)
         assert "witness-pat-7c1f" not in text and SECRET not in text, record
+
+
+def test_the_service_in_dry_run_decides_and_logs_but_writes_nothing(
+        app: Flask, jira: FakeJira, caplog: pytest.LogCaptureFixture):
+    config = app.extensions["clientguard.config"]
+    app.extensions["clientguard.config"] = dataclasses.replace(
+        config, service=dataclasses.replace(config.service, dry_run=True))
+    caplog.set_level(logging.INFO, logger="plugin.pipeline.process")
+    deliver(app, "d-1")
+    process(REF, app.extensions["clientguard.connectors"]["jira"],
+            app.extensions["clientguard.database"], app.extensions["clientguard.config"],
+            app.extensions["clientguard.metrics"])
+    assert jira.written == []
+    assert statuses(app) == {"done"}
+    assert ("dry run: would create the sticky comment on jira PRJA-7, restricted to role "
+            "Developers") in caplog.text
