@@ -19,7 +19,6 @@ snapshot, with what a file cannot have said as warnings:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from connectors.jira.snapshot import (
     build_engagement,
 )
 from plugin.core.model import Engagement, StatusCategory
+from plugin.core.schema import decode_json
 
 
 class ExportError(ValueError):
@@ -49,15 +49,7 @@ class Export:
 
 def loads_export(text: str, settings: JiraSettings) -> Export:
     """Decode a saved issue and map it; every problem with the file is an `ExportError`."""
-    try:
-        issue = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ExportError(
-            f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
-        ) from None
-    except RecursionError:
-        raise ExportError("not valid JSON: nested too deeply") from None
-    return load_export(issue, settings)
+    return load_export(decode_json(text, ExportError), settings)
 
 
 def load_export(issue: Any, settings: JiraSettings) -> Export:

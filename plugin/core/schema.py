@@ -236,18 +236,23 @@ def load_engagement(data: Any) -> Engagement:
         raise EngagementFormatError("\n".join(error_lines(error.messages))) from None
 
 
-def loads_engagement(text: str) -> Engagement:
-    """Decode engagement JSON text and build the model; every problem is an
-    `EngagementFormatError` (the decoder's recursion limit included), never a traceback."""
+def decode_json(text: str, error_type: type[ValueError]) -> Any:
+    """`json.loads`, with every decoding problem (the recursion limit included) raised as
+    `error_type` with a message saying where, never a traceback."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
-        raise EngagementFormatError(
+        raise error_type(
             f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         ) from None
     except RecursionError:
-        raise EngagementFormatError("not valid JSON: nested too deeply") from None
-    return load_engagement(data)
+        raise error_type("not valid JSON: nested too deeply") from None
+
+
+def loads_engagement(text: str) -> Engagement:
+    """Decode engagement JSON text and build the model; every problem is an
+    `EngagementFormatError`."""
+    return load_engagement(decode_json(text, EngagementFormatError))
 
 
 def dump_engagement(engagement: Engagement) -> dict[str, Any]:
