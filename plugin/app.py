@@ -9,7 +9,7 @@ from connectors.base import EngagementRef
 from plugin.config import Config, load_config
 from plugin.jobs import Jobs
 from plugin.metrics import Metrics
-from plugin.pipeline.process import process
+from plugin.pipeline.process import Processed, process
 from plugin.storage import open_database, upgrade
 from plugin.web.errors import register_error_handlers
 from plugin.web.hooks import hooks
@@ -29,8 +29,8 @@ def create_app(config: Config | None = None) -> Flask:
         config.service.database_url)
     connectors = app.extensions["clientguard.connectors"] = build_connectors(config.connectors)
 
-    def evaluate(ref: EngagementRef) -> None:
-        process(ref, connectors[ref.connector], database, config, metrics)
+    def evaluate(ref: EngagementRef) -> Processed:
+        return process(ref, connectors[ref.connector], database, config, metrics)
 
     app.extensions["clientguard.jobs"] = Jobs(config.service.queue_url, evaluate, database,
                                               connectors, config.service.coalesce_seconds)

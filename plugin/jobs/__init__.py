@@ -19,6 +19,7 @@ from huey.consumer import Consumer
 
 from connectors.base import Connector, EngagementRef
 from connectors.errors import ConnectorNotConfigured, PlatformError
+from plugin.pipeline.process import Processed
 from plugin.storage import Database
 from plugin.storage.repository import due_for_review, record_review, stale_engagements
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 JOB_RETRIES, JOB_RETRY_DELAY = 2, 30  # seconds; after that the sweep takes over
 STALE_AFTER_SECONDS = 120.0  # a pending event with no job done by then is re-rung
 REVIEW_AFTER_SECONDS = 3600.0  # an open engagement is re-evaluated at least hourly
+POLL_AT_MOST_EVERY = 0.25  # seconds an idle worker waits before looking at the queue again
 CATCH_UP_MINUTES = 30  # the review looks this far back for changes no webhook announced
 
 
@@ -44,7 +46,7 @@ def make_huey(url: str) -> Huey:
 class Jobs:
     """The queue with ClientGuard's two jobs: evaluate one engagement; sweep."""
 
-    def __init__(self, url: str, evaluate: Callable[[EngagementRef], object],
+    def __init__(self, url: str, evaluate: Callable[[EngagementRef], Processed],
                  database: Database, connectors: Mapping[str, Connector],
                  delay_seconds: float) -> None:
         self.huey = make_huey(url)
@@ -54,7 +56,9 @@ class Jobs:
 
         @self.huey.task(name="evaluate", retries=JOB_RETRIES, retry_delay=JOB_RETRY_DELAY)
         def evaluate_job(connector: str, site: str, key: str) -> None:
-            evaluate(EngagementRef(connector, site, key))
+            ref = EngagementRef(connector, site, key)
+            if evaluate(ref).more_waiting:
+                self.ring(ref, delay_seconds=0)
 
         @self.huey.periodic_task(crontab(minute="*"), name="sweep")
         def sweep_job() -> None:
@@ -110,7 +114,8 @@ class Jobs:
     def consumer(self, workers: int) -> Consumer:
         """Worker threads (and the periodic sweep) for this process."""
         return self.huey.create_consumer(workers=workers, worker_type="thread",
-                                         periodic=True, check_worker_health=True)
+                                         periodic=True, check_worker_health=True,
+                                         initial_delay=0.05, max_delay=POLL_AT_MOST_EVERY)
 
     def pending(self) -> int:
         """Jobs waiting in the queue (for /metrics and /readyz)."""

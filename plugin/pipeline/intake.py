@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from connectors.base import Connector, Delivery, Event, Ignored
 from plugin.storage import Database
-from plugin.storage.repository import record_event
+from plugin.storage.repository import record_event, waiting_count
 
 
 @dataclass(frozen=True)
 class Stored:
     event: Event
     duplicate: bool  # already recorded: a redelivery, nothing new stored
+    first_waiting: bool = False  # no other event of its engagement waits: ring the queue
 
 
 OWN_WRITE = "caused by ClientGuard"
@@ -28,4 +29,5 @@ def accept(delivery: Delivery, connector: Connector, database: Database) -> Stor
         return Ignored(parsed.name, OWN_WRITE)
     with database.session() as session, session.begin():
         new = record_event(session, parsed, delivery.body, delivery.received_at)
-    return Stored(parsed, duplicate=not new)
+        first = new and waiting_count(session, parsed.ref) == 1
+    return Stored(parsed, duplicate=not new, first_waiting=first)

@@ -34,6 +34,7 @@ from plugin.storage.repository import (
     get_engagement,
     save_evaluation,
     set_sticky,
+    waiting_count,
 )
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class CommentPlan:
 class Processed:
     events: int  # how many stored events this evaluation answered
     wrote: bool  # the sticky comment was created or changed
+    more_waiting: bool = False  # events arrived during the evaluation: evaluate again
 
 
 def process(ref: EngagementRef, connector: Connector, database: Database, config: Config,
@@ -99,7 +101,8 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
         raise
     with database.session() as session, session.begin():
         finish(session, claimed, now)
-    return Processed(len(claimed), wrote)
+        more_waiting = waiting_count(session, ref) > 0
+    return Processed(len(claimed), wrote, more_waiting)
 
 
 def review(ref: EngagementRef, connector: Connector, database: Database, config: Config,

@@ -7,12 +7,13 @@ claim before doing the slow work it stands for.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -86,10 +87,19 @@ def record_event(session: Session, event: Event, body: bytes, received_at: datet
 def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_seconds: float,
                   max_attempts: int = MAX_ATTEMPTS) -> list[EventRecord]:
     """Take this engagement's pending events, and those whose worker's lease ran out, for
-    `lease_seconds`; oldest first. One UPDATE over a locked selection: on PostgreSQL
-    `FOR UPDATE SKIP LOCKED` keeps a second claimer off the same rows; SQLite drops the
-    clause and relies on the write lock BEGIN IMMEDIATE took. An event whose lease ran out on
-    its last attempt is marked failed instead of being handed out forever."""
+    `lease_seconds`; oldest first — unless another worker holds a live lease on this
+    engagement: one evaluation of a ticket at a time, so an older snapshot never overwrites
+    a newer comment (that worker asks again for what arrived meanwhile).
+
+    Claims of one engagement are serialised: on PostgreSQL by a transaction-scoped advisory
+    lock on the engagement, on SQLite by the write lock BEGIN IMMEDIATE took. An event whose
+    lease ran out on its last attempt is marked failed instead of being handed out forever."""
+    _lock_engagement(session, ref)
+    busy = select(EventRecord.id).where(
+        _events_of(ref), EventRecord.status == EventStatus.PROCESSING,
+        EventRecord.lease_until > _aware(now)).limit(1)
+    if session.scalar(busy) is not None:
+        return []
     claimable = (
         select(EventRecord.id)
         .where(_events_of(ref),
@@ -113,6 +123,20 @@ def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_sec
     )
     claimed = session.scalars(statement).all()
     return sorted((e for e in claimed if e.status == EventStatus.PROCESSING), key=lambda e: e.id)
+
+
+def _lock_engagement(session: Session, ref: EngagementRef) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.blake2b(f"{ref.connector}\0{ref.site}\0{ref.key}".encode(),
+                                 digest_size=8).digest()
+        session.execute(select(func.pg_advisory_xact_lock(
+            int.from_bytes(digest, "big", signed=True))))
+
+
+def waiting_count(session: Session, ref: EngagementRef) -> int:
+    """How many of this engagement's events wait for an evaluation (pending)."""
+    return session.scalar(select(func.count()).select_from(EventRecord).where(
+        _events_of(ref), EventRecord.status == EventStatus.PENDING)) or 0
 
 
 def finish(session: Session, ids: Collection[int], now: datetime) -> None:

@@ -43,6 +43,8 @@ def receive(name: str) -> ResponseReturnValue:
         metrics.events_duplicate.labels(name).inc()
         return jsonify(status="duplicate", event=result.event.name), 202
     metrics.events_received.labels(name, result.event.name).inc()
+    if not result.first_waiting:  # its engagement's job is already on its way
+        return jsonify(status="accepted", event=result.event.name), 202
     try:
         current_app.extensions["clientguard.jobs"].ring(result.event.ref)
     except Exception:  # the event is stored: the sweep rings again, the platform gets its 202

@@ -41,6 +41,7 @@ from plugin.storage.repository import (
     save_evaluation,
     set_sticky,
     stale_engagements,
+    waiting_count,
 )
 
 T = TypeVar("T")
@@ -200,10 +201,23 @@ def test_concurrent_claimers_take_each_event_exactly_once(database: Database) ->
     claimed: Counter[int] = Counter()
     for round_ in range(10):
         record(database, *(f"d-{round_}-{n}" for n in range(10)))
-        for ids in in_threads(4, lambda: claim(database)):
-            claimed.update(ids)
+        takes = [ids for ids in in_threads(4, lambda: claim(database)) if ids]
+        assert len(takes) == 1  # one worker evaluates the engagement; the others find it busy
+        claimed.update(takes[0])
+        transaction(database, lambda s, ids=takes[0]: finish(s, ids, NOW))
     assert len(claimed) == 100
     assert set(claimed.values()) == {1}
+
+
+def test_an_engagement_under_evaluation_is_not_claimed_again_until_its_lease_ends(
+        database: Database) -> None:
+    record(database, "d-1")
+    assert len(claim(database)) == 1
+    record(database, "d-2")  # arrives during the evaluation
+    assert claim(database) == []  # busy: its worker asks again when done
+    assert transaction(database, lambda s: waiting_count(s, REF)) == 1
+    later = NOW + timedelta(seconds=LEASE + 1)  # that worker died: its lease ran out
+    assert len(claim(database, now=later)) == 2
 
 
 def test_finished_events_are_not_claimed_again(database: Database) -> None:
