@@ -9,6 +9,7 @@ events whose job was lost (a crash, a full queue).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import astuple
 from datetime import UTC, datetime
@@ -21,13 +22,19 @@ from connectors.base import Connector, EngagementRef
 from connectors.errors import ConnectorNotConfigured, PlatformError
 from plugin.pipeline.process import Processed
 from plugin.storage import Database
-from plugin.storage.repository import due_for_review, record_review, stale_engagements
+from plugin.storage.repository import (
+    due_for_review,
+    oldest_waiting,
+    record_review,
+    stale_engagements,
+)
 
 log = logging.getLogger(__name__)
 
 JOB_RETRIES, JOB_RETRY_DELAY = 2, 30  # seconds; after that the sweep takes over
 STALE_AFTER_SECONDS = 120.0  # a pending event with no job done by then is re-rung
 REVIEW_AFTER_SECONDS = 3600.0  # an open engagement is re-evaluated at least hourly
+SCHEDULER_RESOLUTION = 1.0  # seconds: huey checks its schedule once a second
 POLL_AT_MOST_EVERY = 0.25  # seconds an idle worker waits before looking at the queue again
 CATCH_UP_MINUTES = 30  # the review looks this far back for changes no webhook announced
 
@@ -57,6 +64,7 @@ class Jobs:
         @self.huey.task(name="evaluate", retries=JOB_RETRIES, retry_delay=JOB_RETRY_DELAY)
         def evaluate_job(connector: str, site: str, key: str) -> None:
             ref = EngagementRef(connector, site, key)
+            self._settle(ref)
             if evaluate(ref).more_waiting:
                 self.ring(ref, delay_seconds=0)
 
@@ -71,10 +79,24 @@ class Jobs:
         self._evaluate_job = evaluate_job
 
     def ring(self, ref: EngagementRef, delay_seconds: float | None = None) -> None:
-        """Ask for an evaluation of `ref` after the coalescing delay."""
-        self._evaluate_job.schedule(
-            args=(ref.connector, ref.site, ref.key),
-            delay=self.delay_seconds if delay_seconds is None else delay_seconds)
+        """Ask for an evaluation of `ref` after the coalescing delay. A delay under a second
+        is waited out by the job itself (`_settle`): huey's scheduler looks only once a
+        second."""
+        delay = self.delay_seconds if delay_seconds is None else delay_seconds
+        args = (ref.connector, ref.site, ref.key)
+        if delay >= SCHEDULER_RESOLUTION:
+            self._evaluate_job.schedule(args=args, delay=delay)
+        else:
+            self._evaluate_job(*args)
+
+    def _settle(self, ref: EngagementRef) -> None:
+        """Let a burst finish: wait until the oldest waiting event is `delay_seconds` old, so
+        the events arriving meanwhile are answered by this one evaluation."""
+        with self._database.session() as session, session.begin():
+            oldest = oldest_waiting(session, ref)
+        if oldest is not None:
+            remaining = (oldest - datetime.now(UTC)).total_seconds() + self.delay_seconds
+            time.sleep(min(max(remaining, 0.0), SCHEDULER_RESOLUTION))
 
     def sweep(self, now: datetime | None = None) -> list[EngagementRef]:
         """Ring for every engagement whose stored events have waited too long."""

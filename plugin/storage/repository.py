@@ -133,6 +133,12 @@ def _lock_engagement(session: Session, ref: EngagementRef) -> None:
             int.from_bytes(digest, "big", signed=True))))
 
 
+def oldest_waiting(session: Session, ref: EngagementRef) -> datetime | None:
+    """When the engagement's oldest pending event arrived (None: nothing waits)."""
+    return session.scalar(select(func.min(EventRecord.received_at)).where(
+        _events_of(ref), EventRecord.status == EventStatus.PENDING))
+
+
 def waiting_count(session: Session, ref: EngagementRef) -> int:
     """How many of this engagement's events wait for an evaluation (pending)."""
     return session.scalar(select(func.count()).select_from(EventRecord).where(
