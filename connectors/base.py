@@ -94,6 +94,10 @@ class Connector(Protocol):
         """Who may read the sticky comment as it would be written (for dry runs)."""
         ...
 
+    def delete_sticky(self, snapshot: Snapshot) -> None:
+        """Remove the sticky comment (everything passes and the agency wants none)."""
+        ...
+
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the one sticky comment, agency-internal by construction; returns
         its id. There is no way to ask for a visible comment."""

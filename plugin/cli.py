@@ -186,7 +186,7 @@ def backfill(ctx: click.Context, jql: str | None, dry_run: bool) -> None:
 # -- helpers of check and backfill -------------------------------------------------------
 
 WORDS = {"create": ("created", "would create"), "update": ("updated", "would update"),
-         "unchanged": ("unchanged", "unchanged")}
+         "delete": ("deleted", "would delete"), "unchanged": ("unchanged", "unchanged")}
 """Each `plugin.pipeline.process.Action` as said when done, and on a dry run (index:
 `dry_run`)."""
 

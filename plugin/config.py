@@ -84,6 +84,7 @@ class ServiceSettings:
     coalesce_seconds: float = 2.0  # events on one ticket within this time: one evaluation
     workers: int = 2
     dry_run: bool = False  # decide and log every comment, write none
+    comment_when_clean: str = "keep"  # "keep": it says every check passes; "delete" it
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1024 * 1024  # a webhook body larger than this is refused (413)
@@ -105,6 +106,8 @@ class ServiceSchema(_Strict):
     workers = fields.Integer(load_default=ServiceSettings.workers,
                              validate=validate.Range(min=1, max=64))
     dry_run = fields.Boolean(load_default=ServiceSettings.dry_run)
+    comment_when_clean = fields.String(load_default=ServiceSettings.comment_when_clean,
+                                       validate=validate.OneOf(("keep", "delete")))
     host = fields.String(load_default=ServiceSettings.host)
     port = fields.Integer(load_default=ServiceSettings.port,
                           validate=validate.Range(min=1, max=65535))

@@ -72,6 +72,13 @@ class JiraConnector:
         visibility = staff_only(self.settings, issue["key"])
         return f"restricted to {visibility['type']} {visibility['value']}"
 
+    def delete_sticky(self, snapshot: Snapshot) -> None:
+        """Remove the sticky comment and any duplicate (a comment already gone is fine)."""
+        issue, stale, existing = snapshot.context
+        for comment_id in (existing, *stale):
+            if comment_id is not None:
+                delete_sticky(self.client, issue["key"], comment_id)
+
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the sticky comment (internal by construction), and remove
         duplicates a past crash left behind."""

@@ -47,11 +47,12 @@ class Action(enum.StrEnum):
 
     CREATE = "create"
     UPDATE = "update"
+    DELETE = "delete"  # everything passes and the agency wants no comment then
     UNCHANGED = "unchanged"  # what a reader sees is what was written last: no write
 
 
 METRIC_ACTION = {Action.CREATE: "created", Action.UPDATE: "updated",
-                 Action.UNCHANGED: "skipped"}
+                 Action.DELETE: "deleted", Action.UNCHANGED: "skipped"}
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,10 @@ def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metri
     report = evaluate(snapshot.engagement, config, now)
     metrics.evaluation_seconds.observe(time.perf_counter() - started)
     content = sticky_content(report, config.language)
-    if snapshot.sticky_id is None:
+    clean = not report.findings and not report.faulty
+    if clean and config.service.comment_when_clean == "delete":
+        action = Action.DELETE if snapshot.sticky_id is not None else Action.UNCHANGED
+    elif snapshot.sticky_id is None:
         action = Action.CREATE
     elif known is not None and content.fingerprint == known.sticky_hash:
         action = Action.UNCHANGED
@@ -142,7 +146,10 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
     evaluation (and the comment written) in the database. True when something was written."""
     snapshot, report = plan.snapshot, plan.report
     ref, wrote = snapshot.ref, plan.action is not Action.UNCHANGED
-    if wrote:
+    comment_id: str | None = None
+    if plan.action is Action.DELETE:
+        connector.delete_sticky(snapshot)
+    elif wrote:
         comment_id = connector.write_sticky(snapshot, plan.content)
     metrics.comments.labels(ref.connector, METRIC_ACTION[plan.action]).inc()
     engagement = snapshot.engagement
@@ -159,5 +166,6 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
                            open=engagement.status_category.value != "done"),
         )
         if wrote:
-            set_sticky(session, ref, comment_id, plan.content.fingerprint)
+            set_sticky(session, ref, comment_id,
+                       None if comment_id is None else plan.content.fingerprint)
     return wrote

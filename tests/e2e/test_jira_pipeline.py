@@ -31,6 +31,7 @@ from connectors.jira.client import JiraClient
 from plugin.app import create_app
 from plugin.config import build_config
 from plugin.pipeline.process import LEASE_SECONDS, process
+from plugin.rules import RULES_BY_ID
 from plugin.storage.models import EventRecord
 from plugin.storage.repository import claim_pending
 
@@ -252,3 +253,23 @@ def test_the_service_in_dry_run_decides_and_logs_but_writes_nothing(
     assert statuses(app) == {"done"}
     assert ("dry run: would create the sticky comment on jira PRJA-7, restricted to role "
             "Developers") in caplog.text
+
+
+def test_a_clean_ticket_loses_its_comment_when_the_agency_wants_none(app: Flask,
+                                                                     jira: FakeJira):
+    deliver(app, "d-1")
+    run_jobs_until_done(app)
+    comment_id = jira.written[0]["id"]
+    config = app.extensions["clientguard.config"]
+    everything_off = {rule_id: {"enabled": False} for rule_id in RULES_BY_ID}
+    app.extensions["clientguard.config"] = build_config({
+        "service": {"comment_when_clean": "delete"}, "rules": everything_off})
+    deleted = jira.mock.delete(f"{JIRA}/rest/api/2/issue/PRJA-7/comment/{comment_id}",
+                               status=204)
+    deliver(app, "d-2")
+    process(REF, app.extensions["clientguard.connectors"]["jira"],
+            app.extensions["clientguard.database"], app.extensions["clientguard.config"],
+            app.extensions["clientguard.metrics"])
+    assert deleted.call_count == 1
+    assert [c["method"] for c in jira.written] == ["POST"]  # nothing written, one removed
+    app.extensions["clientguard.config"] = config
