@@ -405,7 +405,7 @@ def test_backfill_over_two_pages_with_a_failing_and_an_unchanged_issue(tmp_path,
     result = run(config, "backfill")
     assert result.exit_code == 1, result.output
     assert result.stdout == (
-        "scanned 4, created 1, updated 1, unchanged 1, failed 1\n"
+        "scanned 4, created 1, updated 1, deleted 0, unchanged 1, failed 1\n"
         "  failed ACME-15: Transient: Jira answered 500 to GET /rest/api/3/issue/10045: "
         "Internal server error\n")
     assert "Backfilling 4 issue(s)" in result.stderr
@@ -432,7 +432,7 @@ def test_backfill_dry_run_prints_the_plans_and_writes_nothing(tmp_path, jira):
     assert [line for line in lines if not line.startswith("    ")] == [
         "ACME-12: would create the sticky comment, as a JSM internal note",
         "ACME-13: would update sticky comment 10206, as a JSM internal note",
-        "scanned 2, would create 1, would update 1, unchanged 0, failed 0 "
+        "scanned 2, would create 1, would update 1, would delete 0, unchanged 0, failed 0 "
         "(dry run: nothing written)"]
     assert writes(jira) == []
     assert stored(config, "agency", "10042") is None
