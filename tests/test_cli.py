@@ -376,7 +376,6 @@ def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           encoding="utf-8", cwd=cwd, env=environment, timeout=60, check=False)
 
 
-@pytest.mark.skipif(not CLIENTGUARD.exists(), reason="console script not installed")
 @pytest.mark.parametrize(("example", "exit_code", "failing", "warning"), EXPECTED)
 def test_console_script(example: str, exit_code: int, failing: list[str], warning: list[str],
                         tmp_path: Path) -> None:
@@ -389,7 +388,6 @@ def test_console_script(example: str, exit_code: int, failing: list[str], warnin
     assert [f["rule"] for f in document["findings"] if f["status"] == "warn"] == warning
 
 
-@pytest.mark.skipif(not CLIENTGUARD.exists(), reason="console script not installed")
 def test_console_script_bad_input_has_no_traceback(tmp_path: Path) -> None:
     process = _script("check", "--input", "missing.json", cwd=tmp_path)
     assert process.returncode == 2
