@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import Delivery, Ignored
 from connectors.errors import DeliveryRejected
@@ -34,6 +35,11 @@ def receive(name: str) -> ResponseReturnValue:
     except DeliveryRejected as rejected:
         metrics.events_rejected.labels(name, rejected.reason).inc()
         return jsonify(error=rejected.reason, detail=rejected.detail), rejected.status
+    except SQLAlchemyError:  # not stored, so not accepted: the platform retries a 503
+        log.exception("could not store a %s delivery", name)
+        metrics.events_rejected.labels(name, "storage").inc()
+        return jsonify(error="unavailable",
+                       detail="the event could not be stored; deliver it again later"), 503
     finally:
         metrics.intake_seconds.labels(name).observe(time.perf_counter() - started)
     if isinstance(result, Ignored):

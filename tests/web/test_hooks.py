@@ -170,3 +170,15 @@ def test_readiness_fails_when_the_database_is_gone(tmp_path: Path):
     assert response.json == {"status": "not ready",
                              "checks": {"database": "OperationalError", "queue": "ok"}}
     database.close()
+
+
+def test_a_delivery_that_cannot_be_stored_gets_503_so_jira_retries(app: Flask,
+                                                                  client: FlaskClient):
+    database = app.extensions["clientguard.database"]
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE events")  # the store fails under the request
+    response = post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"})
+    assert response.status_code == 503
+    assert response.json["error"] == "unavailable"
+    assert metric(client, 'clientguard_events_rejected_total{connector="jira",'
+                          'reason="storage"}') == 1
