@@ -85,6 +85,7 @@ class ServiceSettings:
     workers: int = 2
     dry_run: bool = False  # decide and log every comment, write none
     comment_when_clean: str = "keep"  # "keep": it says every check passes; "delete" it
+    lease_seconds: float = 300.0  # a claimed event is another worker's after this long
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1024 * 1024  # a webhook body larger than this is refused (413)
@@ -108,6 +109,8 @@ class ServiceSchema(_Strict):
     dry_run = fields.Boolean(load_default=ServiceSettings.dry_run)
     comment_when_clean = fields.String(load_default=ServiceSettings.comment_when_clean,
                                        validate=validate.OneOf(("keep", "delete")))
+    lease_seconds = fields.Float(load_default=ServiceSettings.lease_seconds,
+                                 validate=validate.Range(min=1))
     host = fields.String(load_default=ServiceSettings.host)
     port = fields.Integer(load_default=ServiceSettings.port,
                           validate=validate.Range(min=1, max=65535))

@@ -39,8 +39,6 @@ from plugin.storage.repository import (
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 300.0  # longer than a slow snapshot plus retries; then another worker may try
-
 
 class Action(enum.StrEnum):
     """What an evaluation does to the sticky comment."""
@@ -78,7 +76,8 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
     """Evaluate `ref` once for all its pending events (none pending: nothing to do)."""
     now = now or datetime.now(UTC)
     with database.session() as session, session.begin():
-        claimed = [event.id for event in claim_pending(session, ref, now, LEASE_SECONDS)]
+        claimed = [event.id for event in
+                   claim_pending(session, ref, now, config.service.lease_seconds)]
         known = get_engagement(session, ref)
     if not claimed:
         return Processed(0, False)

@@ -30,7 +30,7 @@ from connectors.jira import JiraConnector
 from connectors.jira.client import JiraClient
 from plugin.app import create_app
 from plugin.config import build_config
-from plugin.pipeline.process import LEASE_SECONDS, process
+from plugin.pipeline.process import process
 from plugin.rules import RULES_BY_ID
 from plugin.storage.models import EventRecord
 from plugin.storage.repository import claim_pending
@@ -200,7 +200,7 @@ def test_a_worker_that_dies_mid_event_loses_nothing(app: Flask, jira: FakeJira):
     database = app.extensions["clientguard.database"]
     crashed_at = datetime.now(UTC) - timedelta(minutes=10)
     with database.session() as session, session.begin():  # a worker claims, then dies
-        assert claim_pending(session, REF, crashed_at, LEASE_SECONDS)
+        assert claim_pending(session, REF, crashed_at, 300)
     assert statuses(app) == {"processing"}
     app.extensions["clientguard.jobs"].huey.flush()  # its job is gone with it
     assert app.extensions["clientguard.jobs"].sweep() == [REF]  # the lease has run out
