@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ from plugin.rules.docs import rules_markdown
 if TYPE_CHECKING:
     from plugin.pipeline.process import CommentPlan
     from plugin.storage import Database
+    from plugin.storage.models import EventRecord
 
 EXIT_OK, EXIT_FAILING, EXIT_BAD_INPUT = 0, 1, 2
 ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+")  # ACME-12, or the issue id
@@ -386,10 +388,15 @@ def install_group() -> None:
 @install_group.command("jira")
 @click.option("--url", "public_url", required=True,
               help="The public base URL of this ClientGuard, e.g. https://guard.agency.example")
+@click.option("--wait", "wait_seconds", type=float, default=300.0, show_default=True,
+              help="Then wait this long for a test delivery to reach the running service "
+                   "(0: do not wait)")
 @click.pass_context
-def install_jira(ctx: click.Context, public_url: str) -> None:
+def install_jira(ctx: click.Context, public_url: str, wait_seconds: float) -> None:
     """Register the Jira webhook (events and JQL from manifest.json and [jira]) with a
-    secret, or print the exact settings to enter when the account is not an admin."""
+    secret, or print the exact settings to enter when the account is not an admin; then
+    wait for a test delivery to arrive at the service (it shares this configuration's
+    database). Exit 0 when registered and a delivery arrived."""
     from connectors.jira.install import (
         BadPublicUrl,
         generate_secret,
@@ -404,7 +411,36 @@ def install_jira(ctx: click.Context, public_url: str) -> None:
     except BadPublicUrl as error:
         _bad_input(f"--url: {error}")
     click.echo(render_registration(registration))
-    sys.exit(EXIT_OK if registration.done else EXIT_FAILING)
+    if not registration.done:
+        sys.exit(EXIT_FAILING)
+    if wait_seconds > 0:
+        config = _config(ctx)
+        site = connector.settings.site
+        click.echo(f"Waiting up to {wait_seconds:g} s for a test delivery: edit any issue the "
+                   "JQL covers, as a person (ClientGuard ignores its own changes) ...", err=True)
+        with _database(config) as database:
+            arrived = _first_delivery(database, "jira", site, wait_seconds)
+        if arrived is None:
+            click.echo(f"no delivery from Jira reached {public_url} within {wait_seconds:g} s: "
+                       "is the service running, reachable from Jira, and on this database?")
+            sys.exit(EXIT_FAILING)
+        click.echo(f"test delivery arrived: {arrived.name} on issue {arrived.engagement_key}")
+    sys.exit(EXIT_OK)
+
+
+def _first_delivery(database: Database, connector: str, site: str,
+                    wait_seconds: float) -> EventRecord | None:
+    """Poll the events table once a second until a delivery arrives or the wait is over."""
+    from plugin.storage.repository import first_event_since
+
+    since = datetime.now(UTC)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with database.session() as session:
+            found = first_event_since(session, connector, site, since)
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        time.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
 
 
 @cli.group("config")

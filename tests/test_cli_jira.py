@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -479,3 +481,50 @@ def test_doctor_and_install_are_commands(tmp_path: Path) -> None:
         result = runner.invoke(cli, ["--config", "/dev/null", *arguments])
         assert result.exit_code == 2, result.output
         assert "jira → base_url is needed" in result.output
+
+
+def test_install_registers_the_webhook_then_waits_for_a_test_delivery(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from connectors.base import EngagementRef, Event
+    from connectors.jira.install import WEBHOOKS_PATH
+    from plugin.cli import cli
+    from plugin.storage import open_database, upgrade
+    from plugin.storage.repository import record_event
+    from tests.connectors.jira.test_install import SECTION, SITE
+
+    url = f"sqlite:///{tmp_path / 'clientguard.sqlite3'}"
+    config = tmp_path / "clientguard.toml"
+    config.write_text(tomli_w.dumps({"service": {"database_url": url},
+                                     "jira": {**SECTION, "webhook_secret": "s3cret"}}),
+                      encoding="utf-8")
+    upgrade(url)
+    database = open_database(url)
+
+    def a_person_edits_an_issue() -> None:
+        time.sleep(0.5)
+        with database.session() as session, session.begin():
+            record_event(session, Event(EngagementRef("jira", "jira", "10042"),
+                                        "jira:issue_updated", "d-1", None, "anna"),
+                         b"{}", datetime.now(UTC))
+
+    runner = CliRunner()
+    for wait, edits, exit_code, said in ((10, True, 0, "test delivery arrived: "
+                                          "jira:issue_updated on issue 10042"),
+                                         (0.5, False, 1, "no delivery from Jira reached")):
+        with responses.RequestsMock() as jira:
+            jira.get(SITE + WEBHOOKS_PATH, json=[])
+            jira.post(SITE + WEBHOOKS_PATH, status=201, json={
+                "self": f"{SITE}{WEBHOOKS_PATH}/10042", "isSigned": True,
+                "name": "ClientGuard", "url": "https://g.example/hooks/jira", "events": [],
+                "filters": {}, "excludeBody": False, "enabled": True})
+            editor = threading.Thread(target=a_person_edits_an_issue)
+            if edits:
+                editor.start()
+            result = runner.invoke(cli, ["--config", str(config), "install", "jira",
+                                         "--url", "https://g.example", "--wait", str(wait)])
+            if edits:
+                editor.join()
+        assert result.exit_code == exit_code, result.output
+        assert said in result.output
+    database.close()

@@ -139,6 +139,16 @@ def oldest_waiting(session: Session, ref: EngagementRef) -> datetime | None:
         _events_of(ref), EventRecord.status == EventStatus.PENDING))
 
 
+def first_event_since(session: Session, connector: str, site: str,
+                      since: datetime) -> EventRecord | None:
+    """The first delivery stored for this installation since `since` (install's check
+    that the platform reaches the service)."""
+    return session.scalars(
+        select(EventRecord).where(EventRecord.connector == connector, EventRecord.site == site,
+                                  EventRecord.received_at >= _aware(since))
+        .order_by(EventRecord.id).limit(1)).first()
+
+
 def waiting_count(session: Session, ref: EngagementRef) -> int:
     """How many of this engagement's events wait for an evaluation (pending)."""
     return session.scalar(select(func.count()).select_from(EventRecord).where(
