@@ -1,9 +1,10 @@
 """The durable job queue (huey: an SQLite file by default, Redis at scale).
 
-The queue is only a doorbell: the events table is the truth. Intake rings once per stored
-event, a little later (so a burst on one ticket is answered by one evaluation: the first
-job claims every pending event, the others find nothing); the sweep rings again for
-events whose job was lost (a crash, a full queue).
+The queue is only a doorbell: the events table is the truth. Intake rings for an
+engagement's first waiting event, `coalesce_seconds` later, so a burst on one ticket is
+answered by one evaluation (the job claims every event waiting by then); a job finding
+events that arrived during its evaluation rings again; the sweep rings for events whose job
+was lost (a crash, a full queue) and the review for open engagements and missed webhooks.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def make_huey(url: str) -> Huey:
 
 
 class Jobs:
-    """The queue with ClientGuard's two jobs: evaluate one engagement; sweep."""
+    """The queue with ClientGuard's jobs: evaluate one engagement; sweep; review."""
 
     def __init__(self, url: str, evaluate: Callable[[EngagementRef], Processed],
                  database: Database, connectors: Mapping[str, Connector],
