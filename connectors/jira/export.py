@@ -26,10 +26,10 @@ from typing import Any
 from connectors.base import EngagementRef
 from connectors.jira.settings import JiraSettings
 from connectors.jira.snapshot import (
-    _category,
-    _complete,
-    _is_service_desk,
     build_engagement,
+    category_of,
+    in_service_desk,
+    page_complete,
 )
 from plugin.core.model import Engagement, StatusCategory
 from plugin.core.schema import decode_json
@@ -77,7 +77,7 @@ def load_export(issue: Any, settings: JiraSettings) -> Export:
                 *_incomplete(worklog_page, "worklogs", "no worklogs in the file"),
                 *_incomplete(changelog, "histories", "no changelog in the file: save the "
                                                      "issue with ?expand=changelog")]
-    if comments and _is_service_desk(fields) and any(
+    if comments and in_service_desk(fields) and any(
             "jsdPublic" not in comment and not comment.get("properties")
             for comment in comments):
         warnings.append("service desk comments without `jsdPublic`: internal notes cannot be "
@@ -100,7 +100,7 @@ def _status_objects(fields: dict[str, Any]) -> Iterator[tuple[str, StatusCategor
         node = stack.pop()
         if isinstance(node, dict):
             if "statusCategory" in node and node.get("id") is not None:
-                yield str(node["id"]), _category(node["statusCategory"])
+                yield str(node["id"]), category_of(node["statusCategory"])
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
@@ -115,7 +115,7 @@ def _incomplete(page: Any, items_key: str, absent: str) -> list[str]:
     """What a part of the file lacks: all of it (said by `absent`), or its later pages."""
     if not isinstance(page, dict):
         return [absent]
-    if _complete(page, items_key):
+    if page_complete(page, items_key):
         return []
     return [f"the file holds {len(_items(page, items_key))} of {page.get('total')} "
             f"{items_key}: the others are not evaluated"]

@@ -69,7 +69,7 @@ def fetch_statuses(client: JiraClient) -> dict[str, StatusCategory]:
     """Every status of the site by id with its category (`GET /rest/api/{2|3}/status`):
     what a move in the changelog, which names only the status id, needs. One call per
     site, kept by the caller."""
-    return {str(status["id"]): _category(status.get("statusCategory"))
+    return {str(status["id"]): category_of(status.get("statusCategory"))
             for status in client.request("GET", f"{client.api}/status")}
 
 
@@ -90,12 +90,12 @@ def fetch_issue_data(client: JiraClient, settings: JiraSettings, ref: Engagement
 
     comment_page = fields.get("comment") or {}
     comments = comment_page.get("comments") or []
-    if not _complete(comment_page, "comments") or (
-            _is_service_desk(fields) and any("jsdPublic" not in c for c in comments)):
+    if not page_complete(comment_page, "comments") or (
+            in_service_desk(fields) and any("jsdPublic" not in c for c in comments)):
         comments = list(client.iter_comments(issue_id))
     worklog_page = fields.get("worklog") or {}
     worklogs = worklog_page.get("worklogs") or []
-    if not _complete(worklog_page, "worklogs"):
+    if not page_complete(worklog_page, "worklogs"):
         worklogs = list(client.iter_worklogs(issue_id))
     changelog = list(client.iter_changelog(issue_id, embedded=issue.get("changelog")))
     if not _status_ids(changelog) <= statuses.keys():
@@ -111,7 +111,7 @@ def fetch_snapshot(client: JiraClient, settings: JiraSettings, ref: EngagementRe
                             statuses, settings)
 
 
-def _complete(page: Mapping[str, Any], items_key: str) -> bool:
+def page_complete(page: Mapping[str, Any], items_key: str) -> bool:
     """Whether an embedded page (`{startAt, maxResults, total, <items>}`) holds every item."""
     items = page.get(items_key) or ()
     return page.get("startAt", 0) == 0 and len(items) >= page.get("total", len(items))
@@ -154,7 +154,7 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
                                        issue.get("names") or {})
     documents = tuple(_document(attachment, people, settings)
                       for attachment in fields.get("attachment") or ())
-    issue_comments = tuple(_comments(comments, people, settings, _is_service_desk(fields)))
+    issue_comments = tuple(_comments(comments, people, settings, in_service_desk(fields)))
     time_entries = tuple(
         # Jira has one kind of worklog: calls and meetings cannot be told from work.
         TimeEntry(person=people(worklog.get("author")) or ANONYMOUS,
@@ -168,7 +168,7 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
         project=project.get("key"),
         title=fields.get("summary") or "",
         status=status.get("name") or "",
-        status_category=_category(status.get("statusCategory")),
+        status_category=category_of(status.get("statusCategory")),
         created=_moment(fields["created"]),
         updated=_moment(fields["updated"]),
         due=_date(fields.get("duedate")),
@@ -288,7 +288,7 @@ def _document(attachment: Json, people: _People, settings: JiraSettings) -> Docu
                     author=people(attachment.get("author")))
 
 
-def _is_service_desk(fields: Json) -> bool:
+def in_service_desk(fields: Json) -> bool:
     return (fields.get("project") or {}).get("projectTypeKey") == SERVICE_DESK
 
 
@@ -325,7 +325,7 @@ def _visibility(comment: Json, service_desk: bool) -> Visibility:
     return Visibility.INTERNAL if hidden else Visibility.PUBLIC
 
 
-def _category(status_category: Any) -> StatusCategory:
+def category_of(status_category: Any) -> StatusCategory:
     """Jira's category key; `undefined` (no category) counts as not started."""
     key = status_category.get("key") if isinstance(status_category, dict) else None
     return CATEGORY_BY_KEY.get(key, StatusCategory.TODO)
