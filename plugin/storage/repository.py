@@ -7,13 +7,24 @@ claim before doing the slow work it stands for.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -72,16 +83,27 @@ def record_event(session: Session, event: Event, body: bytes, received_at: datet
     is already stored: the unique key decides, so two copies arriving at once make one row.
     An event caused by our own write is kept for replay but as `ignored`: never evaluated."""
     status = EventStatus.IGNORED if event.by_us else EventStatus.PENDING
-    statement = _insert(session, EventRecord).values(
-        connector=event.ref.connector, site=event.ref.site, delivery_id=event.delivery_id,
-        engagement_key=event.ref.key, name=event.name, received_at=received_at,
-        occurred_at=event.occurred_at, actor=event.actor, by_us=event.by_us,
-        body=body.decode("utf-8", errors="replace"),  # JSON is UTF-8; anything else is noise
-        status=status.value, attempts=0,
-    )
-    statement = statement.on_conflict_do_nothing(
+    row = {
+        "connector": event.ref.connector, "site": event.ref.site,
+        "delivery_id": event.delivery_id, "engagement_key": event.ref.key, "name": event.name,
+        "received_at": received_at, "occurred_at": event.occurred_at,
+        "actor": event.actor, "by_us": event.by_us,
+        "body": body.decode("utf-8", errors="replace"),  # JSON is UTF-8; else noise
+        "status": status.value, "attempts": 0,
+    }
+    # One prepared statement per dialect, run on the session's connection: on the webhook's
+    # hot path, building the statement each time cost more than executing it.
+    connection = session.connection()
+    return connection.execute(_record_event_statement(connection.dialect.name),
+                              row).first() is not None
+
+
+@functools.cache
+def _record_event_statement(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(EventRecord.__table__).on_conflict_do_nothing(
         index_elements=["connector", "site", "delivery_id"]).returning(EventRecord.id)
-    return session.execute(statement).first() is not None
+
 
 
 def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_seconds: float,
@@ -150,9 +172,16 @@ def first_event_since(session: Session, connector: str, site: str,
 
 
 def waiting_count(session: Session, ref: EngagementRef) -> int:
-    """How many of this engagement's events wait for an evaluation (pending)."""
-    return session.scalar(select(func.count()).select_from(EventRecord).where(
-        _events_of(ref), EventRecord.status == EventStatus.PENDING)) or 0
+    """How many of this engagement's events wait for an evaluation (pending). Asked on the
+    webhook's hot path: a prepared statement."""
+    return session.connection().scalar(_WAITING_COUNT, {
+        "connector": ref.connector, "site": ref.site, "key": ref.key}) or 0
+
+
+_WAITING_COUNT = select(func.count()).select_from(EventRecord).where(
+    EventRecord.connector == bindparam("connector"), EventRecord.site == bindparam("site"),
+    EventRecord.engagement_key == bindparam("key"),
+    EventRecord.status == EventStatus.PENDING.value)
 
 
 def finish(session: Session, ids: Collection[int], now: datetime) -> None:
