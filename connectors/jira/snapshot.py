@@ -18,6 +18,7 @@ from typing import Any
 
 from connectors.base import STICKY_MARKER, EngagementRef
 from connectors.jira.client import JiraClient
+from connectors.jira.comments import client_visible
 from connectors.jira.settings import JiraSettings
 from plugin.core.fields import FIELDS_BY_NAME
 from plugin.core.model import (
@@ -46,7 +47,6 @@ ISSUE_FIELDS = ("summary", "status", "created", "updated", "duedate", "labels", 
 CATEGORY_BY_KEY = {"new": StatusCategory.TODO, "indeterminate": StatusCategory.IN_PROGRESS,
                    "done": StatusCategory.DONE}
 SERVICE_DESK = "service_desk"
-JSM_INTERNAL_PROPERTY = "sd.public.comment"
 ANONYMOUS = Person("anonymous", "Anonymous", Side.UNKNOWN)
 YES_WORDS = frozenset({"yes", "y", "true", "1", "on", "да", "ja"})
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -303,26 +303,10 @@ def _comments(comments: Iterable[Json], people: _People, settings: JiraSettings,
         if STICKY_MARKER in text and (ours is None or ours in (
                 author.get("accountId"), author.get("name"), author.get("key"))):
             continue
+        visible = client_visible(comment, service_desk=service_desk)
         yield Comment(id=str(comment["id"]), author=people(author) or ANONYMOUS,
-                      visibility=_visibility(comment, service_desk),
+                      visibility=Visibility.PUBLIC if visible else Visibility.INTERNAL,
                       at=_moment(comment["created"]), text=text)
-
-
-def _visibility(comment: Json, service_desk: bool) -> Visibility:
-    """Internal when the client cannot read the comment. On a service desk that is a JSM
-    internal note (`jsdPublic: false` or the `sd.public.comment` property); role or group
-    visibility does not hide a comment from the customer portal. Elsewhere it is a comment
-    restricted to a role or group."""
-    if service_desk:
-        public = comment.get("jsdPublic")
-        note = next((item.get("value") for item in comment.get("properties") or ()
-                     if item.get("key") == JSM_INTERNAL_PROPERTY), None)
-        internal = note.get("internal") if isinstance(note, dict) else None
-        hidden = (public is False or internal is True) and not (
-            public is True or internal is False)
-    else:
-        hidden = bool(comment.get("visibility"))
-    return Visibility.INTERNAL if hidden else Visibility.PUBLIC
 
 
 def category_of(status_category: Any) -> StatusCategory:
