@@ -6,6 +6,8 @@ newest migration (safe to run at every start, also by several processes at once)
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +52,72 @@ def open_database(url: str) -> Database:
     parsed = make_url(url)
     if parsed.drivername == "postgresql":  # the one driver we ship
         parsed = parsed.set(drivername="postgresql+psycopg")
-    engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql")
-    if engine.dialect.name == "sqlite":
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"factory": _WriterQueueConnection})
         _tune_sqlite(engine)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True)
     return Database(engine, sessionmaker(engine, expire_on_commit=False))
+
+
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(database_file: str) -> threading.Lock:
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(database_file, threading.Lock())
+
+
+class _WriterQueueConnection(sqlite3.Connection):
+    """A SQLite connection whose transactions queue on an in-process lock per database file
+    before taking SQLite's write lock.
+
+    Why: SQLite lets a writer that finds the file locked poll with growing sleeps (1, 2, 5,
+    10, 25 … ms); under eight webhook threads most of the time went to those sleeps and p99
+    reached 130 ms. A thread waiting on this lock wakes the moment the holder commits. Other
+    processes on the same file still meet SQLite's own lock and busy timeout."""
+
+    def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        self._queue = _write_lock(str(Path(database).resolve()) if database != ":memory:"
+                                  else f":memory:{id(self)}")
+        self._holding = False
+
+    def begin_immediate(self) -> None:
+        """Wait for this process's other writers, then take SQLite's write lock."""
+        if not self._queue.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked (waited for another writer)")
+        self._holding = True
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._let_go()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction:
+                self._let_go()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._let_go()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        if self._holding:
+            self._holding = False
+            self._queue.release()
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -73,7 +137,7 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.connection.dbapi_connection.begin_immediate()
 
 
 def upgrade(url: str) -> None:
