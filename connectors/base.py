@@ -7,8 +7,8 @@ service never looks inside a platform payload.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -72,10 +72,56 @@ class Snapshot:
     context: Any = None
 
 
+class InstallationStore(Protocol):
+    """Durable state a connector keeps per installation (a Bitrix24 portal's member_id,
+    application token and OAuth tokens), scoped to that connector; kept by the service's
+    database so every web and worker process sees the same. Values are JSON objects."""
+
+    def load(self, site: str) -> dict[str, Any] | None:
+        """The installation's state, or None when `site` is not installed."""
+        ...
+
+    def change(self, site: str,
+               edit: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+               ) -> dict[str, Any] | None:
+        """Read, edit and write one installation's state atomically (no other process can
+        change it in between): `edit` gets the current state (None: none yet) and returns the
+        new one (None: remove it). Returns what was stored. Rotating OAuth refresh tokens go
+        through here, so two workers refreshing at once cannot lose one."""
+        ...
+
+    def sites(self) -> list[str]:
+        """Every installed site of this connector."""
+        ...
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A request to one of a connector's own pages (an install handler, an app frame): the
+    form and query fields as sent, one value per name, and the raw body."""
+
+    method: str
+    query: Mapping[str, str]
+    form: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class PageReply:
+    status: int
+    body: str
+    content_type: str = "text/html; charset=utf-8"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
 class Connector(Protocol):
     """The interface every platform package implements."""
 
     name: str
+    # Pages the platform opens or calls besides webhooks, served at /apps/<name>/<page>
+    # (e.g. a Bitrix24 local application's install handler); most connectors have none.
+    pages: Mapping[str, Callable[[PageRequest], PageReply]]
 
     def parse_delivery(self, delivery: Delivery) -> Event | Ignored:
         """Verify and read one delivery; raises `connectors.errors.DeliveryRejected`."""

@@ -17,7 +17,8 @@ from typing import Any
 from connectors.errors import ConnectorNotConfigured, PlatformError
 from connectors.jira import JiraConnector
 from connectors.jira.client import JiraClient
-from connectors.jira.settings import MAPPABLE, JiraSettings
+from connectors.jira.settings import JiraSettings
+from connectors.mapping import MAPPABLE
 from plugin.core.fields import MAPPED_FIELDS
 from plugin.manifest import load_manifest
 

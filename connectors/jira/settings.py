@@ -6,24 +6,21 @@ Our own configuration, so unknown keys are rejected and every error names its ke
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import RAISE, Schema, fields, post_load, validate
 
-from plugin.core.fields import MAPPED_FIELDS
+from connectors.mapping import (
+    default_patterns,
+    document_patterns,
+    field_mapping,
+    frozen_patterns,
+)
 
 Flavour = Literal["cloud", "datacenter"]
 FLAVOURS: tuple[Flavour, ...] = ("cloud", "datacenter")
-
-
-DOCUMENT_PATTERNS = {
-    "estimate": [r"estimat", r"quote", r"смет", r"оценк", r"overslag", r"tilbud"],
-    "contract": [r"contract", r"agreement", r"договор", r"контракт", r"kontrakt", r"aftale"],
-    "brief": [r"brief", r"бриф", r"тз", r"техническое задание"],
-}
 
 
 @dataclass(frozen=True)
@@ -60,19 +57,7 @@ class JiraSettings:
     fields: Mapping[str, str] = field(default_factory=dict)
     internal_visibility: Mapping[str, str] | None = None
     engagement_jql: str = ""
-    document_patterns: Mapping[str, tuple[str, ...]] = field(
-        default_factory=lambda: {kind: tuple(p) for kind, p in DOCUMENT_PATTERNS.items()})
-
-
-ROLE_FIELDS = ("account_manager", "project_manager", "decision_maker", "client")
-MAPPABLE = (*ROLE_FIELDS, *(mapped.name for mapped in MAPPED_FIELDS))
-
-
-def _valid_regex(value: str) -> None:
-    try:
-        re.compile(value)
-    except re.error as error:
-        raise ValidationError(f"not a valid regular expression: {error}") from None
+    document_patterns: Mapping[str, tuple[str, ...]] = field(default_factory=default_patterns)
 
 
 class _VisibilitySchema(Schema):
@@ -106,21 +91,15 @@ class JiraSettingsSchema(Schema):
     agency_domains = fields.List(fields.String(), load_default=list)
     client_domains = fields.List(fields.String(), load_default=list)
     agency_accounts = fields.List(fields.String(), load_default=list)
-    fields_ = fields.Dict(keys=fields.String(validate=validate.OneOf(MAPPABLE)),
-                          values=fields.String(validate=validate.Length(min=1)),
-                          data_key="fields", attribute="fields", load_default=dict)
+    fields_ = field_mapping("customfield_10042")
     internal_visibility = fields.Nested(_VisibilitySchema, load_default=None)
     engagement_jql = fields.String(load_default="")
-    document_patterns = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(tuple(DOCUMENT_PATTERNS))),
-        values=fields.List(fields.String(validate=_valid_regex)),
-        load_default=lambda: {kind: list(p) for kind, p in DOCUMENT_PATTERNS.items()})
+    document_patterns = document_patterns()
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> JiraSettings:
         for name in ("agency_domains", "client_domains", "agency_accounts"):
             data[name] = tuple(item.lower() if name.endswith("domains") else item
                                for item in data[name])
-        data["document_patterns"] = {kind: tuple(patterns) for kind, patterns
-                                     in data["document_patterns"].items()}
+        data["document_patterns"] = frozen_patterns(data["document_patterns"])
         return JiraSettings(**data)

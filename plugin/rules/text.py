@@ -174,7 +174,7 @@ def whole_words(terms: tuple[str, ...]) -> TextScanner:
                        StemGate.build(terms))
 
 
-def _valid_regex(value: str) -> None:
+def valid_regex(value: str) -> None:
     try:
         re.compile(value)
     except re.error as error:
@@ -184,5 +184,5 @@ def _valid_regex(value: str) -> None:
 def pattern_list(default: Iterable[str], description: str) -> fields.List:
     """A setting holding regular expressions; each is checked when the config loads."""
     defaults = list(default)
-    return fields.List(fields.String(validate=_valid_regex), load_default=lambda: list(defaults),
+    return fields.List(fields.String(validate=valid_regex), load_default=lambda: list(defaults),
                        metadata={"description": description})

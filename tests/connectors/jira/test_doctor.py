@@ -38,7 +38,8 @@ from connectors.jira.doctor import (
     render_diagnosis,
     render_fields,
 )
-from connectors.jira.settings import MAPPABLE, JiraSettingsSchema
+from connectors.jira.settings import JiraSettingsSchema
+from connectors.mapping import MAPPABLE
 from plugin.core.comment import STICKY_MARKER
 from plugin.core.i18n import UI
 from plugin.core.model import DocumentKind, Engagement
