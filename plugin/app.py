@@ -9,6 +9,7 @@ from connectors.base import EngagementRef
 from plugin.config import Config, load_config
 from plugin.jobs import Jobs
 from plugin.metrics import Metrics
+from plugin.pipeline.intake import Intake
 from plugin.pipeline.process import Processed, process
 from plugin.storage import open_database, upgrade
 from plugin.web.errors import register_error_handlers
@@ -27,6 +28,7 @@ def create_app(config: Config | None = None) -> Flask:
     upgrade(config.service.database_url)
     database = app.extensions["clientguard.database"] = open_database(
         config.service.database_url)
+    app.extensions["clientguard.intake"] = Intake(database)
     connectors = app.extensions["clientguard.connectors"] = build_connectors(config.connectors)
 
     def evaluate(ref: EngagementRef) -> Processed:

@@ -12,7 +12,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import Delivery, Ignored
 from connectors.errors import DeliveryRejected
-from plugin.pipeline.intake import accept
 
 hooks = Blueprint("hooks", __name__)
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ def receive(name: str) -> ResponseReturnValue:
         received_at=datetime.now(UTC),
     )
     try:
-        result = accept(delivery, connector, current_app.extensions["clientguard.database"])
+        result = current_app.extensions["clientguard.intake"].accept(delivery, connector)
     except DeliveryRejected as rejected:
         metrics.events_rejected.labels(name, rejected.reason).inc()
         return jsonify(error=rejected.reason, detail=rejected.detail), rejected.status
