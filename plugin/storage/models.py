@@ -171,3 +171,17 @@ class DailyScore(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     score: Mapped[int] = mapped_column(Integer)
     band: Mapped[str] = mapped_column(String(16))
+
+
+class InstallationRecord(Base):
+    """A connector's state for one installation (a Bitrix24 portal: member id, application
+    token, OAuth tokens), as a JSON object. `version` grows with every write, so a writer can
+    tell whether someone else wrote since it read."""
+
+    __tablename__ = "installations"
+
+    connector: Mapped[str] = mapped_column(String(32), primary_key=True)
+    site: Mapped[str] = mapped_column(String(255), primary_key=True)
+    data: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]

@@ -107,7 +107,8 @@ def test_upgrade_to_head_twice_gives_the_models_schema(database_url: str) -> Non
         assert compare_metadata(context, Base.metadata) == []
         tables = set(inspect(connection).get_table_names())
     database.close()
-    assert tables == {"alembic_version", "events", "engagements", "findings", "daily_scores"}
+    assert tables == {"alembic_version", "events", "engagements", "findings", "daily_scores",
+                      "installations"}
 
 
 def test_services_starting_together_migrate_once(database_url: str) -> None:
