@@ -35,13 +35,13 @@ from connectors.errors import (
 )
 from connectors.jira import JiraConnector
 from connectors.jira.commands import (
-    comment_text,
     find_engagements,
     issue_ref,
     open_engagements_jql,
 )
 from connectors.jira.export import ExportError, loads_export
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
+from connectors.markup import plain_text
 from plugin.config import Config, ConfigError, load_config, redacted_url
 from plugin.core.engine import Report, evaluate
 from plugin.core.i18n import LANGUAGES, Language
@@ -281,7 +281,7 @@ def _plan_text(planned: CommentPlan, audience: str, dry_run: bool) -> str:
                else "the sticky comment")
     what = f"{comment} {said}" if planned.action == "unchanged" else f"{said} {comment}"
     line = f"{snapshot.engagement.key}: {what}, {audience}"
-    return f"{line}\n{textwrap.indent(comment_text(planned.content), '    ')}" if dry_run else line
+    return f"{line}\n{textwrap.indent(plain_text(planned.content), '    ')}" if dry_run else line
 
 
 def _print_report(report: Report, language: Language, output_format: str,
@@ -300,7 +300,7 @@ def _print_report(report: Report, language: Language, output_format: str,
         document["sticky_comment"] = {
             "ticket": engagement.key, "url": engagement.url, "action": planned.action.value,
             "comment_id": planned.snapshot.sticky_id, "visibility": audience,
-            "dry_run": dry_run, "text": comment_text(planned.content)}
+            "dry_run": dry_run, "text": plain_text(planned.content)}
     click.echo(json.dumps(document, ensure_ascii=False, indent=2))
 
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 from connectors.base import EngagementRef
 from connectors.jira import JiraConnector
 from connectors.jira.jql import narrowed
-from connectors.jira.markup import Bullets, Heading, Paragraph, Span, layout
 from connectors.jira.settings import JiraSettings
-from plugin.core.comment import StickyContent
 
 NOT_DONE = "statusCategory != Done"
 
@@ -32,20 +30,3 @@ def find_engagements(connector: JiraConnector, jql: str) -> list[tuple[Engagemen
     """Every issue `jql` matches, as its ref and its key, every page read."""
     return [(EngagementRef(connector.name, connector.settings.site, str(issue["id"])),
              str(issue["key"])) for issue in connector.client.search(jql, fields=("id",))]
-
-
-def comment_text(content: StickyContent) -> str:
-    """The comment as plain text, block by block as Jira shows it (`markup.layout`)."""
-    lines: list[str] = []
-    for block in layout(content):
-        match block:
-            case Heading(spans) | Paragraph(spans):
-                lines.append(_text(spans))
-            case Bullets(items):
-                lines += [f"• {_text(item)}" for item in items]
-    return "\n".join(lines)
-
-
-def _text(spans: tuple[Span, ...]) -> str:
-    return "".join(span.text if span.href is None else f"{span.text} <{span.href}>"
-                   for span in spans)

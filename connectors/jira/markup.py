@@ -12,65 +12,13 @@ shows as typed and cannot open a link, a macro or a mention.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from connectors.markup import Block, Bullets, Heading, Paragraph, Span, layout
 from plugin.core.comment import StickyContent
 
 SUBTLE_COLOUR = "#6b778c"  # Atlassian's subtle text grey: the footer
-
-
-@dataclass(frozen=True)
-class Span:
-    """A run of text with its styles; `href` makes it a link."""
-
-    text: str
-    strong: bool = False
-    em: bool = False
-    subtle: bool = False
-    href: str | None = None
-
-
-@dataclass(frozen=True)
-class Heading:
-    spans: tuple[Span, ...]
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    spans: tuple[Span, ...]
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[tuple[Span, ...], ...]
-
-
-Block = Heading | Paragraph | Bullets
-
-
-def _line(text: str) -> str:
-    """Ticket text on one line: a newline in a quoted comment must not end a list item."""
-    return " ".join(text.split())
-
-
-def layout(content: StickyContent) -> tuple[Block, ...]:
-    """The comment as blocks, in reading order; both writers follow it."""
-    blocks: list[Block] = [Heading((Span(content.heading),))]
-    for check in content.checks:
-        blocks.append(Paragraph((Span(check.status, strong=True), Span(" — "),
-                                 Span(_line(check.title), strong=True))))
-        if check.evidence:
-            blocks.append(Bullets(tuple((Span(_line(line)),) for line in check.evidence)))
-        blocks.append(Paragraph((Span(check.fix_label + ":", em=True),
-                                 Span(" " + _line(check.fix)))))
-    blocks += [Paragraph((Span(text),)) for text in (content.all_clear, content.unchecked)
-               if text]
-    if content.link is not None:
-        blocks.append(Paragraph((Span(content.link.label, href=content.link.url),)))
-    blocks.append(Paragraph((Span(content.footer, subtle=True),)))
-    return tuple(blocks)
 
 
 # -- Atlassian Document Format (Cloud) -------------------------------------------------
