@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from plugin.core.comment import STICKY_MARKER, StickyContent
 from plugin.core.model import Engagement
@@ -29,11 +29,23 @@ class Delivery:
 
 @dataclass(frozen=True)
 class EngagementRef:
-    """Which engagement: platform, installation (a Jira site, a Bitrix24 portal) and key."""
+    """Which engagement: platform, installation (a Jira site, a Bitrix24 portal) and key.
+
+    A key with a colon is *indirect* (`activity:42`): the event named only an object that
+    belongs to some engagement, and finding which costs a platform call — too slow for the
+    webhook's answer. Such events are stored under the indirect key and resolved in bulk by
+    a worker (`ResolvesIndirect`), which files them under their engagement."""
 
     connector: str
     site: str
     key: str
+
+    @property
+    def indirect(self) -> bool:
+        return INDIRECT in self.key
+
+
+INDIRECT = ":"
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,17 @@ class Snapshot:
     engagement: Engagement
     sticky_id: str | None
     context: Any = None
+
+
+@runtime_checkable
+class ResolvesIndirect(Protocol):
+    """A connector whose events may carry indirect keys (see `EngagementRef`)."""
+
+    def resolve(self, refs: list[EngagementRef]) -> dict[EngagementRef, EngagementRef | None]:
+        """The engagement each indirect ref belongs to — None when it belongs to none (not
+        linked to an engagement, gone, or our own write echoing back) — in as few calls as
+        the platform allows; refs it could not look up are left out (asked again later)."""
+        ...
 
 
 class InstallationStore(Protocol):

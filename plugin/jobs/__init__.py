@@ -19,9 +19,10 @@ from pathlib import Path
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 
-from connectors.base import Connector, EngagementRef
+from connectors.base import Connector, EngagementRef, ResolvesIndirect
 from connectors.errors import ConnectorNotConfigured, PlatformError
 from plugin.pipeline.process import Processed
+from plugin.pipeline.resolve import resolve_waiting
 from plugin.storage import Database
 from plugin.storage.repository import (
     due_for_review,
@@ -66,6 +67,9 @@ class Jobs:
         def evaluate_job(connector: str, site: str, key: str) -> None:
             ref = EngagementRef(connector, site, key)
             self._settle(ref)
+            if ref.indirect:
+                self.resolve(ref)
+                return
             if evaluate(ref).more_waiting:
                 self.ring(ref, delay_seconds=0)
 
@@ -89,6 +93,18 @@ class Jobs:
             self._evaluate_job.schedule(args=args, delay=delay)
         else:
             self._evaluate_job(*args)
+
+    def resolve(self, ref: EngagementRef) -> list[EngagementRef]:
+        """File the installation's waiting indirect events (`ref`'s among them) under their
+        engagements, and ring for those."""
+        connector = self._connectors.get(ref.connector)
+        if not isinstance(connector, ResolvesIndirect):
+            log.error("%s: indirect key, but connector %r resolves none", ref, ref.connector)
+            return []
+        targets = resolve_waiting(connector, self._database, ref.connector, ref.site)
+        for target in targets:
+            self.ring(target)
+        return targets
 
     def _settle(self, ref: EngagementRef) -> None:
         """Let a burst finish: wait until the oldest waiting event is `delay_seconds` old, so

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connectors.base import EngagementRef, Event
+from connectors.base import INDIRECT, EngagementRef, Event
 from plugin.storage.models import (
     DailyScore,
     EngagementRecord,
@@ -104,6 +104,36 @@ def _record_event_statement(dialect: str) -> Any:
     return insert(EventRecord.__table__).on_conflict_do_nothing(
         index_elements=["connector", "site", "delivery_id"]).returning(EventRecord.id)
 
+
+
+def indirect_waiting(session: Session, connector: str, site: str, limit: int
+                     ) -> list[EngagementRef]:
+    """Indirect refs (`EngagementRef.indirect`) with pending events on this installation,
+    oldest first: what the next resolve step looks up."""
+    oldest = func.min(EventRecord.id)
+    keys = session.scalars(
+        select(EventRecord.engagement_key)
+        .where(EventRecord.connector == connector, EventRecord.site == site,
+               EventRecord.status == EventStatus.PENDING,
+               EventRecord.engagement_key.contains(INDIRECT, autoescape=True))
+        .group_by(EventRecord.engagement_key).order_by(oldest).limit(limit))
+    return [EngagementRef(connector, site, key) for key in keys]
+
+
+def file_under(session: Session, ref: EngagementRef, target: EngagementRef | None,
+               now: datetime) -> int:
+    """File the pending events of indirect `ref` under their engagement `target`, or mark
+    them ignored when they belong to none. Returns how many events moved."""
+    pending = and_(_events_of(ref), EventRecord.status == EventStatus.PENDING)
+    if target is None:
+        values: dict[str, Any] = {"status": EventStatus.IGNORED.value, "processed_at": now,
+                                  "last_error": NO_ENGAGEMENT}
+    else:
+        values = {"engagement_key": target.key}
+    return session.execute(update(EventRecord).where(pending).values(**values)).rowcount
+
+
+NO_ENGAGEMENT = "not about an engagement"
 
 
 def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_seconds: float,

@@ -1,0 +1,31 @@
+"""Resolve indirect events: file events that named only an activity, a task or a comment
+under the engagement it belongs to (see `connectors.base.EngagementRef`).
+
+One step resolves every indirect ref waiting on an installation, up to `RESOLVE_AT_ONCE`, so
+a connector can look them all up in one platform call (Bitrix24: one `batch`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from connectors.base import EngagementRef, ResolvesIndirect
+from plugin.storage import Database
+from plugin.storage.repository import file_under, indirect_waiting
+
+RESOLVE_AT_ONCE = 50  # Bitrix24's batch takes 50 commands
+
+
+def resolve_waiting(connector: ResolvesIndirect, database: Database, connector_name: str,
+                    site: str, now: datetime | None = None) -> list[EngagementRef]:
+    """Resolve the installation's waiting indirect events; returns the engagements that got
+    events (to be evaluated). Platform errors propagate: the events stay waiting."""
+    now = now or datetime.now(UTC)
+    with database.session() as session, session.begin():
+        refs = indirect_waiting(session, connector_name, site, RESOLVE_AT_ONCE)
+    if not refs:
+        return []
+    targets = connector.resolve(refs)
+    with database.session() as session, session.begin():
+        moved = {ref: file_under(session, ref, target, now) for ref, target in targets.items()}
+    return sorted({target for ref, target in targets.items() if target and moved[ref]},
+                  key=lambda ref: ref.key)

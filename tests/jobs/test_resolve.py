@@ -1,0 +1,124 @@
+"""Indirect events (an activity, a task, a comment named only by its id) are filed under
+their engagement by one bulk lookup, then evaluated there; events about no engagement are
+kept as ignored; a failed lookup leaves them waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from connectors.base import EngagementRef, Event
+from connectors.errors import Transient
+from plugin.jobs import Jobs
+from plugin.pipeline.process import Processed
+from plugin.storage import Database, open_database, upgrade
+from plugin.storage.models import EventRecord
+from plugin.storage.repository import record_event
+
+NOW = datetime(2026, 11, 20, 12, 5, tzinfo=UTC)
+
+
+def ref(key: str) -> EngagementRef:
+    return EngagementRef("crm", "portal", key)
+
+
+class Owners:
+    """Answers which deal an object belongs to; counts its lookups."""
+
+    name = "crm"
+
+    def __init__(self, owners: dict[str, str | None], fail: bool = False) -> None:
+        self.owners, self.fail, self.lookups = owners, fail, []
+
+    def resolve(self, refs: list[EngagementRef]) -> dict[EngagementRef, EngagementRef | None]:
+        self.lookups.append([r.key for r in refs])
+        if self.fail:
+            raise Transient("portal busy", status=503)
+        return {r: None if self.owners[r.key] is None else ref(self.owners[r.key])
+                for r in refs if r.key in self.owners}
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    upgrade(database_url)
+    database = open_database(database_url)
+    yield database
+    database.close()
+
+
+def jobs_with(connector: Owners, database: Database, queue_url: str) -> Jobs:
+    def evaluate(_: EngagementRef) -> Processed:
+        raise AssertionError("not evaluated in these tests")
+    return Jobs(queue_url, evaluate, database, {"crm": connector}, delay_seconds=0.0)
+
+
+def store(database: Database, key: str, delivery: str) -> None:
+    with database.session() as session, session.begin():
+        record_event(session, Event(ref(key), "ONCRMACTIVITYADD", delivery, None, None), b"",
+                     NOW)
+
+
+def events(database: Database) -> list[tuple[str, str, str | None]]:
+    with database.session() as session:
+        return [tuple(row) for row in session.execute(
+            select(EventRecord.engagement_key, EventRecord.status, EventRecord.last_error)
+            .order_by(EventRecord.id))]
+
+
+def test_all_waiting_indirect_events_are_filed_by_one_lookup(database: Database,
+                                                             queue_url: str) -> None:
+    owners = Owners({"activity:1": "77", "activity:2": "77", "task:5": "78",
+                     "timeline-comment:9": None})
+    for n, key in enumerate(["activity:1", "activity:2", "task:5", "timeline-comment:9",
+                             "activity:1"]):
+        store(database, key, f"d{n}")
+    store(database, "77", "direct")
+    jobs = jobs_with(owners, database, queue_url)
+
+    rung = jobs.resolve(ref("activity:2"))
+
+    assert owners.lookups == [["activity:1", "activity:2", "task:5", "timeline-comment:9"]]
+    assert rung == [ref("77"), ref("78")]
+    assert events(database) == [("77", "pending", None), ("77", "pending", None),
+                                ("78", "pending", None),
+                                ("timeline-comment:9", "ignored", "not about an engagement"),
+                                ("77", "pending", None), ("77", "pending", None)]
+    assert jobs.pending() == 2
+    jobs.huey.flush()
+
+
+def test_the_next_indirect_job_finds_nothing_left_to_look_up(database: Database,
+                                                             queue_url: str) -> None:
+    owners = Owners({"activity:1": "77", "activity:2": "77"})
+    store(database, "activity:1", "d1")
+    store(database, "activity:2", "d2")
+    jobs = jobs_with(owners, database, queue_url)
+    jobs.resolve(ref("activity:1"))
+
+    assert jobs.resolve(ref("activity:2")) == []
+    assert len(owners.lookups) == 1
+    jobs.huey.flush()
+
+
+def test_a_failed_lookup_leaves_the_events_waiting(database: Database, queue_url: str) -> None:
+    store(database, "activity:1", "d1")
+    jobs = jobs_with(Owners({}, fail=True), database, queue_url)
+
+    with pytest.raises(Transient):
+        jobs.resolve(ref("activity:1"))
+
+    assert events(database) == [("activity:1", "pending", None)]
+
+
+def test_refs_the_connector_could_not_look_up_stay_waiting(database: Database,
+                                                           queue_url: str) -> None:
+    store(database, "activity:1", "d1")
+    store(database, "activity:2", "d2")
+    jobs = jobs_with(Owners({"activity:1": "77"}), database, queue_url)
+
+    assert jobs.resolve(ref("activity:1")) == [ref("77")]
+    assert events(database) == [("77", "pending", None), ("activity:2", "pending", None)]
+    jobs.huey.flush()
