@@ -7,10 +7,10 @@ section is `[<name>]`, validated by its `settings_schema`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from connectors.base import Connector
+from connectors.base import Connector, InstallationStore, KeepsInstallations
 from connectors.jira import JiraConnector
 
 REGISTRY: dict[str, Any] = {
@@ -18,6 +18,14 @@ REGISTRY: dict[str, Any] = {
 }
 
 
-def build_connectors(settings: Mapping[str, Any]) -> dict[str, Connector]:
-    """A connector for every platform that has a configuration section."""
-    return {name: REGISTRY[name](section) for name, section in settings.items()}
+def build_connectors(settings: Mapping[str, Any],
+                     installations: Callable[[str], InstallationStore] | None = None
+                     ) -> dict[str, Connector]:
+    """A connector for every platform that has a configuration section; those that keep
+    per-installation state get their store from `installations(name)` (the service's
+    database; offline commands pass none)."""
+    built = {name: REGISTRY[name](section) for name, section in settings.items()}
+    for name, connector in built.items():
+        if installations is not None and isinstance(connector, KeepsInstallations):
+            connector.attach(installations(name))
+    return built

@@ -118,6 +118,14 @@ class InstallationStore(Protocol):
         ...
 
 
+@runtime_checkable
+class KeepsInstallations(Protocol):
+    """A connector that keeps per-installation state (Bitrix24: the portals that installed
+    the app); the service hands it its store after building it."""
+
+    def attach(self, installations: InstallationStore) -> None: ...
+
+
 @dataclass(frozen=True)
 class PageRequest:
     """A request to one of a connector's own pages (an install handler, an app frame): the

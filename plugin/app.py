@@ -12,6 +12,8 @@ from plugin.metrics import Metrics
 from plugin.pipeline.intake import Intake
 from plugin.pipeline.process import Processed, process
 from plugin.storage import open_database, upgrade
+from plugin.storage.installations import Installations
+from plugin.web.apps import apps
 from plugin.web.errors import register_error_handlers
 from plugin.web.hooks import hooks
 from plugin.web.ops import ops
@@ -29,7 +31,8 @@ def create_app(config: Config | None = None) -> Flask:
     database = app.extensions["clientguard.database"] = open_database(
         config.service.database_url)
     app.extensions["clientguard.intake"] = Intake(database)
-    connectors = app.extensions["clientguard.connectors"] = build_connectors(config.connectors)
+    connectors = app.extensions["clientguard.connectors"] = build_connectors(
+        config.connectors, lambda name: Installations(database, name))
 
     def evaluate(ref: EngagementRef) -> Processed:
         return process(ref, connectors[ref.connector], database, config, metrics)
@@ -39,4 +42,5 @@ def create_app(config: Config | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(hooks)
     app.register_blueprint(ops)
+    app.register_blueprint(apps)
     return app

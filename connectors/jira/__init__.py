@@ -3,7 +3,18 @@ out, one agency-internal sticky comment written back."""
 
 from __future__ import annotations
 
-from connectors.base import Delivery, EngagementRef, Event, Ignored, Snapshot
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from connectors.base import (
+    Delivery,
+    EngagementRef,
+    Event,
+    Ignored,
+    PageReply,
+    PageRequest,
+    Snapshot,
+)
 from connectors.errors import ConnectorNotConfigured
 from connectors.jira import events
 from connectors.jira.client import JiraClient
@@ -26,6 +37,7 @@ class JiraConnector:
 
     name = "jira"
     settings_schema = JiraSettingsSchema
+    pages: Mapping[str, Callable[[PageRequest], PageReply]] = MappingProxyType({})
 
     def __init__(self, settings: JiraSettings, client: JiraClient | None = None) -> None:
         self.settings = settings
