@@ -18,3 +18,11 @@ def test_manifest_lists_exactly_the_catalogue_in_order() -> None:
 def test_manifest_version_is_the_package_version() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert load_manifest()["version"] == project["version"]
+
+
+def test_bitrix24_binds_exactly_the_events_its_connector_handles() -> None:
+    from connectors.bitrix24.events import SUPPORTED_EVENTS
+
+    events = load_manifest()["platforms"]["bitrix24"]["events"]
+    assert len(events) == len(set(events))
+    assert set(events) == set(SUPPORTED_EVENTS)
