@@ -18,13 +18,14 @@ from plugin.storage.models import InstallationRecord
 State = dict[str, Any]
 MAX_CONFLICTS = 20  # another process wrote in between this often: give up loudly
 
-_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS: dict[tuple[int, str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def _site_lock(connector: str, site: str) -> threading.Lock:
+def _site_lock(database: Database, connector: str, site: str) -> threading.Lock:
+    """One lock per site for the threads sharing one `Database` (a process's engine)."""
     with _LOCKS_GUARD:
-        return _LOCKS.setdefault((connector, site), threading.Lock())
+        return _LOCKS.setdefault((id(database.engine), connector, site), threading.Lock())
 
 
 class ConflictingWrites(RuntimeError):
@@ -53,7 +54,7 @@ class Installations:
                 .order_by(InstallationRecord.site)))
 
     def change(self, site: str, edit: Callable[[State | None], State | None]) -> State | None:
-        with _site_lock(self.connector, site):
+        with _site_lock(self.database, self.connector, site):
             for _ in range(MAX_CONFLICTS):
                 current, version = self._read(site)
                 wanted = edit(None if current is None else dict(current))
