@@ -84,6 +84,41 @@ class Snapshot:
     context: Any = None
 
 
+@dataclass(frozen=True)
+class Export:
+    """An engagement read from a saved file instead of the platform, and what the file could
+    not tell (one line each)."""
+
+    engagement: Engagement
+    warnings: tuple[str, ...]
+
+
+class CommandLine(Protocol):
+    """What `clientguard check`, `backfill` and friends need from a connector beyond the
+    service's interface."""
+
+    label: str  # the platform as people name it: "Jira"
+    key_example: str  # what a KEY argument looks like: "ACME-12"
+
+    def ready(self) -> None:
+        """Raise `ConnectorNotConfigured` naming the missing setting, if any: before any
+        call, so a person hears about configuration first."""
+        ...
+
+    def ref_for(self, key: str) -> EngagementRef:
+        """The ref of the engagement a person names (raises ValueError when `key` cannot be
+        one, `NotFound` when the platform has none)."""
+        ...
+
+    def open_engagements(self, query: str | None) -> list[tuple[EngagementRef, str]]:
+        """Every open engagement (or those `query` selects), each with the key people know."""
+        ...
+
+    def load_export(self, text: str) -> Export:
+        """An engagement from a saved file; raises `connectors.errors.ExportError`."""
+        ...
+
+
 @runtime_checkable
 class ResolvesIndirect(Protocol):
     """A connector whose events may carry indirect keys (see `EngagementRef`)."""

@@ -86,3 +86,8 @@ class LeakPrevented(Exception):
         self.issue_key = issue_key
         self.comment_id = comment_id
         self.deleted = deleted
+
+
+class ExportError(ValueError):
+    """A saved file is not what `clientguard check --connector … --input` reads; `str()`
+    says what is wrong."""

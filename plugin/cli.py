@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import re
 import signal
 import sys
 import textwrap
@@ -18,29 +17,24 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import tomli_w
 from sqlalchemy.exc import SQLAlchemyError
 
+from connectors import REGISTRY
 from connectors.base import EngagementRef
 from connectors.errors import (
     AuthError,
     ConnectorNotConfigured,
+    ExportError,
     LeakPrevented,
     NotFound,
     PlatformError,
     StickyRefused,
 )
 from connectors.jira import JiraConnector
-from connectors.jira.commands import (
-    find_engagements,
-    issue_ref,
-    open_engagements_jql,
-)
-from connectors.jira.export import ExportError, loads_export
-from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.markup import plain_text
 from plugin.config import Config, ConfigError, load_config, redacted_url
 from plugin.core.engine import Report, evaluate
@@ -57,7 +51,7 @@ if TYPE_CHECKING:
     from plugin.storage.models import EventRecord
 
 EXIT_OK, EXIT_FAILING, EXIT_BAD_INPUT = 0, 1, 2
-ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+")  # ACME-12, or the issue id
+PLATFORMS = sorted(REGISTRY)
 
 
 def _bad_input(message: str) -> NoReturn:
@@ -97,10 +91,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @click.argument("key", required=False)
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
               help="Engagement JSON file (docs/engagement-json.md), or with --connector a "
-                   "saved issue; - for standard input")
-@click.option("--connector", "connector_name", type=click.Choice(["jira"]), default=None,
-              help="With --input: the file is a saved Jira issue, Jira's answer to "
-                   "GET /rest/api/{3|2}/issue/KEY?expand=changelog")
+                   "saved issue or deal; - for standard input")
+@click.option("--connector", "connector_name", type=click.Choice(PLATFORMS), default=None,
+              help="The platform of KEY [default: jira]; with --input, the file is saved from "
+                   "it (Jira: GET /rest/api/{3|2}/issue/KEY?expand=changelog; Bitrix24: "
+                   "docs/bitrix24.md)")
 @click.option("--dry-run", is_flag=True,
               help="With KEY: show the sticky comment that would be written; write nothing")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
@@ -115,19 +110,18 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
           lang: Language | None, now_text: str | None) -> None:
     """Evaluate one engagement and print its health report.
 
-    KEY (e.g. ACME-12) is a live Jira issue, read through [jira]; like the service, the check
-    then brings the issue's sticky comment up to date, writing only when it changed. With
-    --dry-run it shows that comment instead (ticket, visibility, created, updated or
-    unchanged) and writes nothing. --input FILE is never written to.
+    KEY is a live engagement: a Jira issue (ACME-12) read through [jira], or with --connector
+    bitrix24 a deal id; like the service, the check then brings its sticky comment up to date,
+    writing only when it changed. With --dry-run it shows that comment instead (ticket,
+    visibility, created, updated or unchanged) and writes nothing. --input FILE is never
+    written to.
 
-    Exit status: 0 nothing fails, 1 something fails, 2 bad input (or Jira refused).
+    Exit status: 0 nothing fails, 1 something fails, 2 bad input (or the platform refused).
     """
     if (key is None) == (input_path is None):
         _bad_input("check takes a Jira issue KEY or --input FILE (one of the two)")
     if dry_run and key is None:
         _bad_input("--dry-run goes with a live issue KEY: --input FILE writes nothing anyway")
-    if key is not None and not ISSUE_KEY.fullmatch(key):
-        _bad_input(f"{key!r} is not a Jira issue key (e.g. ACME-12)")
     config = _config(ctx)
     now = _parse_now(now_text, config)
     language = lang or config.language
@@ -135,10 +129,13 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
         report = evaluate(_read_input(input_path, connector_name, config), config, now)
         _print_report(report, language, output_format)
     else:
-        key, connector = key.upper(), _jira(config)
-        with _jira_errors(connector.settings, key), _database(config) as database:
-            planned, audience = _review(issue_ref(connector, key), connector, database, config,
-                                        now, dry_run)
+        connector = _live(config, connector_name or "jira")
+        with _platform_errors(connector, key), _database(config) as database:
+            try:
+                ref = connector.ref_for(key)
+            except ValueError as error:
+                _bad_input(str(error))
+            planned, audience = _review(ref, connector, database, config, now, dry_run)
         report = planned.report
         _print_report(report, language, output_format, (planned, audience, dry_run))
     failing = report.has_failures or bool(report.faulty)
@@ -146,22 +143,28 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
 
 
 @cli.command()
-@click.option("--jql", default=None,
-              help="Which issues [default: (jira.engagement_jql) AND statusCategory != Done]")
+@click.option("--connector", "connector_name", type=click.Choice(PLATFORMS), default="jira",
+              show_default=True, help="The platform whose engagements to evaluate")
+@click.option("--jql", "--query", "query", default=None,
+              help="Which engagements: Jira JQL [default: (jira.engagement_jql) AND "
+                   "statusCategory != Done]; Bitrix24: ignored, every open deal of the "
+                   "configured pipelines")
 @click.option("--dry-run", is_flag=True,
               help="Show the sticky comment each issue would get; write nothing")
 @click.pass_context
-def backfill(ctx: click.Context, jql: str | None, dry_run: bool) -> None:
-    """Evaluate every open Jira engagement now and bring its sticky comment up to date as
-    the service does, writing only when it changed: after installing, or after changing
-    the rules. One failing issue does not stop the others; the summary lists it.
+def backfill(ctx: click.Context, connector_name: str, query: str | None,
+             dry_run: bool) -> None:
+    """Evaluate every open engagement now and bring its sticky comment up to date as the
+    service does, writing only when it changed: after installing, or after changing the
+    rules. One failing engagement does not stop the others; the summary lists it.
 
-    Exit status: 0 every issue done, 1 some failed, 2 bad input (or Jira refused the search).
+    Exit status: 0 every one done, 1 some failed, 2 bad input (or the platform refused the
+    search).
     """
     config = _config(ctx)
-    connector = _jira(config)
-    with _jira_errors(connector.settings):
-        found = find_engagements(connector, jql or open_engagements_jql(connector.settings))
+    connector = _live(config, connector_name)
+    with _platform_errors(connector):
+        found = connector.open_engagements(query)
     done: Counter[str] = Counter()
     failed: list[str] = []
     with (_database(config) as database,
@@ -205,7 +208,7 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
     try:
         if connector_name is None:
             return loads_engagement(text)
-        export = loads_export(text, _jira_settings(config))
+        export = _connector(config, connector_name).load_export(text)
     except EngagementFormatError as error:
         _bad_input(f"{path}: not a valid engagement:\n{error}")
     except ExportError as error:
@@ -215,31 +218,45 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
     return export.engagement
 
 
-def _jira_settings(config: Config) -> JiraSettings:
-    """`[jira]`, or its defaults when the section is absent."""
-    return config.connectors.get("jira") or JiraSettingsSchema().load({})
+def _connector(config: Config, name: str) -> Any:
+    """The `name` connector on its configured section, or on its defaults when absent (enough
+    to read a saved file); with its per-installation store when it keeps one."""
+    from connectors import build_connectors
+
+    settings = config.connectors.get(name) or REGISTRY[name].settings_schema().load({})
+    return build_connectors({name: settings}, _installations(config))[name]
 
 
-def _jira(config: Config) -> JiraConnector:
-    """The configured Jira connector, able to reach Jira (else exit 2 naming the key)."""
-    connector = JiraConnector(_jira_settings(config))
+def _installations(config: Config) -> Any:
+    def store(name: str) -> Any:
+        from plugin.storage import open_database
+        from plugin.storage.installations import Installations
+
+        return Installations(open_database(config.service.database_url), name)
+    return store
+
+
+def _live(config: Config, name: str) -> Any:
+    """The configured connector, able to reach its platform (else exit 2 naming the key)."""
+    connector = _connector(config, name)
     try:
-        connector.client  # noqa: B018 -- built now, so a missing setting is reported first
+        connector.ready()
     except ConnectorNotConfigured as error:
         _bad_input(str(error))
     return connector
 
 
 @contextlib.contextmanager
-def _jira_errors(settings: JiraSettings, key: str | None = None) -> Iterator[None]:
-    """What Jira refused, as one exit-2 line: a missing issue, the credentials, the rest."""
+def _platform_errors(connector: Any, key: str | None = None) -> Iterator[None]:
+    """What the platform refused, as one exit-2 line: a missing engagement, the
+    credentials, the rest."""
     try:
         yield
     except NotFound as error:
-        _bad_input(f"no issue {key} on {settings.base_url}" if key else str(error))
+        _bad_input(f"no {connector.label} engagement {key}: {error}" if key else str(error))
     except AuthError as error:
-        _bad_input(f"Jira refused the account of [jira] (check its credentials and "
-                   f"permissions): {error}")
+        _bad_input(f"{connector.label} refused the account of [{connector.name}] (check its "
+                   f"credentials and permissions): {error}")
     except (PlatformError, StickyRefused, LeakPrevented) as error:
         _bad_input(str(error))
 
@@ -263,7 +280,7 @@ def _database(config: Config) -> Iterator[Database]:
         database.close()
 
 
-def _review(ref: EngagementRef, connector: JiraConnector, database: Database, config: Config,
+def _review(ref: EngagementRef, connector: Any, database: Database, config: Config,
             now: datetime, dry_run: bool) -> tuple[CommentPlan, str]:
     """The pipeline's plan for `ref` (carried out unless `dry_run`) and who may read it."""
     from plugin.metrics import Metrics
@@ -374,7 +391,7 @@ def doctor_jira(ctx: click.Context, project: str | None) -> None:
     Exit 0 when nothing fails, 1 when a check fails, 2 when [jira] is incomplete."""
     from connectors.jira.doctor import diagnose, render_diagnosis, render_fields
 
-    diagnosis = diagnose(_jira(_config(ctx)), project)
+    diagnosis = diagnose(_live(_config(ctx), "jira"), project)
     click.echo(render_diagnosis(diagnosis))
     click.echo(render_fields(diagnosis.fields))
     sys.exit(EXIT_OK if diagnosis.ok else EXIT_FAILING)
@@ -404,7 +421,7 @@ def install_jira(ctx: click.Context, public_url: str, wait_seconds: float) -> No
         render_registration,
     )
 
-    connector = _jira(_config(ctx))
+    connector: JiraConnector = _live(_config(ctx), "jira")
     secret = connector.settings.webhook_secret or generate_secret()
     try:
         registration = register_webhook(connector, public_url, secret)

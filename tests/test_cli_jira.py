@@ -28,7 +28,7 @@ from responses import matchers
 
 from connectors.base import EngagementRef
 from connectors.http import MAX_ATTEMPTS
-from connectors.jira.commands import open_engagements_jql
+from connectors.jira.jql import open_engagements_jql
 from connectors.jira.settings import JiraSettingsSchema
 from connectors.jira.snapshot import build_engagement
 from plugin.cli import cli
@@ -274,7 +274,8 @@ def test_an_unknown_issue(tmp_path, jira):
     config = configure(tmp_path, DC_JIRA)
     jira.get(f"{DC}/rest/api/2/issue/PRJA-404", status=404, json=NOT_FOUND)
     assert_bad_input(run(config, "check", "PRJA-404"),
-                     f"clientguard: no issue PRJA-404 on {DC}\n")
+                     "clientguard: no Jira engagement PRJA-404: Jira answered 404 to GET "
+                     "/rest/api/2/issue/PRJA-404")
 
 
 def test_credentials_jira_refuses(tmp_path, jira):

@@ -3,6 +3,7 @@ out, one agency-internal sticky comment written back."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
@@ -10,6 +11,7 @@ from connectors.base import (
     Delivery,
     EngagementRef,
     Event,
+    Export,
     Ignored,
     PageReply,
     PageRequest,
@@ -25,11 +27,14 @@ from connectors.jira.comments import (
     staff_only,
     write_sticky,
 )
-from connectors.jira.jql import narrowed
+from connectors.jira.export import loads_export
+from connectors.jira.jql import narrowed, open_engagements_jql
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import build_engagement, fetch_issue_data
 from plugin.core.comment import StickyContent
 from plugin.core.model import StatusCategory
+
+ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+")  # ACME-12, or the issue id
 
 
 class JiraConnector:
@@ -83,6 +88,34 @@ class JiraConnector:
             return "as a JSM internal note"
         visibility = staff_only(self.settings, issue["key"])
         return f"restricted to {visibility['type']} {visibility['value']}"
+
+    # -- the command line (connectors.base.CommandLine) ----------------------------------
+
+    label = "Jira"
+    key_example = "ACME-12"
+
+    def ready(self) -> None:
+        self.client  # noqa: B018 -- building it names the missing setting
+
+    def ref_for(self, key: str) -> EngagementRef:
+        """Issue `key` (ACME-12, or its id) as the service keys it: by the issue's id, which
+        a move to another project keeps. One `GET issue` with no fields; `NotFound` when
+        there is no such issue (or the account may not see it)."""
+        if not ISSUE_KEY.fullmatch(key):
+            raise ValueError(f"{key!r} is not a Jira issue key (e.g. ACME-12)")
+        issue = self.client.get_issue(key.upper(), fields=("id",), expand=())
+        return EngagementRef(self.name, self.settings.site, str(issue["id"]))
+
+    def open_engagements(self, query: str | None) -> list[tuple[EngagementRef, str]]:
+        """Every issue the JQL `query` matches — by default `engagement_jql` narrowed to
+        issues not done — as its ref and its key, every page read."""
+        jql = query or open_engagements_jql(self.settings)
+        return [(EngagementRef(self.name, self.settings.site, str(issue["id"])),
+                 str(issue["key"])) for issue in self.client.search(jql, fields=("id",))]
+
+    def load_export(self, text: str) -> Export:
+        """A saved issue (`GET issue?expand=changelog`), see `connectors.jira.export`."""
+        return loads_export(text, self.settings)
 
     def delete_sticky(self, snapshot: Snapshot) -> None:
         """Remove the sticky comment and any duplicate (a comment already gone is fine)."""

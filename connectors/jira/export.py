@@ -20,10 +20,10 @@ snapshot, with what a file cannot have said as warnings:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import EngagementRef
+from connectors.base import EngagementRef, Export
+from connectors.errors import ExportError
 from connectors.jira.settings import JiraSettings
 from connectors.jira.snapshot import (
     build_engagement,
@@ -31,20 +31,8 @@ from connectors.jira.snapshot import (
     in_service_desk,
     page_complete,
 )
-from plugin.core.model import Engagement, StatusCategory
+from plugin.core.model import StatusCategory
 from plugin.core.schema import decode_json
-
-
-class ExportError(ValueError):
-    """The file is not a saved Jira issue; `str()` says what is missing."""
-
-
-@dataclass(frozen=True)
-class Export:
-    """The engagement, and what the file could not tell (one line each)."""
-
-    engagement: Engagement
-    warnings: tuple[str, ...]
 
 
 def loads_export(text: str, settings: JiraSettings) -> Export:
