@@ -11,10 +11,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.base import Connector, InstallationStore, KeepsInstallations
+from connectors.bitrix24 import Bitrix24Connector
 from connectors.jira import JiraConnector
 
 REGISTRY: dict[str, Any] = {
     JiraConnector.name: JiraConnector,
+    Bitrix24Connector.name: Bitrix24Connector,
 }
 
 

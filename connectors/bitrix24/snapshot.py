@@ -614,7 +614,7 @@ def fetch_snapshot(client: Bitrix24Api, ref: EngagementRef, settings: Bitrix24Se
     sticky_id = str(search.comment["ID"]) if search.comment is not None else None
     engagement = build_engagement(ref, results, settings, catalogue, now,
                                   known_sticky_id=sticky_id)
-    deal = _deal_item(results.get(DEAL))
+    deal = deal_item(results.get(DEAL))
     return Snapshot(ref=ref, engagement=engagement, sticky_id=sticky_id,
                     context=DealContext(deal_id=str(deal_number(ref.key)),
                                         responsible_id=_str_id(deal.get("assignedById")),
@@ -730,7 +730,7 @@ LEGACY_DEAL_FIELDS = MappingProxyType({
 """`crm.deal.get` names (deprecated, but what some callers hold) → `crm.item.get` names."""
 
 
-def _deal_item(result: Any) -> Json:
+def deal_item(result: Any) -> Json:
     """The deal record: `crm.item.get`'s `result.item`, or a legacy `crm.deal.get` result
     renamed to the `crm.item` names (custom `UF_CRM_*` fields keep theirs)."""
     if not isinstance(result, dict):
@@ -756,7 +756,7 @@ class _DealMapper:
         self.settings = settings
         self.view = view
         self.now = now
-        self.deal = _deal_item(results.get(DEAL))
+        self.deal = deal_item(results.get(DEAL))
         self._people: dict[str, Person] = {}
         self._missing_users: set[str] = set()
         self._missing_contacts: set[str] = set()
