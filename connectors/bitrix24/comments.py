@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -26,6 +25,8 @@ from connectors.base import STICKY_MARKER
 from connectors.bitrix24.markup import bb_url, to_bbcode, visible
 from connectors.errors import NotFound, PlatformError
 from connectors.markup import plain_text
+from connectors.sticky import StickySearch
+from connectors.sticky import find_sticky as _find_sticky
 from plugin.core.comment import StickyContent
 
 log = logging.getLogger(__name__)
@@ -64,20 +65,17 @@ def _comment_id(comment_id: int | str) -> int:
 
 # -- finding it again -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class StickySearch:
-    """Our comment among a deal's timeline comments (None when there is none), and the
-    `stale` ones that also carry the marker (left by a crash between a write and storing its
-    id), to delete."""
-
-    comment: dict[str, Any] | None
-    stale: tuple[dict[str, Any], ...]
-
-
 def carries_marker(comment: Mapping[str, Any]) -> bool:
     """Whether a timeline comment (as `crm.timeline.comment.list/get` returns it, BB-code in
     `COMMENT`) carries the sticky marker."""
     return STICKY_MARKER in str(comment.get("COMMENT") or "")
+
+
+def marked_by(comment: Mapping[str, Any], author: str | None) -> bool:
+    """Whether a timeline comment counts as ours by the marker: it carries it and, with
+    `author` (`bot_user_id`), that user wrote it. One rule for finding the sticky comment
+    and for leaving it out of a snapshot."""
+    return carries_marker(comment) and (author is None or str(comment.get("AUTHOR_ID")) == author)
 
 
 def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *,
@@ -85,16 +83,10 @@ def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *,
     """Find our comment: the one with the stored `known_id`, else the newest carrying the
     marker; every other marker comment is stale. With `author` (`bot_user_id`, the user we
     write as) only that user's comments count by marker, so a person pasting our comment
-    never has theirs deleted."""
-    comments = [dict(comment) for comment in comments]
-    ours = next((c for c in comments if known_id is not None and str(c.get("ID")) == known_id),
-                None)
-    marked = [c for c in comments if c is not ours and carries_marker(c)
-              and (author is None or str(c.get("AUTHOR_ID")) == author)]
-    marked.sort(key=lambda c: int(c["ID"]))  # timeline ids grow with time
-    if ours is None and marked:
-        ours = marked.pop()
-    return StickySearch(ours, tuple(marked))
+    never has theirs deleted. The rule is `connectors.sticky.find_sticky`'s; timeline
+    comment ids are `ID`."""
+    return _find_sticky(comments, known_id, id_key="ID",
+                        marked=lambda comment: marked_by(comment, author))
 
 
 # -- writing and deleting ---------------------------------------------------------------

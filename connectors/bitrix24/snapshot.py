@@ -38,18 +38,17 @@ from urllib.parse import urlsplit
 
 from connectors.base import EngagementRef, Snapshot
 from connectors.bitrix24.client import BATCH_LIMIT, PAGE_SIZE, BatchResult
-from connectors.bitrix24.comments import StickySearch, carries_marker
 from connectors.bitrix24.comments import find_sticky as _find_sticky
+from connectors.bitrix24.comments import marked_by
 from connectors.bitrix24.settings import Bitrix24Settings
 from connectors.errors import NotFound, PayloadError
-from connectors.jira.snapshot import CONVERTERS
-from plugin.core.fields import FIELDS_BY_NAME
+from connectors.mapping import as_text, client_key, document_kind, iso_day, mapped_values
+from connectors.sticky import StickySearch
 from plugin.core.model import (
     Change,
     Client,
     Comment,
     Document,
-    DocumentKind,
     Engagement,
     Invoice,
     Person,
@@ -909,7 +908,7 @@ class _DealMapper:
         field_id = self.settings.fields.get("client")
         if field_id is not None:
             value, info = self._raw(field_id)
-            name = _text(self._plain(value, info)) or ""
+            name = as_text(self._plain(value, info)) or ""
         company = self.results.get(COMPANY)
         company_item = company.get("item") if isinstance(company, dict) else None
         if not name.strip() and isinstance(company_item, dict):
@@ -962,8 +961,7 @@ class _DealMapper:
         the bot user wrote it."""
         if known_sticky_id is not None and str(comment.get("ID")) == known_sticky_id:
             return True
-        bot = self.settings.bot_user_id
-        return carries_marker(comment) and (bot is None or str(comment.get("AUTHOR_ID")) == bot)
+        return marked_by(comment, self.settings.bot_user_id)
 
     def _timeline(self, known_sticky_id: str | None) -> Iterator[Json]:
         for comment in items_of(self.results.get(COMMENTS)):
@@ -1182,12 +1180,8 @@ class _DealMapper:
         return value
 
     def _mapped_fields(self) -> dict[str, Any]:
-        mapped: dict[str, Any] = {}
-        for name, field_id in self.settings.fields.items():
-            if name in FIELDS_BY_NAME:
-                value, info = self._raw(field_id)
-                mapped[name] = CONVERTERS[FIELDS_BY_NAME[name].kind](self._plain(value, info))
-        return mapped
+        return mapped_values(self.settings.fields,
+                             lambda field_id: self._plain(*self._raw(field_id)))
 
 
 # -- classification and text ------------------------------------------------------------
@@ -1213,20 +1207,6 @@ def category_of(stages: tuple[Stage, ...] | None, stage_id: str, semantic: str =
 
 def _stage_name(stages: tuple[Stage, ...] | None, stage_id: str) -> str:
     return next((s.name for s in stages or () if s.id == stage_id and s.name), stage_id)
-
-
-def document_kind(name: str, patterns: Mapping[str, tuple[str, ...]]) -> DocumentKind:
-    """The first kind (in the configured order) with a pattern found in `name`, ignoring
-    case; else other."""
-    return next((DocumentKind(kind) for kind, kind_patterns in patterns.items()
-                 if any(re.search(pattern, name, re.IGNORECASE) for pattern in kind_patterns)),
-                DocumentKind.OTHER)
-
-
-def client_key(name: str) -> str:
-    """What `[clients.<key>]` matches: the name in lower case, every run of other
-    characters a `-` ("Acme Shoes ApS" → `acme-shoes-aps`), as for Jira."""
-    return re.sub(r"\W+", "-", name.casefold()).strip("-") or name
 
 
 def activity_kind(activity: Mapping[str, Any]) -> str | None:
@@ -1326,10 +1306,6 @@ def html_text(markup: str) -> str:
 
 # -- values ------------------------------------------------------------------------------
 
-def _text(value: Any) -> str | None:
-    return CONVERTERS["text"](value)
-
-
 def _name(*parts: Any) -> str:
     return " ".join(" ".join(str(part or "") for part in parts).split())
 
@@ -1371,8 +1347,8 @@ def _moment(value: Any) -> datetime | None:
 
 def _day(value: Any) -> date | None:
     """The day of a date or date-time field as written (in the portal's time zone)."""
-    match = re.match(r"\d{4}-\d{2}-\d{2}", value) if isinstance(value, str) else None
-    return date.fromisoformat(match.group()) if match else None
+    day = iso_day(value)
+    return date.fromisoformat(day) if day else None
 
 
 def _camel(upper: str) -> str:

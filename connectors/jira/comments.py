@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -28,21 +27,13 @@ from connectors.errors import LeakPrevented, NotFound, PlatformError, StickyRefu
 from connectors.jira.client import CommentVisibility, JiraClient
 from connectors.jira.markup import to_adf, to_wiki
 from connectors.jira.settings import JiraSettings
+from connectors.sticky import StickySearch
+from connectors.sticky import find_sticky as _find_sticky
 from plugin.core.comment import StickyContent
 
 SERVICE_DESK = "service_desk"
 JSM_INTERNAL_PROPERTY = "sd.public.comment"
 JSM_INTERNAL = {"internal": True}
-
-
-@dataclass(frozen=True)
-class StickySearch:
-    """Our comment among an issue's comments (None when there is none), and the `stale`
-    ones that also carry the marker (left by a crash between a write and storing its id),
-    to delete."""
-
-    comment: dict[str, Any] | None
-    stale: tuple[dict[str, Any], ...]
 
 
 def _texts(node: Any) -> Iterable[str]:
@@ -74,16 +65,11 @@ def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *,
     """Find our comment: the one with the stored `known_id`, else the newest carrying the
     marker. Every other marker comment is reported as stale. With `author` (the service
     account: accountId on Cloud, username on Data Center) only that account's comments
-    count by marker, so a person quoting our comment never has theirs deleted."""
-    comments = [dict(comment) for comment in comments]
-    ours = next((c for c in comments if known_id is not None and str(c.get("id")) == known_id),
-                None)
-    marked = [c for c in comments if c is not ours and carries_marker(c)
-              and (author is None or _authored_by(c, author))]
-    marked.sort(key=lambda c: int(c["id"]))  # Jira comment ids grow with time
-    if ours is None and marked:
-        ours = marked.pop()
-    return StickySearch(ours, tuple(marked))
+    count by marker, so a person quoting our comment never has theirs deleted. The rule is
+    `connectors.sticky.find_sticky`'s; Jira's comment ids are `id`."""
+    return _find_sticky(
+        comments, known_id, id_key="id",
+        marked=lambda c: carries_marker(c) and (author is None or _authored_by(c, author)))
 
 
 def is_service_desk(issue: Mapping[str, Any]) -> bool:

@@ -13,20 +13,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import STICKY_MARKER, EngagementRef
 from connectors.jira.client import JiraClient
 from connectors.jira.comments import client_visible
 from connectors.jira.settings import JiraSettings
-from plugin.core.fields import FIELDS_BY_NAME
+from connectors.mapping import (
+    adf_text,
+    as_date,
+    as_text,
+    client_key,
+    document_kind,
+    iso_day,
+    mapped_values,
+)
 from plugin.core.model import (
     Change,
     Client,
     Comment,
     Document,
-    DocumentKind,
     Engagement,
     Person,
     Roles,
@@ -48,8 +55,6 @@ CATEGORY_BY_KEY = {"new": StatusCategory.TODO, "indeterminate": StatusCategory.I
                    "done": StatusCategory.DONE}
 SERVICE_DESK = "service_desk"
 ANONYMOUS = Person("anonymous", "Anonymous", Side.UNKNOWN)
-YES_WORDS = frozenset({"yes", "y", "true", "1", "on", "да", "ja"})
-ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
         status_category=category_of(status.get("statusCategory")),
         created=_moment(fields["created"]),
         updated=_moment(fields["updated"]),
-        due=_date(fields.get("duedate")),
+        due=as_date(fields.get("duedate")),
         labels=tuple(fields.get("labels") or ()),
         # the client's people: everyone seen on the issue who is on the client side
         client=_client(fields, settings, people.on_side(Side.CLIENT), decision_makers),
@@ -182,8 +187,7 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
         time_entries=time_entries,
         invoices=None,  # Jira has no invoices
         changes=changes,
-        fields={name: CONVERTERS[FIELDS_BY_NAME[name].kind](fields.get(field_id))
-                for name, field_id in settings.fields.items() if name in FIELDS_BY_NAME},
+        fields=mapped_values(settings.fields, fields.get),
     )
 
 
@@ -234,11 +238,11 @@ def _within(domain: str, domains: Iterable[str]) -> bool:
 def _client(fields: Json, settings: JiraSettings, people: tuple[Person, ...],
             decision_makers: tuple[Person, ...] | None) -> Client:
     field_id = settings.fields.get("client")
-    name = (_text(fields.get(field_id)) if field_id else None) or ""
+    name = (as_text(fields.get(field_id)) if field_id else None) or ""
     project = fields.get("project") or {}
     name = name.strip() or project.get("name") or project.get("key") or ""
-    return Client(key=re.sub(r"\W+", "-", name.casefold()).strip("-") or name, name=name,
-                  people=people, decision_makers=decision_makers)
+    return Client(key=client_key(name), name=name, people=people,
+                  decision_makers=decision_makers)
 
 
 def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory],
@@ -265,26 +269,18 @@ def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory],
                     moves.append(StatusChange(at, after or "", category, by))
                 changes.append(Change("status", at, before, after, by))
             elif field_id == "duedate":
-                changes.append(Change("due", at, _day(item.get("from") or before),
-                                      _day(item.get("to") or after), by))
+                changes.append(Change("due", at, iso_day(item.get("from") or before),
+                                      iso_day(item.get("to") or after), by))
             else:
                 changes += [Change(name, at, before, after, by)
                             for name in semantic.get(field_id, [raw_name])]
     return tuple(moves), tuple(changes)
 
 
-def _day(value: Any) -> str | None:
-    match = ISO_DAY.match(value) if isinstance(value, str) else None
-    return match.group() if match else None
-
-
 def _document(attachment: Json, people: _People, settings: JiraSettings) -> Document:
     name = attachment.get("filename") or ""
-    kind = next((DocumentKind(kind) for kind, patterns in settings.document_patterns.items()
-                 if any(re.search(pattern, name, re.IGNORECASE) for pattern in patterns)),
-                DocumentKind.OTHER)
-    return Document(id=str(attachment["id"]), kind=kind, name=name,
-                    added_at=_moment(attachment["created"]),
+    return Document(id=str(attachment["id"]), kind=document_kind(name, settings.document_patterns),
+                    name=name, added_at=_moment(attachment["created"]),
                     author=people(attachment.get("author")))
 
 
@@ -324,41 +320,12 @@ def _moment(value: str) -> datetime:
 # -- bodies: ADF (Cloud v3) and wiki markup (Data Center v2) ------------------------------
 
 def body_text(body: Any) -> str:
-    """A comment or field body as plain text: an ADF document or a wiki-markup string."""
+    """A comment or field body as plain text: an ADF document (read by
+    `connectors.mapping.adf_text`, which the mapped-field converters share) or a wiki-markup
+    string."""
     if isinstance(body, dict):
         return adf_text(body)
     return wiki_text(body) if isinstance(body, str) else ""
-
-
-_ADF_ATTR_TEXT = {"mention": "text", "emoji": "text", "status": "text",
-                  "inlineCard": "url", "blockCard": "url", "embedCard": "url"}
-_ADF_LINES = frozenset({"paragraph", "heading", "codeBlock", "tableHeader", "tableCell"})
-
-
-def adf_text(document: Json) -> str:
-    """The text of an ADF document: block nodes end lines, quotes start with `> `."""
-    return re.sub(r"\n{3,}", "\n\n", _adf(document)).strip()
-
-
-def _adf(node: Any) -> str:
-    if not isinstance(node, dict):
-        return ""
-    kind, attrs = node.get("type"), node.get("attrs") or {}
-    if kind == "text":
-        return str(node.get("text") or "")
-    if kind == "hardBreak":
-        return "\n"
-    if kind in _ADF_ATTR_TEXT:
-        return str(attrs.get(_ADF_ATTR_TEXT[kind]) or attrs.get("shortName") or "")
-    if kind == "date":  # attrs.timestamp: epoch milliseconds, as a string
-        try:
-            return datetime.fromtimestamp(int(attrs["timestamp"]) / 1000, UTC).date().isoformat()
-        except (KeyError, TypeError, ValueError):
-            return ""
-    inner = "".join(_adf(child) for child in node.get("content") or ())
-    if kind == "blockquote":
-        return "".join(f"> {line}\n" for line in inner.strip("\n").split("\n"))
-    return inner.rstrip("\n") + "\n" if kind in _ADF_LINES else inner
 
 
 _WIKI_QUOTE = re.compile(r"\{quote\}(.*?)\{quote\}", re.DOTALL)
@@ -388,58 +355,3 @@ def wiki_text(markup: str) -> str:
         text = pattern.sub(replacement, text)
     return text.strip()
 
-
-# -- mapped field values, by kind (plugin.core.fields) ------------------------------------
-
-def _text(value: Any) -> str | None:
-    """A value as text: a string, an option's value, a user's name, ADF, a number, a list."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        if value.get("type") == "doc":
-            return adf_text(value)
-        return next((value[key] for key in ("value", "name", "displayName")
-                     if isinstance(value.get(key), str)), None)
-    if isinstance(value, list):
-        return ", ".join(filter(None, map(_text, value)))
-    return str(value)
-
-
-def _flag(value: Any) -> bool | None:
-    """Checkboxes: anything ticked; a select or text: yes/true (also да, ja); a boolean."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    if isinstance(value, list):
-        return bool(value)
-    return (_text(value) or "").strip().casefold() in YES_WORDS
-
-
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float((_text(value) or "").strip().replace(",", "."))
-    except ValueError:
-        return None
-
-
-def _date(value: Any) -> date | None:
-    """A date picker's `2026-12-18`, or the day of a date-time field as written."""
-    day = _day(_text(value))
-    return date.fromisoformat(day) if day else None
-
-
-def _list(value: Any) -> tuple[str, ...] | None:
-    """Multi-select options, labels, or comma-separated text."""
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else (
-        value if isinstance(value, list) else [value])
-    return tuple(text.strip() for text in map(_text, items) if text and text.strip())
-
-
-CONVERTERS = {"text": _text, "flag": _flag, "number": _number, "date": _date, "list": _list}

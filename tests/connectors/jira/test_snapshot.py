@@ -26,13 +26,12 @@ from connectors.base import EngagementRef
 from connectors.jira.client import JiraClient
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import (
-    CONVERTERS,
-    adf_text,
     build_engagement,
     fetch_snapshot,
     fetch_statuses,
     wiki_text,
 )
+from connectors.mapping import CONVERTERS, adf_text
 from plugin.config import build_config
 from plugin.core.engine import evaluate
 from plugin.core.model import (
