@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from connectors.base import EngagementRef, ResolvesIndirect
 from plugin.storage import Database
-from plugin.storage.repository import file_under, indirect_waiting
+from plugin.storage.repository import count_unresolved, file_under, indirect_waiting
 
 RESOLVE_AT_ONCE = 50  # Bitrix24's batch takes 50 commands
 
@@ -27,5 +27,8 @@ def resolve_waiting(connector: ResolvesIndirect, database: Database, connector_n
     targets = connector.resolve(refs)
     with database.session() as session, session.begin():
         moved = {ref: file_under(session, ref, target, now) for ref, target in targets.items()}
+        for ref in refs:
+            if ref not in targets:  # asked again next time, for a bounded number of times
+                count_unresolved(session, ref, now)
     return sorted({target for ref, target in targets.items() if target and moved[ref]},
                   key=lambda ref: ref.key)

@@ -134,6 +134,23 @@ def file_under(session: Session, ref: EngagementRef, target: EngagementRef | Non
 
 
 NO_ENGAGEMENT = "not about an engagement"
+UNRESOLVED = "its engagement could not be looked up"
+
+
+def count_unresolved(session: Session, ref: EngagementRef, now: datetime,
+                     max_attempts: int = MAX_ATTEMPTS) -> None:
+    """The platform could not say which engagement indirect `ref` belongs to: one attempt
+    used; after `max_attempts` its events are marked failed, so a ref that can never be
+    looked up does not hold a place in every later lookup."""
+    spent = EventRecord.attempts + 1 >= max_attempts
+    session.execute(
+        update(EventRecord)
+        .where(_events_of(ref), EventRecord.status == EventStatus.PENDING)
+        .values(attempts=EventRecord.attempts + 1,
+                status=case((spent, EventStatus.FAILED.value),
+                            else_=EventStatus.PENDING.value),
+                last_error=UNRESOLVED,
+                processed_at=case((spent, _aware(now)), else_=EventRecord.processed_at)))
 
 
 def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_seconds: float,

@@ -120,5 +120,20 @@ def test_refs_the_connector_could_not_look_up_stay_waiting(database: Database,
     jobs = jobs_with(Owners({"activity:1": "77"}), database, queue_url)
 
     assert jobs.resolve(ref("activity:1")) == [ref("77")]
-    assert events(database) == [("77", "pending", None), ("activity:2", "pending", None)]
+    assert events(database) == [("77", "pending", None),
+                                ("activity:2", "pending", "its engagement could not be looked up")]
     jobs.huey.flush()
+
+
+def test_a_ref_that_can_never_be_looked_up_fails_after_five_tries(database: Database,
+                                                                 queue_url: str) -> None:
+    """Else it would hold one of the 50 places in every later lookup for ever."""
+    store(database, "activity:1", "d1")
+    owners = Owners({})
+    jobs = jobs_with(owners, database, queue_url)
+
+    for _ in range(6):
+        jobs.resolve(ref("activity:1"))
+
+    assert len(owners.lookups) == 5
+    assert events(database) == [("activity:1", "failed", "its engagement could not be looked up")]
