@@ -397,6 +397,37 @@ def doctor_jira(ctx: click.Context, project: str | None) -> None:
     sys.exit(EXIT_OK if diagnosis.ok else EXIT_FAILING)
 
 
+@doctor_group.command("bitrix24")
+@click.option("--portal", default=None,
+              help="Only this portal (its member_id) when several installed the app")
+@click.pass_context
+def doctor_bitrix24(ctx: click.Context, portal: str | None) -> None:
+    """Check [bitrix24] against each portal — credentials, plan, scopes, pipelines, the field
+    mapping — and list the portal's deal fields for the mapping.
+
+    Exit 0 when nothing fails, 1 when a check fails, 2 when [bitrix24] is incomplete."""
+    from connectors.bitrix24.doctor import (
+        diagnose,
+        not_connected,
+        render_diagnosis,
+        render_fields,
+    )
+
+    connector = _live(_config(ctx), "bitrix24")
+    ok = True
+    for site in [portal] if portal else connector.sites():
+        try:
+            client = connector.client_for(site)
+        except ConnectorNotConfigured as error:
+            diagnosis = not_connected(connector.settings_for(site), str(error), site=site)
+        else:
+            diagnosis = diagnose(client, connector.settings_for(site))
+        click.echo(render_diagnosis(diagnosis))
+        click.echo(render_fields(diagnosis.fields))
+        ok = ok and diagnosis.ok
+    sys.exit(EXIT_OK if ok else EXIT_FAILING)
+
+
 @cli.group("install")
 def install_group() -> None:
     """Connect a platform to this ClientGuard."""
