@@ -476,6 +476,23 @@ def install_jira(ctx: click.Context, public_url: str, wait_seconds: float) -> No
     sys.exit(EXIT_OK)
 
 
+@install_group.command("bitrix24")
+@click.option("--url", "public_url", default=None,
+              help="The public base URL of this ClientGuard [default: bitrix24.public_url]")
+@click.pass_context
+def install_bitrix24(ctx: click.Context, public_url: str | None) -> None:
+    """Print what to enter in the portal: the local application's handler and install
+    URLs and scopes (the portal then calls the install page, which stores the portal and
+    binds events and placements), or the incoming and outgoing webhooks' settings."""
+    from connectors.bitrix24.install import BadPublicUrl, render_setup
+
+    settings = _connector(_config(ctx), "bitrix24").settings
+    try:
+        click.echo(render_setup(settings, public_url), nl=False)
+    except BadPublicUrl as error:
+        _bad_input(f"--url: {error}")
+
+
 def _first_delivery(database: Database, connector: str, site: str,
                     wait_seconds: float) -> EventRecord | None:
     """Poll the events table once a second until a delivery arrives or the wait is over."""

@@ -55,7 +55,8 @@ class Bitrix24Connector:
         self._clients: dict[str, Bitrix24Client] = {}
         self._clients_lock = threading.Lock()
         self._catalogues = deal_snapshot.Catalogues()
-        self.pages: Mapping[str, Callable[[PageRequest], PageReply]] = {}
+        self.pages: Mapping[str, Callable[[PageRequest], PageReply]] = {
+            "install": self._install_page}
 
     def attach(self, installations: InstallationStore) -> None:
         self.installations = installations
@@ -124,10 +125,22 @@ class Bitrix24Connector:
             return None
         return (self.installations.load(member_id) or {}).get("application_token")
 
-    def _apply(self, change: events.PortalChange) -> str:
-        from connectors.bitrix24.install import apply_portal_change
+    def _install_page(self, request: PageRequest) -> PageReply:
+        """The local application's initial installation path (`install.install_page`)."""
+        from connectors.bitrix24.install import install_page
 
-        return apply_portal_change(change, self.settings, self._store(), self._verify)
+        return install_page(request, self.settings, self._store())
+
+    def _apply(self, change: events.PortalChange) -> str:
+        """Record an install, update or uninstall; an updated app has lost its bindings
+        (Bitrix24 drops them on update) and binds again."""
+        from connectors.bitrix24.install import apply_portal_change, rebind_portal
+
+        def rebind(site: str) -> object:
+            return rebind_portal(site, self.settings, self._store(), self.client_for(site))
+
+        return apply_portal_change(change, self.settings, self._store(), self._verify,
+                                   rebind=rebind)
 
     def _verify(self, auth: dict[str, Any]) -> bool:
         from connectors.bitrix24.install import verify_tokens

@@ -18,12 +18,13 @@ def connector_page(name: str, page: str) -> ResponseReturnValue:
     handler = None if connector is None else connector.pages.get(page)
     if handler is None:
         abort(404, f"no page {page!r} for connector {name!r}")
+    body = request.get_data(cache=True)  # first: reading the form first would empty it
     reply = handler(PageRequest(
         method=request.method,
         query=request.args.to_dict(flat=True),
         form=request.form.to_dict(flat=True),
         headers={key.lower(): value for key, value in request.headers.items()},
-        body=request.get_data(cache=True),
+        body=body,
     ))
     return Response(reply.body, status=reply.status, content_type=reply.content_type,
                     headers=dict(reply.headers))
