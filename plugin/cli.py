@@ -389,7 +389,8 @@ def doctor_jira(ctx: click.Context, project: str | None) -> None:
     """Check [jira] against the instance and list its fields for the mapping.
 
     Exit 0 when nothing fails, 1 when a check fails, 2 when [jira] is incomplete."""
-    from connectors.jira.doctor import diagnose, render_diagnosis, render_fields
+    from connectors.doctor import render_fields
+    from connectors.jira.doctor import diagnose, render_diagnosis
 
     diagnosis = diagnose(_live(_config(ctx), "jira"), project)
     click.echo(render_diagnosis(diagnosis))
@@ -406,12 +407,8 @@ def doctor_bitrix24(ctx: click.Context, portal: str | None) -> None:
     mapping — and list the portal's deal fields for the mapping.
 
     Exit 0 when nothing fails, 1 when a check fails, 2 when [bitrix24] is incomplete."""
-    from connectors.bitrix24.doctor import (
-        diagnose,
-        not_connected,
-        render_diagnosis,
-        render_fields,
-    )
+    from connectors.bitrix24.doctor import diagnose, not_connected, render_diagnosis
+    from connectors.doctor import render_fields
 
     connector = _live(_config(ctx), "bitrix24")
     ok = True

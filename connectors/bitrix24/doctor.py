@@ -10,30 +10,34 @@ whether smart invoices can be read (`crm.item.list`, entity type 31). A second c
 only when the portal has more than 50 pipelines. The rest is read from the `[bitrix24]`
 settings.
 
-The shapes (`Level`, `Check`, `FieldRow`, `Diagnosis`), the table of which rule needs which
-field and the text rendering are the Jira doctor's (`connectors.jira.doctor`): the same
-report for every platform.
+The report's shapes, which rule needs which field and the text are `connectors.doctor`'s:
+the same report for every platform.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
+from connectors import doctor as shared
 from connectors.bitrix24.auth import REOPEN_HINT
 from connectors.bitrix24.client import BatchResult, Bitrix24Client, error_code
 from connectors.bitrix24.settings import Bitrix24Settings
 from connectors.bitrix24.snapshot import DEAL_FIELDS, DEAL_TYPE, INVOICE_TYPE, deal_fields_command
+from connectors.doctor import (
+    READ_AS_EMPTY,
+    Check,
+    Diagnosis,
+    FieldRow,
+    Level,
+    mapped_check,
+    unmapped_checks,
+    worst,
+)
 from connectors.errors import AuthError, PayloadError, PlatformError, RateLimited
-from connectors.jira import doctor as shared
-from connectors.jira.doctor import Check, Diagnosis, FieldRow, Level, unmapped_effects
-from connectors.mapping import MAPPABLE
 from plugin.core.fields import MAPPED_FIELDS
 from plugin.manifest import load_manifest
-
-__all__ = ["Check", "Diagnosis", "FieldRow", "Level", "diagnose", "diagnosis_commands",
-           "not_connected", "render_diagnosis", "render_fields"]
 
 Commands = dict[str, tuple[str, dict[str, Any]]]
 
@@ -285,8 +289,7 @@ def _scopes(settings: Bitrix24Settings, answer: BatchResult) -> list[Check]:
     missing = [scope for scope in wanted if not have & _COVERS.get(scope, {scope})]
     if not missing:
         return [Check("scopes", Level.OK, f"{', '.join(wanted)} granted"), *notes]
-    level = max((_scope_level(settings, scope) for scope in missing),
-                key=[Level.OK, Level.WARN, Level.FAIL].index)
+    level = worst(_scope_level(settings, scope) for scope in missing)
     lacking = "; ".join(f"{scope}: {SCOPE_USES.get(scope, (Level.WARN, 'ClientGuard'))[1]}"
                         for scope in missing)
     if settings.mode == "app":
@@ -426,7 +429,7 @@ def _fit(kind: str, field: Mapping[str, Any]) -> tuple[Level, str]:
         return Level.WARN, _ODD[kind, field_type]
     readable = _READABLE[kind]
     if readable is None or field_type in readable:
-        return Level.WARN, "ClientGuard reads it, but a value it cannot read counts as empty"
+        return Level.WARN, READ_AS_EMPTY
     return Level.FAIL, f"ClientGuard cannot read {_NOUN[kind]} from it"
 
 
@@ -465,40 +468,14 @@ def _mapped_fields(mapping: Mapping[str, str], by_id: Mapping[str, Mapping[str, 
             continue
         seen = f"{field_id} (“{_label(field)}”) is {_describe(field)}"
         level, why = _fit(kind, field)
-        if level is Level.OK:
-            checks.append(Check(label, Level.OK, seen))
-        elif level is Level.WARN:
-            checks.append(Check(label, Level.WARN, f"{seen}; {why}",
-                                f"Prefer {EXPECTED[kind]}."))
-        else:
-            checks.append(Check(label, Level.FAIL, f"{seen}; {why}",
-                                f"Map {name} to {EXPECTED[kind]}."))
+        checks.append(mapped_check(name, level, seen, why, EXPECTED[kind]))
     return checks
 
 
 def _unmapped_fields(mapping: Mapping[str, str]) -> list[Check]:
-    checks = []
-    for name in MAPPABLE:
-        if name in mapping:
-            continue
-        label = f"unmapped {name}"
-        fix = (f'Map it if the agency keeps it: [bitrix24.fields] {name} = "UF_CRM_…", '
-               f"{EXPECTED[KINDS[name]]}.")
-        if name in DEFAULTS:
-            checks.append(Check(label, Level.OK, f"not mapped (optional): {DEFAULTS[name]}",
-                                fix))
-            continue
-        blocked, covered, weaker = unmapped_effects(name, mapping)
-        if blocked:
-            verb = "reports" if len(blocked) == 1 else "report"
-            checks.append(Check(label, Level.WARN,
-                                f"not mapped: {', '.join(blocked)} {verb} “not configured”",
-                                fix))
-        else:
-            effects = [*covered, *weaker] or ["nothing reads it yet"]
-            checks.append(Check(label, Level.OK,
-                                f"not mapped (optional): {'; '.join(effects)}", fix))
-    return checks
+    return unmapped_checks(mapping, DEFAULTS, lambda name: (
+        f'Map it if the agency keeps it: [bitrix24.fields] {name} = "UF_CRM_…", '
+        f"{EXPECTED[KINDS[name]]}."))
 
 
 def _rows(by_id: Mapping[str, Mapping[str, Any]],
@@ -517,13 +494,6 @@ def _rows(by_id: Mapping[str, Mapping[str, Any]],
 # -- text ---------------------------------------------------------------------------------
 
 def render_diagnosis(diagnosis: Diagnosis) -> str:
-    """The diagnosis as text, as for Jira: one line per check, its fix indented below, a
-    summary."""
-    body = shared.render_diagnosis(diagnosis).partition("\n")[2]
-    return f"Bitrix24 portal {diagnosis.site!r}:\n{body}"
-
-
-def render_fields(rows: Sequence[FieldRow]) -> str:
-    """The deal fields as an aligned table: id (what `[bitrix24.fields]` takes), label,
-    type, custom, the kinds of meaning it suits, what it is mapped as."""
-    return shared.render_fields(rows)
+    """The diagnosis as text, headed by the portal: one line per check, its fix indented
+    below, a summary."""
+    return shared.render_diagnosis(diagnosis, f"Bitrix24 portal {diagnosis.site!r}")

@@ -5,77 +5,34 @@
 credentials are), `GET mypermissions` (the permissions `manifest.json` lists), `GET field`
 (does each mapped field exist, and does its type suit its meaning). The rest is read from
 the `[jira]` settings. `fields_table` lists the site's fields for choosing the mapping.
+
+The report's shapes, which rule needs which field and the text are `connectors.doctor`'s:
+the same report for every platform.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from connectors import doctor as shared
+from connectors.doctor import (
+    READ_AS_EMPTY,
+    Check,
+    Diagnosis,
+    FieldRow,
+    Level,
+    mapped_check,
+    unmapped_checks,
+)
 from connectors.errors import ConnectorNotConfigured, PlatformError
 from connectors.jira import JiraConnector
 from connectors.jira.client import JiraClient
 from connectors.jira.settings import JiraSettings
-from connectors.mapping import MAPPABLE
 from plugin.core.fields import MAPPED_FIELDS
 from plugin.manifest import load_manifest
 
-
-class Level(enum.StrEnum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-
-
-_SEVERITY = {Level.OK: 0, Level.WARN: 1, Level.FAIL: 2}
-
-
-@dataclass(frozen=True)
-class Check:
-    """One finding of the doctor: what was checked, how it went, and what to do."""
-
-    name: str
-    level: Level
-    message: str
-    fix: str = ""
-
-
-@dataclass(frozen=True)
-class FieldRow:
-    """One field of the site: what `GET /field` says about it, which semantic names the
-    configuration maps to it, and which kinds of meaning its type suits."""
-
-    id: str
-    name: str
-    type: str
-    custom: bool
-    mapped_as: tuple[str, ...]
-    suits: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """Every check, in a stable order, and the site's fields when they could be read."""
-
-    site: str
-    checks: tuple[Check, ...]
-    fields: tuple[FieldRow, ...] = ()
-
-    @property
-    def level(self) -> Level:
-        """The worst level among the checks."""
-        return max((check.level for check in self.checks), key=_SEVERITY.__getitem__,
-                   default=Level.OK)
-
-    @property
-    def ok(self) -> bool:
-        """Nothing fails (warnings allowed)."""
-        return self.level is not Level.FAIL
-
-
-# -- what each semantic field means and who needs it ----------------------------------
+# -- what each semantic field means ---------------------------------------------------
 
 ROLE_KINDS = {"account_manager": "person", "project_manager": "person",
               "decision_maker": "person", "client": "text"}
@@ -110,42 +67,8 @@ _READABLE: dict[str, frozenset[str] | None] = {
 """Types that are not the right kind but that ClientGuard still reads (a number typed into
 a text field); None: every type."""
 
-RULE_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "single-point-of-contact": (("account_manager",),),
-    "pm-briefed": (("project_manager",),),
-    "contract-reviewed": (("contract_reviewed",),),
-    "service-cost": (("budget_hours",),),
-    "meeting-load": (("budget_hours",),),
-    "prepayment": (("prepayment_received", "prepayment_received_on"),),
-    "goals-defined": (("goals", "input_data"),),
-    "analytics-in-place": (("goal_type",), ("analytics_confirmed", "call_tracking_confirmed")),
-    "realistic-timeline": (("channels",), ("results_expected_on",)),
-    "official-payment": (("payment_method",),),
-    "decision-maker": (("decision_maker",),),
-}
-"""Rule id → the fields it cannot do without: every group must have one field mapped, or
-the rule reports *not configured*."""
-
-RULE_CAVEATS = {
-    "contract-reviewed": "when a contract is attached and `[rules.contract-reviewed] "
-                         "reviewed_templates` is empty",
-    "prepayment": "when prepayment is required",
-    "analytics-in-place": "when the goal type is a sales goal",
-}
-"""When a rule of `RULE_NEEDS` actually reaches its *not configured* answer."""
-
-RULE_USES: dict[str, tuple[str, ...]] = {
-    "pm-briefed": ("brief", "brief_acknowledged"),
-    "transparent-estimate": ("estimate_approved",),
-    "contract-reviewed": ("contract_template",),
-    "service-cost": ("manager_hours_budget",),
-    "prepayment": ("prepayment_required",),
-    "realistic-timeline": ("sale_date",),
-    "discount-pressure": ("discount_requests",),
-}
-"""Rule id → fields it reads when mapped and checks without otherwise."""
-
-CLIENT_FALLBACK = "the client's name is the project name"
+DEFAULTS = {"client": "the client's name is the project name"}
+"""What the snapshot reads when these are not mapped: fine to leave unmapped."""
 
 
 # -- the checks -----------------------------------------------------------------------
@@ -296,58 +219,16 @@ def _mapped_fields(mapping: Mapping[str, str],
             continue
         seen = f"{field_id} (“{field.get('name')}”) is {_describe(field.get('schema'))}"
         level = _fit(kind, _shape(field.get("schema")))
-        if level is Level.OK:
-            checks.append(Check(label, Level.OK, seen))
-        elif level is Level.WARN:
-            checks.append(Check(label, Level.WARN,
-                                f"{seen}; ClientGuard reads it, but a value it cannot read "
-                                "counts as empty",
-                                f"Prefer {EXPECTED[kind]}."))
-        else:
-            checks.append(Check(label, Level.FAIL,
-                                f"{seen}; ClientGuard cannot read a {kind} from it",
-                                f"Map {name} to {EXPECTED[kind]}."))
+        why = (READ_AS_EMPTY if level is Level.WARN
+               else f"ClientGuard cannot read a {kind} from it")
+        checks.append(mapped_check(name, level, seen, why, EXPECTED[kind]))
     return checks
-
-
-def unmapped_effects(name: str, mapped: Iterable[str]
-                     ) -> tuple[list[str], list[str], list[str]]:
-    """For a name that is not mapped: the rules that then report *not configured* (each
-    with its caveat), the rules that read a mapped alternative instead, and the rules that
-    check less without it."""
-    mapped = set(mapped)
-    blocked, covered = [], []
-    for rule, groups in RULE_NEEDS.items():
-        for group in (group for group in groups if name in group):
-            alternatives = sorted(mapped & set(group))
-            if alternatives:
-                covered.append(f"{rule} reads {', '.join(alternatives)}")
-            else:
-                blocked.append(rule + (f" ({RULE_CAVEATS[rule]})" if rule in RULE_CAVEATS
-                                       else ""))
-    weaker = [f"{rule} checks without it" for rule, names in RULE_USES.items() if name in names]
-    return blocked, covered, weaker
 
 
 def _unmapped_fields(mapping: Mapping[str, str]) -> list[Check]:
-    checks = []
-    for name in MAPPABLE:
-        if name in mapping:
-            continue
-        blocked, covered, weaker = unmapped_effects(name, mapping)
-        label = f"unmapped {name}"
-        fix = (f'Map it if the agency keeps it: [jira.fields] {name} = "customfield_…", '
-               f"{EXPECTED[KINDS[name]]}.")
-        if blocked:
-            verb = "reports" if len(blocked) == 1 else "report"
-            checks.append(Check(label, Level.WARN,
-                                f"not mapped: {', '.join(blocked)} {verb} “not configured”",
-                                fix))
-        else:
-            effects = [*covered, *weaker] or [CLIENT_FALLBACK]
-            checks.append(Check(label, Level.OK,
-                                f"not mapped (optional): {'; '.join(effects)}", fix))
-    return checks
+    return unmapped_checks(mapping, DEFAULTS, lambda name: (
+        f'Map it if the agency keeps it: [jira.fields] {name} = "customfield_…", '
+        f"{EXPECTED[KINDS[name]]}."))
 
 
 def _visibility(settings: JiraSettings, me: Mapping[str, Any] | None) -> Check:
@@ -402,27 +283,7 @@ def _rows(site_fields: Sequence[Mapping[str, Any]],
 
 # -- text ----------------------------------------------------------------------------
 
-_MARK = {Level.OK: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
-
-
 def render_diagnosis(diagnosis: Diagnosis) -> str:
-    """The diagnosis as text: one line per check, its fix indented below, a summary."""
-    lines = [f"Jira site {diagnosis.site!r}:"]
-    for check in diagnosis.checks:
-        lines.append(f"  {_MARK[check.level]}  {check.name}: {check.message}")
-        if check.fix and check.level is not Level.OK:
-            lines.append(f"          fix: {check.fix}")
-    counts = {level: sum(1 for c in diagnosis.checks if c.level is level) for level in Level}
-    lines.append(f"{counts[Level.FAIL]} failing, {counts[Level.WARN]} warnings, "
-                 f"{counts[Level.OK]} ok.")
-    return "\n".join(lines) + "\n"
-
-
-def render_fields(rows: Sequence[FieldRow]) -> str:
-    """The field list as an aligned text table."""
-    table = [("id", "name", "type", "custom", "suits", "mapped as")]
-    table += [(row.id, row.name, row.type, "yes" if row.custom else "no",
-               ", ".join(row.suits), ", ".join(row.mapped_as)) for row in rows]
-    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
-    return "".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
-                   .rstrip() + "\n" for line in table)
+    """The diagnosis as text, headed by the site: one line per check, its fix indented
+    below, a summary."""
+    return shared.render_diagnosis(diagnosis, f"Jira site {diagnosis.site!r}")

@@ -25,17 +25,14 @@ from connectors.bitrix24.auth import PortalAuth, WebhookAuth
 from connectors.bitrix24.client import Bitrix24Client
 from connectors.bitrix24.doctor import (
     KINDS,
-    Check,
-    Diagnosis,
-    Level,
     diagnose,
     diagnosis_commands,
     not_connected,
     render_diagnosis,
-    render_fields,
 )
 from connectors.bitrix24.settings import Bitrix24Settings, Bitrix24SettingsSchema
 from connectors.bitrix24.throttle import LeakyBucket
+from connectors.doctor import Check, Diagnosis, Level, render_fields
 from connectors.mapping import MAPPABLE
 from tests.connectors.bitrix24.stores import MemoryInstallationStore
 

@@ -23,21 +23,18 @@ import pytest
 import responses
 from responses import matchers
 
-from connectors.jira import JiraConnector
-from connectors.jira.client import JiraClient
-from connectors.jira.doctor import (
-    KINDS,
+from connectors.doctor import (
     RULE_CAVEATS,
     RULE_NEEDS,
     RULE_USES,
     Check,
     Diagnosis,
     Level,
-    diagnose,
-    fields_table,
-    render_diagnosis,
     render_fields,
 )
+from connectors.jira import JiraConnector
+from connectors.jira.client import JiraClient
+from connectors.jira.doctor import KINDS, diagnose, fields_table, render_diagnosis
 from connectors.jira.settings import JiraSettingsSchema
 from connectors.mapping import MAPPABLE
 from plugin.core.comment import STICKY_MARKER
