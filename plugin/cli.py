@@ -208,7 +208,7 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
     try:
         if connector_name is None:
             return loads_engagement(text)
-        export = _connector(config, connector_name).load_export(text)
+        export = _connector(config, connector_name, offline=True).load_export(text)
     except EngagementFormatError as error:
         _bad_input(f"{path}: not a valid engagement:\n{error}")
     except ExportError as error:
@@ -218,20 +218,25 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
     return export.engagement
 
 
-def _connector(config: Config, name: str) -> Any:
+def _connector(config: Config, name: str, *, offline: bool = False) -> Any:
     """The `name` connector on its configured section, or on its defaults when absent (enough
-    to read a saved file); with its per-installation store when it keeps one."""
+    to read a saved file); with its per-installation store when it keeps one, unless
+    `offline` (then the database is not touched)."""
     from connectors import build_connectors
 
     settings = config.connectors.get(name) or REGISTRY[name].settings_schema().load({})
-    return build_connectors({name: settings}, _installations(config))[name]
+    return build_connectors({name: settings},
+                            None if offline else _installations(config))[name]
 
 
 def _installations(config: Config) -> Any:
+    """Connectors' per-installation stores in the service's database, migrated first as
+    the service migrates it (opened only when a connector asks)."""
     def store(name: str) -> Any:
         from plugin.storage import open_database
         from plugin.storage.installations import Installations
 
+        _migrated(config.service.database_url)
         return Installations(open_database(config.service.database_url), name)
     return store
 
@@ -265,19 +270,26 @@ def _platform_errors(connector: Any, key: str | None = None) -> Iterator[None]:
 def _database(config: Config) -> Iterator[Database]:
     """The service's database, migrated as the service migrates it on start-up: where the
     fingerprint of each ticket's last comment is kept, so nothing unchanged is rewritten."""
-    from plugin.storage import open_database, upgrade  # not loaded for offline commands
+    from plugin.storage import open_database
 
     url = config.service.database_url
-    try:
-        upgrade(url)
-    except SQLAlchemyError as error:
-        _bad_input(f"service → database_url {redacted_url(url)}: "
-                   f"{getattr(error, 'orig', None) or error}")
+    _migrated(url)
     database = open_database(url)
     try:
         yield database
     finally:
         database.close()
+
+
+def _migrated(url: str) -> None:
+    """Bring the database at `url` to the newest schema (exit 2 when it cannot be reached)."""
+    from plugin.storage import upgrade  # not loaded for offline commands
+
+    try:
+        upgrade(url)
+    except SQLAlchemyError as error:
+        _bad_input(f"service → database_url {redacted_url(url)}: "
+                   f"{getattr(error, 'orig', None) or error}")
 
 
 def _review(ref: EngagementRef, connector: Any, database: Database, config: Config,
@@ -483,7 +495,7 @@ def install_bitrix24(ctx: click.Context, public_url: str | None) -> None:
     binds events and placements), or the incoming and outgoing webhooks' settings."""
     from connectors.bitrix24.install import BadPublicUrl, render_setup
 
-    settings = _connector(_config(ctx), "bitrix24").settings
+    settings = _connector(_config(ctx), "bitrix24", offline=True).settings
     try:
         click.echo(render_setup(settings, public_url), nl=False)
     except BadPublicUrl as error:

@@ -252,23 +252,37 @@ class Bitrix24Connector:
         return EngagementRef(self.name, site, deal)
 
     def load_export(self, text: str) -> Export:
-        """A saved deal: the results of its snapshot batch by command key, as
-        `clientguard check --connector bitrix24 --input FILE` reads (docs/bitrix24.md)."""
-        document = decode_json(text, ExportError)
-        if not isinstance(document, dict) or deal_snapshot.DEAL not in document:
-            raise ExportError(f"not a saved Bitrix24 deal: expected an object with "
-                              f"{deal_snapshot.DEAL!r} and the other snapshot results")
+        """A saved deal: the results of its snapshot's batch calls by command key — the
+        portal's batch answers as saved (one, or a list of them), or their `result.result`
+        objects merged — as `clientguard check --connector bitrix24 --input FILE` reads
+        (docs/bitrix24.md)."""
+        results = _saved_results(decode_json(text, ExportError))
         site = self.settings.site
-        catalogue = deal_snapshot.PortalCatalogue(self._portal_url(site) if self.settings.mode ==
-                                             "webhook" else None)
-        catalogue.learn({key: ("", {}) for key in document}, document)
-        deal_id = str(deal_snapshot.deal_item(document[deal_snapshot.DEAL]).get("id") or "0")
+        catalogue = deal_snapshot.PortalCatalogue(
+            self._portal_url(site) if self.settings.mode == "webhook" else None)
+        catalogue.learn({key: ("", {}) for key in results}, results)
+        deal_id = str(deal_snapshot.deal_item(results[deal_snapshot.DEAL]).get("id") or "0")
         try:
-            engagement = deal_snapshot.build_engagement(EngagementRef(self.name, site, deal_id),
-                                                   document, self.settings, catalogue,
-                                                   datetime.now(UTC))
+            engagement = deal_snapshot.build_engagement(
+                EngagementRef(self.name, site, deal_id), results, self.settings, catalogue,
+                datetime.now(UTC))
         except (KeyError, TypeError, ValueError) as error:
             raise ExportError(f"not a saved Bitrix24 deal as the snapshot answers it: "
                               f"{type(error).__name__} {error}") from None
         return Export(engagement, ())
 
+
+def _saved_results(document: Any) -> dict[str, Any]:
+    """The command results of a saved snapshot, whichever of the shapes it was saved in."""
+    answers = document if isinstance(document, list) else [document]
+    results: dict[str, Any] = {}
+    for answer in answers:
+        inner = answer.get("result") if isinstance(answer, dict) else None
+        if isinstance(inner, dict) and isinstance(inner.get("result"), dict):
+            results.update(inner["result"])  # a batch answer as the portal sent it
+        elif isinstance(answer, dict):
+            results.update(answer)
+    if deal_snapshot.DEAL not in results:
+        raise ExportError(f"not a saved Bitrix24 deal: no {deal_snapshot.DEAL!r} result (save "
+                          "the portal's answers to the snapshot's batch calls)")
+    return results
