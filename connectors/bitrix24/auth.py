@@ -38,6 +38,7 @@ from connectors.http import new_session, send
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/oauth/token/"
+REFRESH_RACE_SECONDS = 0.5  # how long a refresh race's winner may take to store its pair
 """The token endpoint on the portal's OAuth server. The server comes from the portal's stored
 `server_endpoint` (`https://oauth.bitrix.info/rest/`, east region `https://oauth.bitrix24.tech/
 rest/`); the endpoint is at the host's root, not under `/rest/`: `https://oauth.bitrix.info/
@@ -183,7 +184,8 @@ class PortalAuth:
 
     def __init__(self, store: InstallationStore, member_id: str, client_id: str,
                  client_secret: str, session: requests.Session | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if not member_id or not client_id or not client_secret:
             raise ValueError("PortalAuth needs member_id, client_id and client_secret")
         self._store = store
@@ -193,6 +195,7 @@ class PortalAuth:
         self._client_secret = client_secret
         self._session = session or new_session()
         self._clock = clock
+        self._sleep = sleep
         self._seen_tokens: dict[str, None] = {}  # recent tokens, for exact redaction
         self._seen_lock = threading.Lock()
 
@@ -226,11 +229,28 @@ class PortalAuth:
             asked = True
             return {**state, **self._request_tokens(state)}
 
-        self._store.change(self.member_id, edit)
+        try:
+            self._store.change(self.member_id, edit)
+        except AuthError:
+            if not self._refreshed_elsewhere(expired_token):
+                raise
+            log.debug("Bitrix24 portal %s: another process refreshed first", self.member_id)
+            return
         if asked:
             log.info("Bitrix24 portal %s: access token refreshed", self.member_id)
         else:
             log.debug("Bitrix24 portal %s: token already refreshed elsewhere", self.member_id)
+
+    def _refreshed_elsewhere(self, expired_token: str | None) -> bool:
+        """After the token server refused our refresh token: did another process win the
+        race with the same single-use token? Its new pair reaches the store moments after
+        the server answered it, so look twice."""
+        for wait in (0.0, REFRESH_RACE_SECONDS):
+            self._sleep(wait)
+            token = (self._store.load(self.member_id) or {}).get("access_token")
+            if token and token != expired_token:
+                return True
+        return False
 
     def secrets(self) -> tuple[str, ...]:
         with self._seen_lock:

@@ -128,9 +128,9 @@ def typed_error(code: str | None, description: str | None, *, status: int | None
     the code; it is not redacted here (see `parse_errors`)."""
     key = (code or "").upper()
     description = (description or "").strip()
-    answered = f"Bitrix24 answered {status} " if status is not None else "Bitrix24 answered "
-    message = f"{where}: {answered}{code or 'an error'}" + (f": {description}"
-                                                             if description else "")
+    said = " ".join(part for part in (str(status) if status is not None else "", code) if part)
+    message = f"{where}: Bitrix24 answered {said or 'an error'}" + (
+        f": {description}" if description else "")
     error: PlatformError
     if key == EXPIRED_TOKEN:
         error = TokenExpired(message, status=status)

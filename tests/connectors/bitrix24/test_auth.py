@@ -3,6 +3,7 @@ token refresh through the store, and the redaction of every secret."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
@@ -58,7 +59,8 @@ def store() -> MemoryInstallationStore:
 
 @pytest.fixture
 def portal(store) -> PortalAuth:
-    return PortalAuth(store, MEMBER, CLIENT_ID, CLIENT_SECRET, clock=lambda: 1_779_990_000.0)
+    return PortalAuth(store, MEMBER, CLIENT_ID, CLIENT_SECRET, clock=lambda: 1_779_990_000.0,
+                      sleep=lambda _: None)
 
 
 def assert_no_witness(*texts: str) -> None:
@@ -170,6 +172,23 @@ def test_a_refused_refresh_tells_the_admin_to_reopen_the_app(oauth, store, porta
     assert error in str(raised.value)
     assert store.load(MEMBER) == PORTAL  # nothing written
     assert_no_witness(str(raised.value), *(record.getMessage() for record in caplog.records))
+
+
+def test_losing_a_refresh_race_to_another_process_uses_the_winners_tokens(oauth, store, portal):
+    """Both processes met the expired token and asked with the same single-use refresh
+    token; the other one's answer came first and it stored the new pair meanwhile."""
+    def refused(request):
+        store.change(MEMBER, lambda state: {**state, "access_token": NEW_ACCESS,
+                                            "refresh_token": NEW_REFRESH})
+        return 400, {}, json.dumps({"error": "invalid_grant",
+                                    "error_description": "Invalid grant"})
+
+    oauth.add_callback(responses.GET, TOKEN_URL, callback=refused)
+
+    portal.refresh(OLD_ACCESS)  # no error: the winner's token is used
+
+    assert store.load(MEMBER)["access_token"] == NEW_ACCESS
+    assert portal.prepare("profile").body == {"auth": NEW_ACCESS}
 
 
 def test_payment_required_is_an_auth_error(oauth, portal):
