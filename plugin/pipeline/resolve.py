@@ -6,6 +6,7 @@ a connector can look them all up in one platform call (Bitrix24: one `batch`).""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 from connectors.base import EngagementRef, ResolvesIndirect
@@ -14,12 +15,28 @@ from plugin.storage.repository import count_unresolved, file_under, indirect_wai
 
 RESOLVE_AT_ONCE = 50  # Bitrix24's batch takes 50 commands
 
+_TURNS: dict[tuple[str, str], threading.Lock] = {}
+_TURNS_GUARD = threading.Lock()
+
+
+def _turn(connector: str, site: str) -> threading.Lock:
+    """Worker threads of one process resolve an installation's events in turn: two at once
+    would look the same waiting events up twice (the second files nothing, but costs a
+    platform call)."""
+    with _TURNS_GUARD:
+        return _TURNS.setdefault((connector, site), threading.Lock())
+
 
 def resolve_waiting(connector: ResolvesIndirect, database: Database, connector_name: str,
                     site: str, now: datetime | None = None) -> list[EngagementRef]:
     """Resolve the installation's waiting indirect events; returns the engagements that got
     events (to be evaluated). Platform errors propagate: the events stay waiting."""
-    now = now or datetime.now(UTC)
+    with _turn(connector_name, site):
+        return _resolve(connector, database, connector_name, site, now or datetime.now(UTC))
+
+
+def _resolve(connector: ResolvesIndirect, database: Database, connector_name: str, site: str,
+             now: datetime) -> list[EngagementRef]:
     with database.session() as session, session.begin():
         refs = indirect_waiting(session, connector_name, site, RESOLVE_AT_ONCE)
     if not refs:

@@ -4,6 +4,7 @@ kept as ignored; a failed lookup leaves them waiting."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -137,3 +138,30 @@ def test_a_ref_that_can_never_be_looked_up_fails_after_five_tries(database: Data
 
     assert len(owners.lookups) == 5
     assert events(database) == [("activity:1", "failed", "its engagement could not be looked up")]
+
+
+def test_two_workers_resolving_at_once_look_the_events_up_once(database: Database,
+                                                               queue_url: str) -> None:
+    store(database, "activity:1", "d1")
+    looking = threading.Event()
+    release = threading.Event()
+
+    class SlowOwners(Owners):
+        def resolve(self, refs):
+            looking.set()
+            release.wait(5)
+            return super().resolve(refs)
+
+    owners = SlowOwners({"activity:1": "77"})
+    jobs = jobs_with(owners, database, queue_url)
+    first = threading.Thread(target=jobs.resolve, args=(ref("activity:1"),))
+    first.start()
+    looking.wait(5)
+    second = threading.Thread(target=jobs.resolve, args=(ref("activity:1"),))
+    second.start()
+    release.set()
+    first.join()
+    second.join()
+
+    assert owners.lookups == [["activity:1"]]
+    jobs.huey.flush()
