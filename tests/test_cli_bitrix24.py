@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import responses
 import tomli_w
 from click.testing import CliRunner, Result
 
 from plugin.cli import cli
+from tests.connectors.bitrix24.portal import OUTGOING_TOKEN, WEBHOOK_URL, FakePortal
 from tests.test_cli import assert_bad_input
 
 REST = Path(__file__).parent / "connectors" / "bitrix24" / "fixtures" / "rest"
@@ -91,3 +93,51 @@ def test_install_prints_the_portal_settings(tmp_path: Path) -> None:
             in result.stdout)
     assert "    Handler URL: https://guard.agency.example/hooks/bitrix24" in result.stdout
     assert "witnesscode" not in result.stdout and "witness-token" not in result.stdout
+
+
+# -- live, against the portal stand-in ---------------------------------------------------
+
+def portal_config(tmp_path: Path) -> str:
+    return configure(tmp_path, {"webhook_url": WEBHOOK_URL, "outgoing_token": OUTGOING_TOKEN})
+
+
+def test_a_live_dry_run_shows_the_comment_and_writes_nothing(tmp_path: Path) -> None:
+    portal = FakePortal()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        portal.mock(mock)
+        result = run(portal_config(tmp_path), "check", "--connector", "bitrix24", "DEAL-410",
+                     "--dry-run", "--now", NOW)
+
+    assert result.exit_code == 1, result.output
+    assert ("DEAL-410: would create the sticky comment, on the deal's timeline (employees "
+            "with access to the deal)") in result.stdout
+    assert "Reviewed contract before work or invoicing" in result.stdout
+    assert portal.comment_writes() == []
+    assert [call.method for call in portal.calls] == ["batch", "batch"]  # cold: two calls
+
+
+def test_a_live_check_writes_the_comment_once(tmp_path: Path) -> None:
+    portal = FakePortal()
+    config = portal_config(tmp_path)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        portal.mock(mock)
+        first = run(config, "check", "--connector", "bitrix24", "410", "--now", NOW)
+        again = run(config, "check", "--connector", "bitrix24", "410", "--now", NOW)
+
+    assert "DEAL-410: created the sticky comment" in first.stdout
+    assert "sticky comment" in again.stdout and "unchanged" in again.stdout
+    assert [write.method for write in portal.comment_writes()] == ["crm.timeline.comment.add"]
+
+
+def test_backfill_evaluates_every_deal_in_progress(tmp_path: Path) -> None:
+    portal = FakePortal(deals=3)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        portal.mock(mock)
+        result = run(portal_config(tmp_path), "backfill", "--connector", "bitrix24",
+                     "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        "scanned 3, would create 3, would update 0, would delete 0, unchanged 0, failed 0 "
+        "(dry run: nothing written)")
+    assert portal.comment_writes() == []
