@@ -29,10 +29,11 @@ from connectors.bitrix24 import comments, events
 from connectors.bitrix24 import snapshot as deal_snapshot
 from connectors.bitrix24.auth import Bitrix24Auth, PortalAuth, WebhookAuth
 from connectors.bitrix24.client import Bitrix24Client
+from connectors.bitrix24.offline import pull_offline
 from connectors.bitrix24.settings import Bitrix24Settings, Bitrix24SettingsSchema
 from connectors.bitrix24.snapshot import DealContext
 from connectors.bitrix24.throttle import bucket_for
-from connectors.errors import ConnectorNotConfigured, ExportError
+from connectors.errors import ConnectorNotConfigured, ExportError, PlatformError
 from plugin.core.comment import StickyContent
 from plugin.core.schema import decode_json
 
@@ -174,11 +175,49 @@ class Bitrix24Connector:
         return f"https://{domain}" if domain else None
 
     def recently_updated(self, minutes: int) -> list[EngagementRef]:
-        """Deals of every portal changed in the last `minutes` (the review's catch-up for
-        lost events: Bitrix24 never redelivers one)."""
+        """What changed on every portal without an event: the review's catch-up (Bitrix24
+        never posts an event again).
+
+        Deals changed in the last `minutes` (`updatedTime`), and on portals whose offline
+        events are bound (`offline_events`, app mode) what their offline queue names
+        (`offline.pull_offline`: activities, tasks and comments leave `updatedTime` as it
+        is; indirect keys are resolved by the pipeline). The queue is read last: what it
+        hands over is deleted there, so nothing after it may fail. A portal's failure is
+        logged and the others carry on; when every call failed, the first error is raised
+        for the review to log."""
         since = (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat()
-        return [ref for site in self.sites()
-                for ref, _ in self._deals(site, {">updatedTime": since})]
+        found: dict[EngagementRef, None] = {}
+        failed: list[tuple[str, str, PlatformError]] = []
+        calls = 0
+        for site in self.sites():
+            calls += 1
+            try:
+                found.update(dict.fromkeys(
+                    ref for ref, _ in self._deals(site, {">updatedTime": since})))
+            except PlatformError as error:
+                failed.append((site, "recently updated deals", error))
+            if self._offline_events(site):
+                calls += 1
+                try:
+                    found.update(dict.fromkeys(pull_offline(
+                        self.client_for(site), site,
+                        bot_user_id=self.settings_for(site).bot_user_id)))
+                except PlatformError as error:
+                    failed.append((site, "offline events", error))
+        if failed and len(failed) == calls:
+            for site, what, error in failed[1:]:
+                log.warning("Bitrix24 portal %s: cannot read %s: %s", site, what, error)
+            raise failed[0][2]
+        for site, what, error in failed:
+            log.warning("Bitrix24 portal %s: cannot read %s: %s", site, what, error)
+        return list(found)
+
+    def _offline_events(self, site: str) -> bool:
+        """Whether the review reads the portal's offline queue: app mode, and the install
+        bound offline events there."""
+        if self.settings.mode != "app":
+            return False
+        return bool((self._store().load(site) or {}).get("offline_events"))
 
     def open_engagements(self, query: str | None) -> list[tuple[EngagementRef, str]]:
         """Every deal still in progress (stage semantics P) of the configured pipelines, on

@@ -171,6 +171,18 @@ IGNORED_EVENTS = frozenset({
 companies, leads, quotes), or that are about configuration, not engagements."""
 
 
+def event_key(name: str, data: Any) -> str | Ignored:
+    """The key of what event `name` (upper case) with `data` (its `data[...]` table) is
+    about: a deal id, an indirect key (`"task:8017"`), or `Ignored` for an event not in
+    `EVENT_HANDLERS` or about something else (a smart process that is no invoice). Raises
+    `MalformedDelivery` when `data` lacks the id. One mapping for the events posted to us
+    and the records of the offline queue (`offline.py`), so both name the same refs."""
+    handler = EVENT_HANDLERS.get(name)
+    if handler is None:
+        return Ignored(name, "not handled" if name in IGNORED_EVENTS else "unknown event")
+    return handler(name, data)
+
+
 def delivery_id(delivery: Delivery) -> str:
     """Bitrix24 gives deliveries no id (and never retries), but a proxy or a test may replay
     one. The body's SHA-256 stands in: an identical body delivered again is the same
@@ -288,10 +300,7 @@ def parse_delivery(delivery: Delivery, settings: Bitrix24Settings,
             return Ignored(name, "application event, but [bitrix24] uses webhooks")
         site = settings.site
 
-    handler = EVENT_HANDLERS.get(name)
-    if handler is None:
-        return Ignored(name, "not handled" if name in IGNORED_EVENTS else "unknown event")
-    key = handler(name, form.get("data"))
+    key = event_key(name, form.get("data"))
     if isinstance(key, Ignored):
         return key
     actor = auth.get("user_id") or None

@@ -46,8 +46,14 @@ import requests
 
 from connectors.base import InstallationStore, PageReply, PageRequest
 from connectors.bitrix24.auth import Bitrix24Auth, Prepared, checked_method, redact
-from connectors.bitrix24.client import BATCH_LIMIT, Bitrix24Client, error_code, parse_errors
-from connectors.bitrix24.events import MEMBER_ID, PortalChange
+from connectors.bitrix24.client import (
+    BATCH_LIMIT,
+    BatchResult,
+    Bitrix24Client,
+    error_code,
+    parse_errors,
+)
+from connectors.bitrix24.events import EVENT_HANDLERS, MEMBER_ID, PortalChange
 from connectors.bitrix24.form import parse_form
 from connectors.bitrix24.settings import Bitrix24Settings
 from connectors.bitrix24.throttle import bucket_for
@@ -212,7 +218,11 @@ class Failure:
 class Binding:
     """What `bind_portal` did. `events_missing`: events the portal does not know
     (`ERROR_EVENT_NOT_FOUND`: an older box, a module switched off), skipped; `unbound`:
-    stale registrations removed (another handler URL, an event no longer in the manifest)."""
+    stale registrations removed (another handler URL, an event no longer in the manifest).
+
+    `offline_*`: the same events registered as offline events, the review's queue of changes
+    (`offline.py`). They are a bonus: a refusal (`offline_refused`: not an administrator,
+    the plan) is no failure, so it never stops an installation."""
 
     handler: str
     events_bound: tuple[str, ...] = ()
@@ -222,10 +232,20 @@ class Binding:
     placements_kept: tuple[str, ...] = ()
     unbound: tuple[str, ...] = ()
     failures: tuple[Failure, ...] = ()
+    offline_bound: tuple[str, ...] = ()
+    offline_kept: tuple[str, ...] = ()
+    offline_missing: tuple[str, ...] = ()
+    offline_refused: tuple[Failure, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def offline_events(self) -> bool:
+        """Whether the portal queues offline events for ClientGuard: at least one is
+        registered (a partial refusal still leaves a queue worth reading)."""
+        return bool(self.offline_kept or self.offline_bound)
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -244,6 +264,13 @@ class Binding:
             parts.append(f"{len(self.unbound)} stale removed")
         if self.events_missing:
             parts.append("unknown to the portal: " + ", ".join(self.events_missing))
+        parts.append(f"{len(self.offline_bound)} offline events bound, "
+                     f"{len(self.offline_kept)} kept")
+        if self.offline_missing:
+            parts.append("unknown offline: " + ", ".join(self.offline_missing))
+        if self.offline_refused:
+            parts.append("offline refused: " + "; ".join(
+                f"{failure.what} ({failure.code})" for failure in self.offline_refused))
         if self.failures:
             parts.append("refused: " + "; ".join(f"{failure.what} ({failure.code})"
                                                   for failure in self.failures))
@@ -391,22 +418,36 @@ def bind_portal(client: Bitrix24Client, settings: Bitrix24Settings,
     application is updated or deleted and must be made again by each version's installer
     [D:api-reference/events/event-bind.md]. No `auth_type`: events carry the token of the
     user who acted, whose id tells ClientGuard's own comments from people's (`events.py`).
-    Offline registrations are left alone. Raises the client's typed errors when the lists
+
+    The manifest's engagement events (those `events.EVENT_HANDLERS` maps: deals,
+    activities, tasks, timeline comments, smart items) are also bound as offline events
+    (`event_type: offline`, no handler), which the review pulls (`offline.py`): online
+    events that are lost are never sent again. `event.get` lists those with `offline: 1`
+    [D:api-reference/events/event-get.md]; they are matched by name, and other offline
+    registrations are left alone. Only an administrator may bind them, and the plan may not
+    allow them [D:api-reference/events/event-bind.md, offline-events.md]: a refusal lands in
+    `offline_refused`, not in `failures`. Raises the client's typed errors when the lists
     cannot be read (a non-administrator gets `AuthError` from `placement.get`)."""
     spec = (manifest or load_manifest())["platforms"]["bitrix24"]
     base = public_base(settings.public_url)
     handler = base + spec["handler"]
     wanted_events = list(dict.fromkeys(str(event).upper() for event in spec["events"]))
+    wanted_offline = [name for name in wanted_events if name in EVENT_HANDLERS]
     wanted_placements = {placement["code"]: (base + placement["path"], placement["title"])
                          for placement in spec["placements"]}
 
     found = client.batch({"events": ("event.get", {}), "placements": ("placement.get", {})})
     kept_events: list[str] = []
+    kept_offline: list[str] = []
     stale_events: list[tuple[str, str, str]] = []
     for row in found.value("events") or ():
-        if not isinstance(row, dict) or str(row.get("offline") or "0") not in ("0", ""):
+        if not isinstance(row, dict):
             continue
         name = str(row.get("event") or "").upper()
+        if str(row.get("offline") or "0") not in ("0", ""):
+            if name in wanted_offline and name not in kept_offline:
+                kept_offline.append(name)
+            continue
         url = str(row.get("handler") or "")
         auth_type = str(row.get("auth_type") or "0")
         if name in wanted_events and url == handler and auth_type == "0":
@@ -450,17 +491,29 @@ def bind_portal(client: Bitrix24Client, settings: Bitrix24Settings,
                 "PLACEMENT": code, "HANDLER": url, "TITLE": titles["en"],
                 "LANG_ALL": {language: {"TITLE": text} for language, text in titles.items()}})
             what[key] = f"placement.bind {code}"
+    for name in wanted_offline:
+        if name not in kept_offline:
+            key = f"offline_{name}"
+            commands[key] = ("event.bind", {"event": name, "event_type": "offline"})
+            what[key] = f"event.bind {name} (offline)"
 
     bound_events: list[str] = []
     missing: list[str] = []
     bound_placements: list[str] = []
     unbound: list[str] = []
     failures: list[Failure] = []
+    bound_offline: list[str] = []
+    missing_offline: list[str] = []
+    refused_offline: list[Failure] = []
     keys = list(commands)
     for start in range(0, len(keys), BATCH_LIMIT):
         chunk = {key: commands[key] for key in keys[start:start + BATCH_LIMIT]}
         answer = client.batch(chunk)
         for key, (method, params) in chunk.items():
+            if params.get("event_type") == "offline":
+                _offline_outcome(answer, key, what[key], params["event"], bound_offline,
+                                 missing_offline, refused_offline)
+                continue
             error = answer.errors.get(key)
             if error is not None:
                 text = str(error)
@@ -487,18 +540,43 @@ def bind_portal(client: Bitrix24Client, settings: Bitrix24Settings,
                    events_kept=tuple(kept_events), events_missing=tuple(missing),
                    placements_bound=tuple(bound_placements),
                    placements_kept=tuple(kept_placements), unbound=tuple(unbound),
-                   failures=tuple(failures))
+                   failures=tuple(failures), offline_bound=tuple(bound_offline),
+                   offline_kept=tuple(kept_offline), offline_missing=tuple(missing_offline),
+                   offline_refused=tuple(refused_offline))
+
+
+def _offline_outcome(answer: BatchResult, key: str, what: str, event: str, bound: list[str],
+                     missing: list[str], refused: list[Failure]) -> None:
+    """File one offline `event.bind` of a batch under bound, missing or refused."""
+    error = answer.errors.get(key)
+    if error is None and key in answer.results:
+        bound.append(event)
+    elif error is not None and error_code(error) == "ERROR_EVENT_NOT_FOUND":
+        missing.append(event)
+    elif error is not None and "already binded" in str(error).lower():
+        bound.append(event)  # another install page was first
+    elif error is not None:
+        refused.append(Failure(what, error_code(error), str(error)))
+    else:
+        refused.append(Failure(what, None, f"batch: {what} did not run"))
 
 
 def rebind_portal(member_id: str, settings: Bitrix24Settings, store: InstallationStore,
                   client: Bitrix24Client, manifest: Mapping[str, Any] | None = None) -> Binding:
     """Bind again after ONAPPUPDATE (which drops every binding) with the portal's stored
-    tokens (`client` is the connector's client for `member_id`), and clear the portal's
-    `needs_rebind` once every binding held. Raises the client's typed errors."""
+    tokens (`client` is the connector's client for `member_id`), record whether offline
+    events are registered (`offline_events`), and clear the portal's `needs_rebind` once
+    every binding held. Raises the client's typed errors."""
     binding = bind_portal(client, settings, manifest)
-    if binding.ok:
-        store.change(member_id, lambda state: None if state is None else
-                     {key: value for key, value in state.items() if key != "needs_rebind"})
+
+    def renewed(state: dict[str, Any] | None) -> dict[str, Any] | None:
+        if state is None:
+            return None
+        return {**{key: value for key, value in state.items()
+                   if key != "needs_rebind" or not binding.ok},
+                "offline_events": binding.offline_events}
+
+    store.change(member_id, renewed)
     log.log(logging.INFO if binding.ok else logging.WARNING, "Bitrix24 portal %s: %s: %s",
             member_id, "bindings renewed" if binding.ok else "renewing bindings failed",
             binding.summary())
@@ -594,7 +672,7 @@ def _frame_install(request: PageRequest, settings: Bitrix24Settings, store: Inst
                             isinstance(error, Transient), token)
     if not binding.ok:
         return _bind_failed(member_id, language, list(binding.failures), False, token)
-    _mark_installed(store, member_id)
+    _mark_installed(store, member_id, binding)
     log.info("Bitrix24 portal %s (%s) installed by user %s: %s", member_id, domain,
              info.user_id, binding.summary())
     return _finished_page(language, binding, info.user_id)
@@ -655,7 +733,7 @@ def _script_install(auth: Mapping[str, Any], settings: Bitrix24Settings,
     if not binding.ok:
         log.warning("Bitrix24 portal %s: %s", member_id, redact(binding.summary(), (token,)))
         return _json(200, {"installed": False, "error": redact(binding.summary(), (token,))})
-    _mark_installed(store, member_id)
+    _mark_installed(store, member_id, binding)
     log.info("Bitrix24 portal %s (%s) installed (script only) by user %s: %s", member_id,
              domain, info.user_id, binding.summary())
     return _json(200, {"installed": True, "events": list(binding.events),
@@ -722,9 +800,11 @@ def _store_new(store: InstallationStore, member_id: str, fields: Mapping[str, An
     store.change(member_id, edit)
 
 
-def _mark_installed(store: InstallationStore, member_id: str) -> None:
-    store.change(member_id, lambda state: None if state is None
-                 else {**state, "installed": True})
+def _mark_installed(store: InstallationStore, member_id: str, binding: Binding) -> None:
+    """Every binding held: the portal is installed; `offline_events` says whether the review
+    may read its offline queue."""
+    store.change(member_id, lambda state: None if state is None else {
+        **state, "installed": True, "offline_events": binding.offline_events})
 
 
 # -- portal lifecycle events ------------------------------------------------------------

@@ -44,6 +44,7 @@ from tests.connectors.bitrix24.portal import (
     FakePortal,
     app_auth,
     event_body,
+    queue_offline,
     sub_commands,
     webhook_auth,
 )
@@ -339,6 +340,30 @@ def test_a_deal_changed_without_an_event_is_caught_up_by_the_review(app: Flask,
                                                                          "411")]
     run_jobs_until_done(app)
     assert written(portal) == [("crm.timeline.comment.add", ("deal", 411))]
+
+
+def test_an_activity_whose_event_was_lost_is_caught_by_the_review_from_the_offline_queue(
+        app_mode: Flask, portal: FakePortal):
+    """An e-mail leaves the deal's `updatedTime` as it is: only the offline queue the
+    install bound tells the review about it. The client's second discount request turns
+    the discount-pressure rule red."""
+    installations(app_mode).change(MEMBER_ID, lambda state: {**state, "offline_events": True})
+    portal.client_writes(410, "Could you give us a discount on the launch?")
+    deliver(app_mode, event_body("ONCRMDEALUPDATE", 410, auth=app_auth(portal)))
+    run_jobs_until_done(app_mode)
+    comment_id = int(ours(portal)[0]["ID"])
+    # A second e-mail: its ONCRMACTIVITYADD never arrives, the offline queue keeps a record.
+    email = portal.client_writes(410, "We still need a discount before we sign.")
+    queue_offline(portal, "ONCRMACTIVITYADD", {"FIELDS": {"ID": email}})
+    assert app_mode.extensions["clientguard.jobs"].review() == [
+        EngagementRef("bitrix24", MEMBER_ID, f"activity:{email}")]
+    run_jobs_until_done(app_mode)
+    assert stored(app_mode) == [("410", "ONCRMDEALUPDATE", "done"),
+                                ("410", "review:catch-up", "done")]
+    assert written(portal) == [("crm.timeline.comment.add", ("deal", 410)),
+                               ("crm.timeline.comment.update", comment_id)]
+    assert "No repeated discount pressure" in ours(portal)[0]["COMMENT"]
+    assert app_mode.extensions["clientguard.jobs"].review() == []  # the queue is empty now
 
 
 # -- indirect events --------------------------------------------------------------------

@@ -834,3 +834,38 @@ def event_body(name: str, object_id: int | str, *, ts: int = 1_766_047_200,
 def sub_commands(calls: Iterable[Call]) -> list[tuple[str, ...]]:
     """The batch commands of `calls`, one tuple per batch."""
     return [call.commands for call in calls if call.method == "batch"]
+
+
+# -- offline events (the review's queue: connectors/bitrix24/offline.py) -----------------
+
+def queue_offline(portal: FakePortal, name: str, data: Mapping[str, Any], *,
+                  user_id: str = "3") -> None:
+    """The portal notes a change in the application's offline queue (as when the event is
+    bound with `event_type: offline`): one record per event and object, holding only the
+    latest change, which moves it to the end [D:api-reference/events/offline-events.md].
+    Records as in `fixtures/rest/event.offline.get__*.json`; `user_id` made the change."""
+    import hashlib  # here: this section is appended to the module
+
+    with portal._lock:
+        queue: list[dict[str, Any]] = vars(portal).setdefault("offline_queue", [])
+        message_id = hashlib.sha256(f"{name} {json.dumps(data, sort_keys=True)}".encode()
+                                    ).hexdigest()[:32]
+        queue[:] = [record for record in queue if record["MESSAGE_ID"] != message_id]
+        queue.append({"ID": str(portal._new_id()), "TIMESTAMP_X": _moment(portal._now()),
+                      "EVENT_NAME": name, "EVENT_DATA": copy.deepcopy(dict(data)),
+                      "EVENT_ADDITIONAL": {"user_id": user_id}, "MESSAGE_ID": message_id})
+
+
+def _event_offline_get(portal: FakePortal, params: Mapping[str, Any]) -> Any:
+    """`event.offline.get {clear: 1, limit}`: the first `limit` records (50 by default),
+    deleted as they are returned [D:api-reference/events/event-offline-get.md]. `clear: 0`
+    (the plan feature `rest_offline_extended`) is not modelled."""
+    if str(params.get("clear", 1)) != "1":
+        raise PortalError(400, "ERROR_NOT_MODELLED", "FakePortal models clear=1 only")
+    limit = _int(params.get("limit")) or PAGE
+    queue: list[dict[str, Any]] = vars(portal).setdefault("offline_queue", [])
+    taken, queue[:] = queue[:limit], queue[limit:]
+    return {"process_id": None, "events": copy.deepcopy(taken)}
+
+
+_HANDLERS["event.offline.get"] = _event_offline_get

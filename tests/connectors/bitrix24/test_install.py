@@ -72,6 +72,7 @@ EVENTS = (
     "ONTASKCOMMENTADD", "ONTASKCOMMENTUPDATE", "ONTASKCOMMENTDELETE",
     "ONCRMDYNAMICITEMADD", "ONCRMDYNAMICITEMUPDATE", "ONCRMDYNAMICITEMDELETE",
 )
+OFFLINE = EVENTS[3:]  # the engagement events, bound as offline events too (not ONAPP*)
 RU_TITLE = ("%D0%9F%D1%80%D0%BE%D0%B2%D0%B5%D1%80%D0%BA%D0%B0%20%D0%BA%D0%B0%D1%87%D0%B5%D1%81"
             "%D1%82%D0%B2%D0%B0%20%D1%81%D0%B5%D1%80%D0%B2%D0%B8%D1%81%D0%B0")  # Проверка…
 PLACEMENT_CMD = ("placement.bind?PLACEMENT={code}&HANDLER=" + PAGE + "&TITLE=Health%20check"
@@ -81,13 +82,17 @@ BIND_ALL = {
     **{f"bind_{event}": f"event.bind?event={event}&handler={HOOK}" for event in EVENTS},
     "placement_CRM_DEAL_DETAIL_TAB": PLACEMENT_CMD.format(code="CRM_DEAL_DETAIL_TAB"),
     "placement_CRM_DEAL_DETAIL_TOOLBAR": PLACEMENT_CMD.format(code="CRM_DEAL_DETAIL_TOOLBAR"),
+    **{f"offline_{event}": f"event.bind?event={event}&event_type=offline" for event in OFFLINE},
 }
 INSTALLED = {
     "member_id": MEMBER, "domain": DOMAIN, "client_endpoint": f"https://{DOMAIN}/rest/",
     "server_endpoint": "https://oauth.bitrix.info/rest/", "application_token": APP_TOKEN,
     "access_token": AUTH, "refresh_token": REFRESH, "expires": 1_724_919_600,
-    "scope": SCOPE, "user_id": "1", "installed": True,
+    "scope": SCOPE, "user_id": "1", "installed": True, "offline_events": True,
 }
+UNFINISHED = {**{key: value for key, value in INSTALLED.items() if key != "offline_events"},
+              "installed": False}
+"""A portal stored while its bindings are made, or after they failed."""
 TIME = {"start": 1724916000.1, "finish": 1724916000.2, "duration": 0.1, "processing": 0.05,
         "date_start": "2024-08-29T07:20:00+00:00", "date_finish": "2024-08-29T07:20:00+00:00",
         "operating": 0}
@@ -176,11 +181,23 @@ def bound_event(event: str, handler: str = f"{PUBLIC}/hooks/bitrix24",
     return {"event": event, "handler": handler, "auth_type": auth_type, "offline": 0}
 
 
+def bound_offline(event: str) -> dict[str, Any]:
+    """An offline registration as `event.get` lists it: no handler, `offline: 1`
+    [D:api-reference/events/event-get.md]."""
+    return {"event": event, "handler": "", "auth_type": "0", "offline": 1}
+
+
 def bound_placement(code: str, handler: str = f"{PUBLIC}/apps/bitrix24/health-check"
                     ) -> dict[str, Any]:
     return {"placement": code, "userId": 0, "handler": handler, "options": [],
             "title": "Health check", "description": "",
             "langAll": {"en": {"TITLE": "Health check", "DESCRIPTION": "", "GROUP_NAME": ""}}}
+
+
+def fixture_error(name: str) -> dict[str, Any]:
+    """An error body of `fixtures/errors.json`, as a batch reports it per command."""
+    errors = json.loads((FIXTURES / "errors.json").read_text(encoding="utf-8"))
+    return dict(errors[name]["body"])
 
 
 def no_witness(records: list[logging.LogRecord]) -> None:
@@ -221,7 +238,7 @@ def test_a_full_install_checks_the_token_stores_binds_and_finishes(
     assert "<li>ONCRMDEALUPDATE</li>" in reply.body
     assert "<li>CRM_DEAL_DETAIL_TOOLBAR</li>" in reply.body
     assert store.load(MEMBER) == INSTALLED
-    assert seen_while_binding == [{**INSTALLED, "installed": False}]
+    assert seen_while_binding == [UNFINISHED]
     assert any("installed by user 1" in record.getMessage() for record in caplog.records)
     no_witness(caplog.records)
     for witness in WITNESSES:
@@ -323,7 +340,7 @@ def test_a_non_administrator_gets_advice_and_no_install_finish(
     assert "<h1>ClientGuard is not installed yet</h1>" in reply.body
     assert ("<p>Only a Bitrix24 administrator can install ClientGuard: ask one to open it.</p>"
             in reply.body)
-    assert store.load(MEMBER) == {**INSTALLED, "installed": False}
+    assert store.load(MEMBER) == UNFINISHED
     no_witness(caplog.records)
 
 
@@ -348,7 +365,7 @@ def test_a_refused_binding_leaves_the_portal_not_installed(
     assert ("<p>Bitrix24 allows this only to the local application itself: open ClientGuard "
             "from Applications, not through a webhook.</p>") in reply.body
     assert "the installation picks up where it stopped" in reply.body
-    assert store.load(MEMBER) == {**INSTALLED, "installed": False}
+    assert store.load(MEMBER) == UNFINISHED
     warnings = [record.getMessage() for record in caplog.records
                 if record.levelno == logging.WARNING]
     assert warnings == [f"Bitrix24 portal {MEMBER} not installed: placement.bind "
@@ -369,6 +386,60 @@ def test_an_event_the_portal_does_not_know_is_skipped(portal: responses.Requests
     assert "BX24.installFinish()" in reply.body
     assert "<p>Not available on this portal, skipped: ONCRMDYNAMICITEMADD</p>" in reply.body
     assert store.load(MEMBER) == INSTALLED
+
+
+def test_offline_events_the_portal_refuses_do_not_stop_the_install(
+        portal: responses.RequestsMock, caplog: pytest.LogCaptureFixture) -> None:
+    """Offline events are for administrators, and the plan decides
+    [D:api-reference/events/event-bind.md, offline-events.md]: without them the review
+    falls back on `updatedTime`, and the portal is installed all the same."""
+    caplog.set_level(logging.INFO)
+    store = MemoryInstallationStore()
+    stub_app_info(portal)
+    stub_lists(portal, [], [])
+    denied = fixture_error("ACCESS_DENIED_event_offline_get")
+    stub_binds(portal, BIND_ALL, errors={f"offline_{event}": denied for event in OFFLINE})
+
+    reply = install_page(frame(), settings(), store, client_with, clock=lambda: NOW)
+
+    assert "BX24.installFinish()" in reply.body
+    assert store.load(MEMBER) == {**INSTALLED, "offline_events": False}
+    installed = [record.getMessage() for record in caplog.records
+                 if "installed by user 1" in record.getMessage()]
+    assert len(installed) == 1
+    assert ("0 offline events bound, 0 kept, offline refused: event.bind ONCRMDEALADD "
+            "(offline) (ACCESS_DENIED); event.bind ONCRMDEALUPDATE (offline) (ACCESS_DENIED)"
+            in installed[0])
+    no_witness(caplog.records)
+
+
+def test_an_offline_event_the_portal_does_not_know_is_skipped(
+        portal: responses.RequestsMock) -> None:
+    store = MemoryInstallationStore()
+    stub_app_info(portal)
+    stub_lists(portal, [], [])
+    stub_binds(portal, BIND_ALL, errors={"offline_ONCRMDYNAMICITEMADD": {
+        "error": "ERROR_EVENT_NOT_FOUND", "error_description": "Event not found"}})
+
+    reply = install_page(frame(), settings(), store, client_with, clock=lambda: NOW)
+
+    assert "BX24.installFinish()" in reply.body
+    assert store.load(MEMBER) == INSTALLED
+
+
+def test_a_rebind_records_that_offline_events_were_refused(
+        portal: responses.RequestsMock) -> None:
+    store = MemoryInstallationStore({MEMBER: {**INSTALLED, "needs_rebind": True}})
+    client = client_with(PortalAuth(store, MEMBER, CLIENT_ID, CLIENT_SECRET, clock=lambda: NOW))
+    stub_lists(portal, [], [])
+    denied = fixture_error("ACCESS_DENIED_event_offline_get")
+    stub_binds(portal, BIND_ALL, errors={f"offline_{event}": denied for event in OFFLINE})
+
+    binding = rebind_portal(MEMBER, settings(), store, client)
+
+    assert binding.ok and binding.offline_events is False
+    assert [failure.code for failure in binding.offline_refused] == ["ACCESS_DENIED"] * 19
+    assert store.load(MEMBER) == {**INSTALLED, "offline_events": False}
 
 
 def test_reinstalling_binds_nothing_twice_and_removes_stale_registrations(
@@ -394,6 +465,8 @@ def test_reinstalling_binds_nothing_twice_and_removes_stale_registrations(
                               "https%3A%2F%2Fold.example.com%2Fb24",
         "bind_ONCRMDEALADD": f"event.bind?event=ONCRMDEALADD&handler={HOOK}",
         "placement_CRM_DEAL_DETAIL_TOOLBAR": PLACEMENT_CMD.format(code="CRM_DEAL_DETAIL_TOOLBAR"),
+        **{key: command for key, command in BIND_ALL.items()
+           if key.startswith("offline_") and key != "offline_ONCRMDEALUPDATE"},
     })
 
     reply = install_page(frame(), settings(), store, client_with, clock=lambda: NOW)
@@ -406,7 +479,8 @@ def test_reinstalling_with_everything_bound_makes_no_binding_call(
         portal: responses.RequestsMock) -> None:
     store = MemoryInstallationStore()
     stub_app_info(portal)
-    stub_lists(portal, [bound_event(event) for event in EVENTS],
+    stub_lists(portal, [bound_event(event) for event in EVENTS]
+               + [bound_offline(event) for event in OFFLINE],
                [bound_placement("CRM_DEAL_DETAIL_TAB"), bound_placement("CRM_DEAL_DETAIL_TOOLBAR")])
 
     reply = install_page(frame(), settings(), store, client_with, clock=lambda: NOW)
@@ -621,7 +695,8 @@ def test_uninstall_marks_the_portal_not_installed_and_drops_its_tokens() -> None
         "member_id": FIXTURE_MEMBER, "domain": DOMAIN,
         "client_endpoint": f"https://{DOMAIN}/rest/",
         "server_endpoint": "https://oauth.bitrix.info/rest/", "scope": SCOPE, "user_id": "1",
-        "installed": False, "uninstalled_at": "2024-08-29T07:20:00+00:00"}
+        "installed": False, "offline_events": True,
+        "uninstalled_at": "2024-08-29T07:20:00+00:00"}
 
 
 def test_rebind_portal_binds_with_the_stored_tokens_and_clears_the_flag(
@@ -634,6 +709,7 @@ def test_rebind_portal_binds_with_the_stored_tokens_and_clears_the_flag(
     binding = rebind_portal(MEMBER, settings(), store, client)
 
     assert binding.ok and len(binding.events_bound) == 22
+    assert binding.offline_bound == OFFLINE
     assert store.load(MEMBER) == INSTALLED
 
 
