@@ -52,9 +52,11 @@ INDIRECT = ":"
 class Event:
     """A delivery we act on: re-evaluate `ref`.
 
-    `delivery_id` is the idempotency key (the platform's delivery id, or a hash of the
-    body where the platform gives none); `by_us` marks events caused by our own writes,
-    which must never start another evaluation."""
+    `delivery_id` is the idempotency key: the platform's delivery id, or — `by_content` —
+    a hash of the body where the platform gives none. A body hash cannot tell a redelivery
+    from a second identical change (two edits of a Bitrix24 deal in one second), so such a
+    copy is a duplicate only while the first still waits. `by_us` marks events caused by
+    our own writes, which must never start another evaluation."""
 
     ref: EngagementRef
     name: str
@@ -62,6 +64,7 @@ class Event:
     occurred_at: datetime | None
     actor: str | None
     by_us: bool = False
+    by_content: bool = False
 
 
 @dataclass(frozen=True)

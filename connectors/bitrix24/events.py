@@ -184,9 +184,10 @@ def event_key(name: str, data: Any) -> str | Ignored:
 
 
 def delivery_id(delivery: Delivery) -> str:
-    """Bitrix24 gives deliveries no id (and never retries), but a proxy or a test may replay
-    one. The body's SHA-256 stands in: an identical body delivered again is the same
-    delivery (`ts` in the body tells real repeats apart)."""
+    """Bitrix24 gives deliveries no id (and never retries), but a proxy may replay one. The
+    body's SHA-256 stands in; two changes of one object within a second have identical
+    bodies (`ts` counts seconds), so the event says `by_content` and a copy is a duplicate
+    only while the first still waits (`plugin.storage.repository.record_event`)."""
     return "sha256:" + hashlib.sha256(delivery.body).hexdigest()
 
 
@@ -315,5 +316,6 @@ def parse_delivery(delivery: Delivery, settings: Bitrix24Settings,
         occurred_at=_occurred_at(form.get("ts")),
         actor=actor,
         by_us=by_us,
+        by_content=True,
     )
 

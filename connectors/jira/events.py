@@ -214,4 +214,5 @@ def parse_delivery(delivery: Delivery, settings: JiraSettings) -> Event | Ignore
         occurred_at=_occurred_at(payload.get("timestamp")),
         actor=actor,
         by_us=by_us,
+        by_content=DELIVERY_ID_HEADER not in delivery.headers,
     )

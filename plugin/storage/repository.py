@@ -81,7 +81,11 @@ def _lease_expired(now: datetime) -> ColumnElement[bool]:
 def record_event(session: Session, event: Event, body: bytes, received_at: datetime) -> bool:
     """Store a delivery before it is answered. False, and nothing changed, when that delivery
     is already stored: the unique key decides, so two copies arriving at once make one row.
-    An event caused by our own write is kept for replay but as `ignored`: never evaluated."""
+    An event caused by our own write is kept for replay but as `ignored`: never evaluated.
+
+    A delivery known only by its body's hash (`Event.by_content`) is a duplicate only while
+    an earlier copy still waits: once that copy was taken up, an identical body is a new
+    change (stored under `<hash>#<n>`), else it would never be evaluated."""
     status = EventStatus.IGNORED if event.by_us else EventStatus.PENDING
     row = {
         "connector": event.ref.connector, "site": event.ref.site,
@@ -94,8 +98,20 @@ def record_event(session: Session, event: Event, body: bytes, received_at: datet
     # One prepared statement per dialect, run on the session's connection: on the webhook's
     # hot path, building the statement each time cost more than executing it.
     connection = session.connection()
-    return connection.execute(_record_event_statement(connection.dialect.name),
-                              row).first() is not None
+    statement = _record_event_statement(connection.dialect.name)
+    if connection.execute(statement, row).first() is not None:
+        return True
+    if not event.by_content:
+        return False
+    copies = select(EventRecord.status).where(
+        EventRecord.connector == event.ref.connector, EventRecord.site == event.ref.site,
+        or_(EventRecord.delivery_id == event.delivery_id,
+            EventRecord.delivery_id.startswith(event.delivery_id + "#", autoescape=True)))
+    statuses = list(session.scalars(copies))
+    if EventStatus.PENDING.value in statuses:
+        return False
+    row["delivery_id"] = f"{event.delivery_id}#{len(statuses) + 1}"
+    return connection.execute(statement, row).first() is not None
 
 
 @functools.cache

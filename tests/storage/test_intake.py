@@ -97,3 +97,54 @@ def test_when_storing_fails_every_request_of_the_batch_gets_the_error(database: 
 
     with pytest.raises(SQLAlchemyError):
         intake.accept(deliver("10001:lost"), EchoConnector())
+
+
+class ContentConnector(EchoConnector):
+    """A platform without delivery ids: the id is the body's hash (`by_content`)."""
+
+    def parse_delivery(self, delivery: Delivery) -> Event:
+        event = super().parse_delivery(delivery)
+        return Event(event.ref, event.name, event.delivery_id, None, None, by_content=True)
+
+
+def finish_all(database: Database) -> None:
+    with database.session() as session, session.begin():
+        session.execute(EventRecord.__table__.update().values(status="done"))
+
+
+def delivery_ids(database: Database) -> list[str]:
+    with database.session() as session:
+        return list(session.scalars(select(EventRecord.delivery_id).order_by(EventRecord.id)))
+
+
+def test_a_hashed_copy_is_a_duplicate_while_the_first_still_waits(database: Database) -> None:
+    intake = Intake(database)
+    intake.accept(deliver("10001:h"), ContentConnector())
+
+    assert intake.accept(deliver("10001:h"), ContentConnector()).duplicate
+    assert delivery_ids(database) == ["h"]
+
+
+def test_a_hashed_copy_after_the_first_was_taken_up_is_a_new_change(database: Database) -> None:
+    """Two edits of one Bitrix24 deal within a second have identical bodies: the second
+    must be evaluated too, or it is lost."""
+    intake = Intake(database)
+    intake.accept(deliver("10001:h"), ContentConnector())
+    finish_all(database)
+
+    second = intake.accept(deliver("10001:h"), ContentConnector())
+    assert not second.duplicate and second.first_waiting
+    assert intake.accept(deliver("10001:h"), ContentConnector()).duplicate  # #2 waits
+    finish_all(database)
+    assert not intake.accept(deliver("10001:h"), ContentConnector()).duplicate
+
+    assert delivery_ids(database) == ["h", "h#2", "h#3"]
+
+
+def test_a_real_delivery_id_stays_a_duplicate_after_processing(database: Database) -> None:
+    intake = Intake(database)
+    intake.accept(deliver("10001:d1"), EchoConnector())
+    finish_all(database)
+
+    assert intake.accept(deliver("10001:d1"), EchoConnector()).duplicate
+    assert delivery_ids(database) == ["d1"]

@@ -86,7 +86,7 @@ def webhook(raw: bytes, **settings: Any) -> Event | Ignored | PortalChange:
 def app_event(key: str, name: str, raw: bytes, occurred_at: datetime | None,
               actor: str | None = None, by_us: bool = False) -> Event:
     return Event(ref=EngagementRef("bitrix24", MEMBER, key), name=name, delivery_id=sha(raw),
-                 occurred_at=occurred_at, actor=actor, by_us=by_us)
+                 occurred_at=occurred_at, actor=actor, by_us=by_us, by_content=True)
 
 
 def set_token(token: str) -> Callable[[dict[str, Any]], None]:
@@ -112,6 +112,7 @@ def test_deal_add__outgoing_webhook() -> None:
         occurred_at=datetime(2025, 12, 18, 8, 38, 44, tzinfo=UTC),
         actor=None,
         by_us=False,
+        by_content=True,
     )
 
 
@@ -124,6 +125,7 @@ def test_deal_update__outgoing_webhook_raw_form() -> None:
         occurred_at=datetime(2024, 8, 20, 8, 0, tzinfo=UTC),
         actor=None,
         by_us=False,
+        by_content=True,
     )
 
 
@@ -332,6 +334,7 @@ def test_own_timeline_comment_is_by_us__webhook_user() -> None:
         occurred_at=datetime(2025, 12, 18, 8, 40, tzinfo=UTC),
         actor="7",
         by_us=True,
+        by_content=True,
     )
 
 

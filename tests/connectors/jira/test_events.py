@@ -120,6 +120,7 @@ def test_jira_issue_updated__datacenter_commented() -> None:
         occurred_at=datetime(2019, 6, 28, 21, 32, 16, 66000, tzinfo=UTC),
         actor="TestUser",
         by_us=False,
+        by_content=True,
     )
 
 
@@ -131,6 +132,7 @@ def test_jira_issue_updated__datacenter_custom_field() -> None:
         occurred_at=datetime(2019, 8, 12, 1, 41, 0, 611000, tzinfo=UTC),
         actor="test",
         by_us=False,
+        by_content=True,
     )
 
 
@@ -142,6 +144,7 @@ def test_jira_issue_updated__datacenter_status() -> None:
         occurred_at=datetime(2019, 8, 14, 3, 2, 33, 680000, tzinfo=UTC),
         actor="admin",
         by_us=False,
+        by_content=True,
     )
 
 
@@ -153,6 +156,7 @@ def test_jira_issue_deleted__server() -> None:
         occurred_at=datetime(2013, 3, 27, 17, 6, 9, 102000, tzinfo=UTC),
         actor="lfranchi",
         by_us=False,
+        by_content=True,
     )
 
 
@@ -175,6 +179,7 @@ def test_comment_created__datacenter_no_issue() -> None:
         occurred_at=datetime(2019, 6, 4, 0, 15, 17, 234000, tzinfo=UTC),
         actor="levbrouk",
         by_us=False,
+        by_content=True,
     )
 
 
