@@ -51,7 +51,6 @@ class Bitrix24Settings:
     notification, once per change."""
 
     site: str
-    mode: Mode
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     public_url: str | None = None
@@ -66,6 +65,11 @@ class Bitrix24Settings:
     pin_sticky: bool = False
     notify_responsible: bool = False
     document_patterns: Mapping[str, tuple[str, ...]] = field(default_factory=default_patterns)
+
+    @property
+    def mode(self) -> Mode:
+        """How the portal is connected: a local application, or webhooks."""
+        return "app" if self.client_id else "webhook"
 
 
 class Bitrix24SettingsSchema(Schema):
@@ -116,7 +120,6 @@ class Bitrix24SettingsSchema(Schema):
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Bitrix24Settings:
-        data["mode"] = "app" if data.get("client_id") else "webhook"
         if data["webhook_url"]:
             data["webhook_url"] = data["webhook_url"].rstrip("/") + "/"
             if data["bot_user_id"] is None:  # …/rest/<user id>/<code>/: we write as that user
