@@ -155,6 +155,7 @@ class Platform(Protocol):
     quiet: str  # the kind of the baseline events
     repeats: float  # share of deliveries repeated later
     target_calls: float  # per stored event
+    target_p95: float | None  # seconds from 202 to comment; None: the issue sets none
     ids: list[str]
     calls: Counter[str]  # by kind: "read: …", "write: …", anything else
     needless_writes: int  # writes although nothing changed since the last write
@@ -177,6 +178,7 @@ class Jira:
 
     name, label, noun, calls_name = "jira", "Jira", "tickets", "Jira calls"
     kinds, changes, quiet, repeats, target_calls = KINDS, CHANGES, "other field", 0.08, 1.5
+    target_p95 = TARGET_P95_SECONDS
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.jira = FakeJira(JIRA, args.tickets, args.seed)
@@ -257,6 +259,9 @@ class Bitrix24:
     calls_name = "Bitrix24 HTTP calls (a batch is one)"
     kinds, changes, quiet = BITRIX24_KINDS, BITRIX24_CHANGES, "other deal field"
     repeats, target_calls = 0.03, 1.2  # a proxy repeating a few deliveries
+    # No latency target: a cloud portal answers 2 requests/s, so a stream faster than that
+    # queues behind the portal's limit however fast ClientGuard is.
+    target_p95 = None
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.module = fake_portal_module()
@@ -694,8 +699,9 @@ def main() -> None:
     for line in platform.notes(names, total):
         print(line)
     per_event = every / stored
-    print(f"target p95 <= {TARGET_P95_SECONDS * 1000:.0f} ms: "
-          f"{'met' if p95 <= TARGET_P95_SECONDS else 'MISSED'} ({p95 * 1000:.0f} ms)")
+    if platform.target_p95 is not None:
+        print(f"target p95 <= {platform.target_p95 * 1000:.0f} ms: "
+              f"{'met' if p95 <= platform.target_p95 else 'MISSED'} ({p95 * 1000:.0f} ms)")
     print(f"target <= {platform.target_calls} {label} calls per stored event: "
           f"{'met' if per_event <= platform.target_calls else 'MISSED'} ({per_event:.2f}; "
           f"{every / len(plan):.2f} per delivered event)")
