@@ -32,7 +32,7 @@ from connectors.bitrix24.client import Bitrix24Client
 from connectors.bitrix24.offline import pull_offline
 from connectors.bitrix24.settings import Bitrix24Settings, Bitrix24SettingsSchema
 from connectors.bitrix24.snapshot import DealContext
-from connectors.bitrix24.throttle import bucket_for
+from connectors.bitrix24.throttle import StoredBucketState, bucket_for
 from connectors.errors import ConnectorNotConfigured, ExportError, PlatformError
 from plugin.core.comment import StickyContent
 from plugin.core.schema import decode_json
@@ -40,6 +40,7 @@ from plugin.core.schema import decode_json
 log = logging.getLogger(__name__)
 DEAL = 2  # CRM entity type id of deals
 IN_PROGRESS = "P"  # stage semantics of a deal still being worked on
+RATE_KEY = "rate:"  # installation-store entries holding a portal's shared request count
 
 
 class Bitrix24Connector:
@@ -78,9 +79,17 @@ class Bitrix24Connector:
             client = self._clients.get(site)
             if client is None:
                 client = Bitrix24Client(self._auth_for(site), bucket_for(
-                    site, self.settings.rate_per_second, self.settings.burst))
+                    site, self.settings.rate_per_second, self.settings.burst,
+                    self._shared_count(site)))
                 self._clients[site] = client
             return client
+
+    def _shared_count(self, site: str) -> StoredBucketState | None:
+        """The portal's request count in the service's database, shared by every process
+        (kept beside the portals, under a key no portal has)."""
+        if self.installations is None:
+            return None
+        return StoredBucketState(self.installations, f"{RATE_KEY}{site}")
 
     def _auth_for(self, site: str) -> Bitrix24Auth:
         settings = self.settings

@@ -8,11 +8,11 @@ over `burst`: sending at most `rate` per second on average never meets the limit
 
 Every thread of a process that calls one portal shares one bucket (`bucket_for(site, …)`, a
 module-level registry): the job workers are threads of one huey consumer. The counter sits
-behind `BucketState` so that several processes (`clientguard serve` plus separate
-`clientguard worker`s) could share it through a common store; only the in-memory state
-exists today, so each process keeps its own count. That, and other apps on our IP that call
-the same portal (the portal counts per source IP), still make `503`s possible: `penalise()`
-is the answer to one, it tells every thread of the process to slow down.
+behind `BucketState`: in the service it is `StoredBucketState`, kept in the service's
+database, so `clientguard serve` and separate `clientguard worker`s share one count;
+commands without the database keep it in memory. Other apps on our IP that call the same
+portal (the portal counts per source IP) still make `503`s possible: `penalise()` is the
+answer to one, it tells every process to slow down.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from connectors.base import InstallationStore
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,28 @@ class MemoryBucketState:
         with self._lock:
             self._level, answer = step(self._level)
             return answer
+
+
+class StoredBucketState:
+    """The counter as an entry of the connector's installation store (the service's
+    database), so every process calling the portal shares it. Its times are Unix seconds:
+    a bucket on this state needs a wall clock (`bucket_for` gives it one)."""
+
+    def __init__(self, store: InstallationStore, key: str) -> None:
+        self._store, self._key = store, key
+        self.shared_in = id(store)  # buckets on the same store share one registry entry
+
+    def transact(self, step: Callable[[Level], tuple[Level, T]]) -> T:
+        answers: list[T] = []
+
+        def edit(stored: dict[str, Any] | None) -> dict[str, Any]:
+            current = Level(float((stored or {}).get("level", 0.0)), (stored or {}).get("at"))
+            new, answer = step(current)
+            answers.append(answer)  # `change` may run `edit` again: the last one counts
+            return {"level": new.level, "at": new.at}
+
+        self._store.change(self._key, edit)
+        return answers[-1]
 
 
 class LeakyBucket:
@@ -121,17 +145,22 @@ class LeakyBucket:
         return Level(max(self._drained(current, now), float(self.burst)), now), None
 
 
-_BUCKETS: dict[str, LeakyBucket] = {}
+_BUCKETS: dict[tuple[str, int | None], LeakyBucket] = {}
 _BUCKETS_LOCK = threading.Lock()
 
 
-def bucket_for(site: str, rate_per_second: float, burst: int) -> LeakyBucket:
-    """The one bucket of this process for portal `site`, created on first use; a later call
-    with other limits reconfigures it."""
+def bucket_for(site: str, rate_per_second: float, burst: int,
+               state: BucketState | None = None) -> LeakyBucket:
+    """The one bucket of this process for portal `site`, created on first use — on `state`
+    shared with other processes (then on the wall clock), else in memory; a later call with
+    other limits reconfigures it."""
+    where = getattr(state, "shared_in", None)
     with _BUCKETS_LOCK:
-        bucket = _BUCKETS.get(site)
+        bucket = _BUCKETS.get((site, where))
         if bucket is None:
-            bucket = _BUCKETS[site] = LeakyBucket(rate_per_second, burst)
+            bucket = _BUCKETS[(site, where)] = (
+                LeakyBucket(rate_per_second, burst) if state is None else
+                LeakyBucket(rate_per_second, burst, clock=time.time, state=state))
         elif (bucket.rate_per_second, bucket.burst) != (float(rate_per_second), int(burst)):
             bucket.configure(rate_per_second, burst)
         return bucket

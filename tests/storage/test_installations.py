@@ -97,3 +97,29 @@ def test_endless_interference_is_reported_not_looped(database: Database,
     with pytest.raises(ConflictingWrites, match="m1"):
         portals.change("m1", always_overtaken)
     other.database.close()
+
+
+def test_two_processes_share_one_count_of_a_portals_requests(database: Database,
+                                                            database_url: str) -> None:
+    """Bitrix24 counts a portal's requests whichever process sends them: so do we."""
+    from connectors.bitrix24.throttle import LeakyBucket, StoredBucketState
+
+    other = open_database(database_url)
+    now, slept = [1_000.0], []
+
+    def sleep(seconds: float) -> None:  # one wall clock for both processes
+        slept.append(seconds)
+        now[0] += seconds
+
+    def bucket(db: Database) -> LeakyBucket:
+        return LeakyBucket(1.0, 3, clock=lambda: now[0], sleep=sleep,
+                           state=StoredBucketState(Installations(db, "bitrix24"), "rate:m1"))
+
+    here, there = bucket(database), bucket(other)
+    try:
+        assert [here.acquire(), there.acquire(), here.acquire()] == [0.0, 0.0, 0.0]
+        assert there.acquire() == 1.0  # the burst of 3 is spent across both processes
+    finally:
+        other.close()
+    assert slept == [1.0]
+    assert Installations(database, "bitrix24").sites() == ["rate:m1"]
