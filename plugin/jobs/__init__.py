@@ -150,10 +150,11 @@ class Jobs:
                 rung.append(ref)
         return rung
 
-    def consumer(self, workers: int) -> Consumer:
-        """Worker threads (and the periodic sweep) for this process."""
+    def consumer(self, workers: int, *, periodic: bool = True) -> Consumer:
+        """Worker threads (and, unless told otherwise, the periodic sweep and review) for
+        this process."""
         return self.huey.create_consumer(workers=workers, worker_type="thread",
-                                         periodic=True, check_worker_health=True,
+                                         periodic=periodic, check_worker_health=True,
                                          initial_delay=0.05, max_delay=POLL_AT_MOST_EVERY)
 
     def pending(self) -> int:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +27,6 @@ from connectors.bitrix24.throttle import LeakyBucket
 from connectors.errors import AuthError, RateLimited, Transient
 from plugin.app import create_app
 from plugin.config import build_config
-from plugin.jobs import POLL_AT_MOST_EVERY
 from plugin.pipeline.process import Processed, process
 from plugin.rules import RULES_BY_ID
 from plugin.storage.models import EventRecord
@@ -48,6 +45,7 @@ from tests.connectors.bitrix24.portal import (
     sub_commands,
     webhook_auth,
 )
+from tests.e2e.running import run_jobs_until_done, statuses
 
 SITE = "acme-b24"
 REF = EngagementRef("bitrix24", SITE, "410")
@@ -149,25 +147,6 @@ def deal_updated(ts: int = 1_766_047_200) -> bytes:
     return event_body("ONCRMDEALUPDATE", 410, ts=ts)
 
 
-def run_jobs_until_done(app: Flask, workers: int = 2, timeout: float = 20.0) -> None:
-    """Run the real queue's consumer until no stored event is pending or in progress. It is
-    made as `Jobs.consumer` makes it, but without the periodic tasks: the tests sweep and
-    review when they mean to, not when the wall clock says (a review at :00, :15, :30 and
-    :45 would read the portal in the middle of a test)."""
-    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    consumer = app.extensions["clientguard.jobs"].huey.create_consumer(
-        workers=workers, worker_type="thread", periodic=False, check_worker_health=True,
-        initial_delay=0.05, max_delay=POLL_AT_MOST_EVERY)
-    consumer.start()
-    signal.signal(signal.SIGTERM, handlers[0])
-    signal.signal(signal.SIGINT, handlers[1])
-    try:
-        deadline = time.monotonic() + timeout
-        while statuses(app) & {"pending", "processing"}:
-            assert time.monotonic() < deadline, f"events still waiting: {statuses(app)}"
-            time.sleep(0.05)
-    finally:
-        consumer.stop(graceful=True)
 
 
 def process_now(app: Flask, ref: EngagementRef = REF, now: datetime | None = None
@@ -177,10 +156,6 @@ def process_now(app: Flask, ref: EngagementRef = REF, now: datetime | None = Non
                    app.extensions["clientguard.database"], app.extensions["clientguard.config"],
                    app.extensions["clientguard.metrics"], now=now)
 
-
-def statuses(app: Flask) -> set[str]:
-    with app.extensions["clientguard.database"].session() as session:
-        return set(session.scalars(select(EventRecord.status)).all())
 
 
 def stored(app: Flask) -> list[tuple[str, str, str]]:

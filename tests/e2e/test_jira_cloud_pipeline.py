@@ -21,7 +21,8 @@ from responses import matchers
 from plugin.app import create_app
 from plugin.config import build_config
 from tests.connectors.jira.openapi import assert_calls_match_spec
-from tests.e2e.test_jira_pipeline import SECRET, run_jobs_until_done, statuses
+from tests.e2e.running import run_jobs_until_done, statuses
+from tests.e2e.test_jira_pipeline import SECRET
 
 SITE = "https://agency.atlassian.net"
 FIXTURES = Path(__file__).parent.parent / "connectors" / "jira" / "fixtures"

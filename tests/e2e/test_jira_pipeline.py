@@ -12,8 +12,6 @@ import hmac
 import json
 import logging
 import re
-import signal
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +20,6 @@ from typing import Any
 import pytest
 import responses
 from flask import Flask
-from sqlalchemy import select
 
 from connectors.base import EngagementRef
 from connectors.errors import AuthError, Transient
@@ -32,8 +29,8 @@ from plugin.app import create_app
 from plugin.config import build_config
 from plugin.pipeline.process import process
 from plugin.rules import RULES_BY_ID
-from plugin.storage.models import EventRecord
 from plugin.storage.repository import claim_pending
+from tests.e2e.running import run_jobs_until_done, statuses
 
 JIRA = "https://jira.agency.example"
 FIXTURES = Path(__file__).parent.parent / "connectors" / "jira" / "fixtures"
@@ -119,25 +116,7 @@ def deliver(app: Flask, delivery_id: str, text: str = "Any news on the launch?")
     assert response.status_code == 202, response.json
 
 
-def run_jobs_until_done(app: Flask, timeout: float = 20.0) -> None:
-    """Run the real queue's consumer until no stored event is pending or in progress."""
-    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    consumer = app.extensions["clientguard.jobs"].consumer(2)
-    consumer.start()
-    signal.signal(signal.SIGTERM, handlers[0])
-    signal.signal(signal.SIGINT, handlers[1])
-    try:
-        deadline = time.monotonic() + timeout
-        while statuses(app) & {"pending", "processing"}:
-            assert time.monotonic() < deadline, f"events still waiting: {statuses(app)}"
-            time.sleep(0.05)
-    finally:
-        consumer.stop(graceful=True)
 
-
-def statuses(app: Flask) -> set[str]:
-    with app.extensions["clientguard.database"].session() as session:
-        return set(session.scalars(select(EventRecord.status)).all())
 
 
 def test_a_burst_with_redeliveries_gives_one_internal_comment(app: Flask, jira: FakeJira):
