@@ -250,6 +250,7 @@ class Bitrix24Connector:
         return "on the deal's timeline (employees with access to the deal)"
 
     def delete_sticky(self, snapshot: Snapshot) -> None:
+        """Remove the sticky comment and any duplicate (one already gone is fine)."""
         context: DealContext = snapshot.context
         client = self.client_for(snapshot.ref.site)
         if snapshot.sticky_id is not None:
