@@ -96,14 +96,16 @@ class Jobs:
 
     def resolve(self, ref: EngagementRef) -> list[EngagementRef]:
         """File the installation's waiting indirect events (`ref`'s among them) under their
-        engagements, and ring for those."""
+        engagements, and ring for those at once: this job already let the burst settle, and
+        each evaluation still waits (`_settle`) until its engagement's oldest event is
+        `delay_seconds` old — without a second full coalescing delay."""
         connector = self._connectors.get(ref.connector)
         if not isinstance(connector, ResolvesIndirect):
             log.error("%s: indirect key, but connector %r resolves none", ref, ref.connector)
             return []
         targets = resolve_waiting(connector, self._database, ref.connector, ref.site)
-        for target in targets:
-            self.ring(target)
+        for target in targets:  # the burst has settled already: the job's own wait suffices
+            self.ring(target, delay_seconds=0)
         return targets
 
     def _settle(self, ref: EngagementRef) -> None:
