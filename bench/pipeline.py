@@ -71,7 +71,6 @@ from support import (
 from connectors.base import Delivery, EngagementRef
 from connectors.bitrix24.events import delivery_id as bitrix24_delivery_id
 from connectors.bitrix24.settings import DEFAULT_BURST, DEFAULT_RATE
-from connectors.bitrix24.throttle import bucket_for
 from plugin.app import create_app
 from plugin.config import build_config
 from plugin.pipeline.process import Processed, process
@@ -164,7 +163,7 @@ class Platform(Protocol):
 
     def serve(self, requests_mock: responses.RequestsMock) -> None: ...
 
-    def started(self) -> None: ...
+    def started(self, app: Flask) -> None: ...
 
     def delivery(self, item: Planned) -> Sent: ...
 
@@ -199,7 +198,7 @@ class Jira:
     def serve(self, requests_mock: responses.RequestsMock) -> None:
         mock_jira(requests_mock, self.jira)
 
-    def started(self) -> None:
+    def started(self, app: Flask) -> None:
         pass
 
     def delivery(self, item: Planned) -> Sent:
@@ -303,10 +302,11 @@ class Bitrix24:
             responses.POST, re.compile(re.escape(self.module.PORTAL) + r"/rest/.*"),
             callback=reply)
 
-    def started(self) -> None:
-        """The app is up: note every wait in the portal's leaky bucket (the same bucket the
-        connector's client takes: one per site)."""
-        bucket = bucket_for(BITRIX24_SITE, self.rate, self.burst)
+    def started(self, app: Flask) -> None:
+        """The app is up: note every wait in the portal's leaky bucket (the one the
+        connector's client waits in, shared through the database)."""
+        bucket = app.extensions["clientguard.connectors"]["bitrix24"].client_for(
+            BITRIX24_SITE).throttle
         acquire = bucket.acquire
 
         def noted() -> float:
@@ -601,7 +601,7 @@ def main() -> None:
                         "queue_url": f"sqlite:///{Path(tmp) / 'queue.sqlite3'}",
                         "coalesce_seconds": args.coalesce, "workers": args.workers},
             **platform.settings()}))
-        platform.started()
+        platform.started(app)
         deliverer = Deliverer(app.test_client(), platform)
         handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
         consumer = app.extensions["clientguard.jobs"].consumer(args.workers)

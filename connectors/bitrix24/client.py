@@ -263,6 +263,11 @@ class Bitrix24Client:
     def site(self) -> str:
         return self._auth.site
 
+    @property
+    def throttle(self) -> LeakyBucket:
+        """The portal's shared bucket this client waits in (for instruments)."""
+        return self._throttle
+
     # -- the choke point ----------------------------------------------------------------
 
     def call_full(self, method: str, params: Mapping[str, Any] | None = None, *,
