@@ -418,10 +418,8 @@ def _fit(kind: str, field: Mapping[str, Any]) -> tuple[Level, str]:
     """How well a field suits a kind, and why when it does not quite."""
     field_type = str(field.get("type") or "")
     multiple = bool(field.get("isMultiple"))
-    single = _single_crm_kind(field)
-    if kind in ("staff", "person") and single is not None:
-        return Level.FAIL, (f"a CRM binding to {single} only holds bare ids, which ClientGuard "
-                            "reads as users")
+    if kind in ("staff", "person") and _single_crm_kind(field) == "DEAL":
+        return Level.FAIL, "a CRM binding to deals only names no person"
     if field_type in _SUITS[kind] or (kind == "list" and multiple
                                       and field_type in ("string", "text")):
         return Level.OK, ""
@@ -434,17 +432,14 @@ def _fit(kind: str, field: Mapping[str, Any]) -> tuple[Level, str]:
 
 
 def _single_crm_kind(field: Mapping[str, Any]) -> str | None:
-    """For a CRM binding to one kind of entity other than contacts: that kind. Such a field
-    holds bare ids (`4`), not `CO_4` — the snapshot reads a bare id as a contact in a
-    contacts-only binding and as a user otherwise (`snapshot._DealMapper._linked_person`)."""
+    """For a CRM binding to one kind of entity: that kind (it holds bare ids of it, which the
+    snapshot reads as that kind's people — none for deals)."""
     settings = field.get("settings")
     if field.get("type") != "crm" or not isinstance(settings, dict):
         return None
     linked = [kind for kind in ("LEAD", "CONTACT", "COMPANY", "DEAL")
               if settings.get(kind) == "Y"]
-    if len(linked) != 1 or linked == ["CONTACT"]:
-        return None
-    return {"LEAD": "leads", "COMPANY": "companies", "DEAL": "deals"}[linked[0]]
+    return linked[0] if len(linked) == 1 else None
 
 
 def _mapped_fields(mapping: Mapping[str, str], by_id: Mapping[str, Mapping[str, Any]],

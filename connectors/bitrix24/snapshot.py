@@ -895,8 +895,12 @@ class _DealMapper:
             kind = {"C": CONTACT_TYPE, "CO": COMPANY_TYPE, "L": LEAD_TYPE}[link[1]]
             return self._crm_person(kind, link[2], "")
         field_type = info.type if info else ""
-        if field_type == "crm_contact" or (field_type == "crm" and _crm_only_contacts(info)):
-            return self.contact(text)
+        kind = "CONTACT" if field_type == "crm_contact" else (
+            _crm_single_kind(info) if field_type == "crm" else None)
+        if kind is not None:  # a CRM-link field of one kind stores bare ids of that kind
+            entity = {"CONTACT": CONTACT_TYPE, "COMPANY": COMPANY_TYPE,
+                      "LEAD": LEAD_TYPE}.get(kind)  # a deal is nobody
+            return None if entity is None else self._crm_person(entity, text, "")
         return self.user(text) if text.isdigit() else None
 
     def on_side(self, side: Side) -> tuple[Person, ...]:
@@ -1368,13 +1372,14 @@ def _is_file(value: Any) -> bool:
                                                           or "urlMachine" in value)
 
 
-def _crm_only_contacts(info: FieldInfo | None) -> bool:
-    """A CRM-link field set to contacts only stores bare ids."""
+def _crm_single_kind(info: FieldInfo | None) -> str | None:
+    """The one CRM kind a CRM-link field links to (it then stores bare ids), or None when it
+    links several (its values then say their kind: C_12, CO_4)."""
     if info is None:
-        return False
+        return None
     kinds = [key for key, on in info.settings.items() if on == "Y"
              and key in ("LEAD", "CONTACT", "COMPANY", "DEAL")]
-    return kinds == ["CONTACT"]
+    return kinds[0] if len(kinds) == 1 else None
 
 
 __all__ = [

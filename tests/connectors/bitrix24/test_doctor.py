@@ -263,9 +263,8 @@ def test_a_field_id_spelt_otherwise_names_the_id_to_write(portal, written):
     pytest.param("decision_maker", "COMPANY_ID", Level.FAIL,
                  "COMPANY_ID (“Company”) is crm_company; ClientGuard cannot read a person from "
                  "it", id="person-from-the-company-field"),
-    pytest.param("decision_maker", "UF_CRM_1687188367", Level.FAIL,
-                 "UF_CRM_1687188367 (“Subsidiary”) is crm; a CRM binding to companies only "
-                 "holds bare ids, which ClientGuard reads as users",
+    pytest.param("decision_maker", "UF_CRM_1687188367", Level.OK,
+                 "UF_CRM_1687188367 (“Subsidiary”) is crm",
                  id="person-from-a-companies-only-binding"),
     pytest.param("project_manager", "UF_CRM_1725001007", Level.WARN,
                  "UF_CRM_1725001007 (“Goals and KPIs”) is string; ClientGuard reads it, but a "

@@ -831,3 +831,17 @@ def test_results_are_not_changed_by_the_mapping() -> None:
     before = copy.deepcopy(results)
     engagement_of(results)
     assert results == before
+
+
+def test_a_crm_field_of_one_kind_holds_bare_ids_of_that_kind() -> None:
+    """Set to companies only, the field stores `4`, company 4 — not user 4."""
+    results = all_results()
+    fields = results["deal_fields"]["fields"]
+    fields["UF_CRM_1725001001"]["settings"] = {"LEAD": "N", "CONTACT": "N", "COMPANY": "Y",
+                                               "DEAL": "N"}
+    results["deal"]["item"]["UF_CRM_1725001001"] = ["4"]
+    catalogue = PortalCatalogue()
+    catalogue.learn({}, results)
+    engagement = engagement_of(results, settings=settings_with(fields={
+        "decision_maker": "UF_CRM_1725001001"}), catalogue=catalogue)
+    assert engagement.client.decision_makers == (Person("company:4", "Company 4", Side.CLIENT),)
