@@ -25,6 +25,13 @@ DOCUMENT_PATTERNS = {
 }
 
 
+def site_name(default: str, example: str) -> fields.String:
+    """`site = "acme-jira"`: names one installation in stored state and engagement refs."""
+    return fields.String(load_default=default, validate=validate.Regexp(
+        r"^[a-z0-9][a-z0-9_-]{0,39}$",
+        error=f"must be 1–40 lower-case letters, digits, '-' or '_' (e.g. {example})"))
+
+
 def field_mapping(example: str) -> fields.Dict:
     """`fields = { account_manager = "<platform field id>", ... }`: keys from `MAPPABLE`."""
     return fields.Dict(keys=fields.String(validate=validate.OneOf(MAPPABLE)),
@@ -180,3 +187,13 @@ CONVERTERS: dict[str, Converter] = {"text": as_text, "flag": as_flag, "number": 
                                      "date": as_date, "list": as_list}
 """A mapped field's raw value → the model's value, by the field's kind. Platform-neutral: a
 connector first makes its own oddities plain (Bitrix24 enumeration ids, money `100|EUR`)."""
+
+
+def dig(node: Any, *path: str) -> Any:
+    """The value at `path` through nested objects of a payload, or None where one is
+    missing or not an object."""
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node

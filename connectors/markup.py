@@ -5,6 +5,7 @@ dry runs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from plugin.core.comment import StickyContent
@@ -60,6 +61,32 @@ def layout(content: StickyContent) -> tuple[Block, ...]:
         blocks.append(Paragraph((Span(content.link.label, href=content.link.url),)))
     blocks.append(Paragraph((Span(content.footer, subtle=True),)))
     return tuple(blocks)
+
+
+@dataclass(frozen=True)
+class TextMarks:
+    """How a text markup spells a span's styles: `{}` stands for the escaped text."""
+
+    escape: Callable[[str], str]
+    strong: str
+    em: str
+    subtle: str
+    link: Callable[[str, str], str]  # (spelled text, address) -> the link
+
+
+def spell(spans: tuple[Span, ...], marks: TextMarks) -> str:
+    """A run of spans in a text markup (Jira wiki markup, Bitrix24 BB-code)."""
+    spelled = []
+    for span in spans:
+        if not span.text:
+            continue
+        text = marks.escape(span.text)
+        for on, mark in ((span.strong, marks.strong), (span.em, marks.em),
+                         (span.subtle, marks.subtle)):
+            if on:
+                text = mark.format(text)
+        spelled.append(text if span.href is None else marks.link(text, span.href))
+    return "".join(spelled)
 
 
 def plain_text(content: StickyContent) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.exc import OperationalError
 
 from plugin.config import Config, build_config
-from plugin.storage import open_database
+from plugin.storage import Database, open_database, upgrade
 from tests.builders import NOW
 
 
@@ -41,6 +41,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'clientguard.sqlite3'}"
     else:
         yield from _postgresql_schema()
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """That database migrated to head, open."""
+    upgrade(database_url)
+    database = open_database(database_url)
+    yield database
+    database.close()
 
 
 def _postgresql_schema() -> Iterator[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 from click.testing import CliRunner, Result
 
 from plugin.cli import cli
@@ -48,6 +49,17 @@ def _no_outside_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     for name in list(os.environ):
         if name.startswith("CLIENTGUARD_"):
             monkeypatch.delenv(name)
+
+
+def configure(tmp_path: Path, **sections: dict[str, Any] | None) -> str:
+    """A configuration file with the test's own database and the given platform sections
+    (a section given as None is left out)."""
+    document: dict[str, Any] = {
+        "service": {"database_url": f"sqlite:///{tmp_path / 'clientguard.sqlite3'}"},
+        **{name: section for name, section in sections.items() if section is not None}}
+    path = tmp_path / "clientguard.toml"
+    path.write_text(tomli_w.dumps(document), encoding="utf-8")
+    return str(path)
 
 
 def run(*args: str, stdin: str | None = None) -> Result:

@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import responses
-import tomli_w
 from click.testing import CliRunner, Result
 
 from plugin.cli import cli
 from tests.connectors.bitrix24.portal import OUTGOING_TOKEN, WEBHOOK_URL, FakePortal
-from tests.test_cli import assert_bad_input
+from tests.test_cli import assert_bad_input, configure
 
 REST = Path(__file__).parent / "connectors" / "bitrix24" / "fixtures" / "rest"
 NOW = "2024-09-02T10:00:00+00:00"
 WEBHOOK = {"webhook_url": "https://acme.bitrix24.example/rest/1/witnesscode/",
            "outgoing_token": "witness-token"}
 
-
-def configure(tmp_path: Path, bitrix24: dict[str, Any] | None) -> str:
-    document: dict[str, Any] = {
-        "service": {"database_url": f"sqlite:///{tmp_path / 'clientguard.sqlite3'}"}}
-    if bitrix24 is not None:
-        document["bitrix24"] = bitrix24
-    path = tmp_path / "clientguard.toml"
-    path.write_text(tomli_w.dumps(document), encoding="utf-8")
-    return str(path)
 
 
 def run(config: str, *args: str) -> Result:
@@ -45,7 +34,7 @@ def saved_deal(tmp_path: Path) -> str:
 
 
 def test_a_saved_deal_is_checked_offline(tmp_path: Path) -> None:
-    result = run(configure(tmp_path, None), "check", "--connector", "bitrix24", "--input",
+    result = run(configure(tmp_path, bitrix24=None), "check", "--connector", "bitrix24", "--input",
                  saved_deal(tmp_path), "--now", NOW, "--format", "json")
 
     assert result.exit_code == 1, result.output  # the contract came after the first invoice
@@ -59,25 +48,25 @@ def test_a_file_that_is_no_saved_deal_is_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "other.json"
     path.write_text('{"result": {"result": {"comments": []}}}', encoding="utf-8")
 
-    assert_bad_input(run(configure(tmp_path, None), "check", "--connector", "bitrix24",
+    assert_bad_input(run(configure(tmp_path, bitrix24=None), "check", "--connector", "bitrix24",
                          "--input", str(path)),
                      "not a saved Bitrix24 deal: no 'deal' result")
 
 
 def test_a_key_that_is_no_deal_id_is_bad_input(tmp_path: Path) -> None:
-    assert_bad_input(run(configure(tmp_path, WEBHOOK), "check", "--connector", "bitrix24",
+    assert_bad_input(run(configure(tmp_path, bitrix24=WEBHOOK), "check", "--connector", "bitrix24",
                          "ACME-12"),
                      "'ACME-12' is not a Bitrix24 deal id (e.g. 410 or DEAL-410)")
 
 
 def test_a_live_check_without_a_connection_names_the_missing_setting(tmp_path: Path) -> None:
-    assert_bad_input(run(configure(tmp_path, {"outgoing_token": "t"}), "check", "--connector",
-                         "bitrix24", "410"),
+    config = configure(tmp_path, bitrix24={"outgoing_token": "t"})
+    assert_bad_input(run(config, "check", "--connector", "bitrix24", "410"),
                      "bitrix24 → webhook_url is needed")
 
 
 def test_app_mode_with_no_portal_installed_says_how_to_install(tmp_path: Path) -> None:
-    config = configure(tmp_path, {"client_id": "local.1", "client_secret": "witness",
+    config = configure(tmp_path, bitrix24={"client_id": "local.1", "client_secret": "witness",
                                   "public_url": "https://guard.example.com"})
 
     assert_bad_input(run(config, "backfill", "--connector", "bitrix24"),
@@ -85,7 +74,7 @@ def test_app_mode_with_no_portal_installed_says_how_to_install(tmp_path: Path) -
 
 
 def test_install_prints_the_portal_settings(tmp_path: Path) -> None:
-    result = run(configure(tmp_path, WEBHOOK), "install", "bitrix24", "--url",
+    result = run(configure(tmp_path, bitrix24=WEBHOOK), "install", "bitrix24", "--url",
                  "https://guard.agency.example")
 
     assert result.exit_code == 0, result.output
@@ -98,7 +87,8 @@ def test_install_prints_the_portal_settings(tmp_path: Path) -> None:
 # -- live, against the portal stand-in ---------------------------------------------------
 
 def portal_config(tmp_path: Path) -> str:
-    return configure(tmp_path, {"webhook_url": WEBHOOK_URL, "outgoing_token": OUTGOING_TOKEN})
+    return configure(tmp_path, bitrix24={"webhook_url": WEBHOOK_URL,
+                                         "outgoing_token": OUTGOING_TOKEN})
 
 
 def test_a_live_dry_run_shows_the_comment_and_writes_nothing(tmp_path: Path) -> None:

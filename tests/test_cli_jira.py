@@ -39,7 +39,7 @@ from plugin.core.render import report_document, report_text
 from plugin.storage import open_database
 from plugin.storage.repository import get_engagement
 from tests.connectors.jira.openapi import assert_calls_match_spec
-from tests.test_cli import NOW, assert_bad_input
+from tests.test_cli import NOW, assert_bad_input, configure
 
 REST = Path(__file__).parent / "connectors" / "jira" / "fixtures" / "rest"
 CLOUD, DC = "https://agency.atlassian.net", "https://jira.agency.example"
@@ -85,16 +85,6 @@ def jira() -> Iterator[responses.RequestsMock]:
         assert_calls_match_spec(call.request for call in mock.calls  # Cloud: the spec is Cloud's
                                 if call.request.url.startswith(CLOUD))
 
-
-def configure(tmp_path: Path, jira: dict[str, Any] | None) -> str:
-    """A configuration file with the test's own database and `[jira]` (if any)."""
-    document: dict[str, Any] = {
-        "service": {"database_url": f"sqlite:///{tmp_path / 'clientguard.sqlite3'}"}}
-    if jira is not None:
-        document["jira"] = jira
-    path = tmp_path / "clientguard.toml"
-    path.write_text(tomli_w.dumps(document), encoding="utf-8")
-    return str(path)
 
 
 def run(config: str, *args: str) -> Result:
@@ -187,7 +177,7 @@ def stored(config_path: str, site: str, issue_id: str) -> tuple[str | None, str 
 # -- check KEY: live ----------------------------------------------------------------------
 
 def test_live_check_prints_the_core_report_and_writes_the_sticky_comment(tmp_path, jira):
-    config = configure(tmp_path, DC_JIRA)
+    config = configure(tmp_path, jira=DC_JIRA)
     issue = rest("issue__datacenter.json")
     serve_issue(jira, DC, issue, by_key=True)
     serve_statuses(jira, DC)
@@ -207,7 +197,7 @@ def test_live_check_prints_the_core_report_and_writes_the_sticky_comment(tmp_pat
 
 
 def test_live_check_json_on_cloud_then_a_dry_run_finds_it_unchanged(tmp_path, jira):
-    config = configure(tmp_path, CLOUD_JIRA)
+    config = configure(tmp_path, jira=CLOUD_JIRA)
     issue = cloud_issue()
     serve_issue(jira, CLOUD, issue, by_key=True)
     serve_statuses(jira, CLOUD)
@@ -233,7 +223,7 @@ def test_live_check_json_on_cloud_then_a_dry_run_finds_it_unchanged(tmp_path, ji
 
 def test_dry_run_shows_ticket_visibility_action_and_the_comment_and_writes_nothing(
         tmp_path, jira):
-    config = configure(tmp_path, DC_JIRA)
+    config = configure(tmp_path, jira=DC_JIRA)
     serve_issue(jira, DC, rest("issue__datacenter.json"), by_key=True)
     serve_statuses(jira, DC)
     result = run(config, "check", "PRJA-7", "--now", NOW, "--dry-run")
@@ -247,7 +237,7 @@ def test_dry_run_shows_ticket_visibility_action_and_the_comment_and_writes_nothi
 
 
 def test_dry_run_in_json(tmp_path, jira):
-    config = configure(tmp_path, CLOUD_JIRA)
+    config = configure(tmp_path, jira=CLOUD_JIRA)
     serve_issue(jira, CLOUD, cloud_issue(sticky=False), by_key=True)
     serve_statuses(jira, CLOUD)
     result = run(config, "check", "ACME-12", "--now", NOW, "--dry-run", "--format", "json")
@@ -261,7 +251,8 @@ def test_dry_run_in_json(tmp_path, jira):
 def test_a_dry_run_predicts_a_refused_write(tmp_path, jira):
     """No internal visibility for a software project: the write would be refused, so the
     dry run says so too (and the live check would write nothing)."""
-    config = configure(tmp_path, {k: v for k, v in DC_JIRA.items() if k != "internal_visibility"})
+    config = configure(tmp_path, jira={k: v for k, v in DC_JIRA.items()
+                                       if k != "internal_visibility"})
     serve_issue(jira, DC, rest("issue__datacenter.json"), by_key=True)
     serve_statuses(jira, DC)
     assert_bad_input(run(config, "check", "PRJA-7", "--dry-run"),
@@ -271,7 +262,7 @@ def test_a_dry_run_predicts_a_refused_write(tmp_path, jira):
 # -- check KEY: what Jira or the configuration refuses --------------------------------------
 
 def test_an_unknown_issue(tmp_path, jira):
-    config = configure(tmp_path, DC_JIRA)
+    config = configure(tmp_path, jira=DC_JIRA)
     jira.get(f"{DC}/rest/api/2/issue/PRJA-404", status=404, json=NOT_FOUND)
     assert_bad_input(run(config, "check", "PRJA-404"),
                      "clientguard: no Jira engagement PRJA-404: Jira answered 404 to GET "
@@ -279,7 +270,7 @@ def test_an_unknown_issue(tmp_path, jira):
 
 
 def test_credentials_jira_refuses(tmp_path, jira):
-    config = configure(tmp_path, CLOUD_JIRA)
+    config = configure(tmp_path, jira=CLOUD_JIRA)
     jira.get(f"{CLOUD}/rest/api/3/issue/ACME-12", status=401, json={
         "message": "Client must be authenticated to access this resource.",
         "status-code": 401})
@@ -294,7 +285,7 @@ def test_credentials_jira_refuses(tmp_path, jira):
 ])
 @pytest.mark.parametrize("command", [["check", "ACME-1"], ["backfill"]])
 def test_missing_jira_configuration_names_the_key(tmp_path, jira_section, missing, command):
-    assert_bad_input(run(configure(tmp_path, jira_section), *command), missing)
+    assert_bad_input(run(configure(tmp_path, jira=jira_section), *command), missing)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -304,7 +295,7 @@ def test_missing_jira_configuration_names_the_key(tmp_path, jira_section, missin
     (["ACME 1"], "'ACME 1' is not a Jira issue key"),
 ])
 def test_check_arguments(tmp_path, args, message):
-    assert_bad_input(run(configure(tmp_path, DC_JIRA), "check", *args), message)
+    assert_bad_input(run(configure(tmp_path, jira=DC_JIRA), "check", *args), message)
 
 
 # -- check --connector jira --input: a saved issue, no HTTP --------------------------------
@@ -317,7 +308,7 @@ def save(tmp_path: Path, issue: Any) -> str:
 
 
 def test_a_saved_issue_gives_the_core_report(tmp_path, jira):
-    config = configure(tmp_path, DC_JIRA)
+    config = configure(tmp_path, jira=DC_JIRA)
     issue = rest("issue__datacenter.json")
     result = run(config, "check", "--connector", "jira", "--input", save(tmp_path, issue),
                  "--now", NOW, "--format", "json")
@@ -331,7 +322,7 @@ def test_a_saved_issue_gives_the_core_report(tmp_path, jira):
 def test_a_saved_issue_names_the_statuses_it_cannot_resolve(tmp_path, jira):
     """Without [jira] the defaults apply. The Cloud request moved through "In Progress"
     (id 3), which only the site's status list describes: that move is left out."""
-    config = configure(tmp_path, None)
+    config = configure(tmp_path, jira=None)
     issue = cloud_issue()
     result = run(config, "check", "--connector", "jira", "--input", save(tmp_path, issue),
                  "--now", NOW)
@@ -346,7 +337,7 @@ def test_a_saved_issue_cut_short_says_what_is_missing(tmp_path, jira):
     issue = rest("issue__datacenter.json")
     issue["fields"]["worklog"]["total"] = 35
     del issue["changelog"]
-    result = run(configure(tmp_path, DC_JIRA), "check", "--connector", "jira", "--input",
+    result = run(configure(tmp_path, jira=DC_JIRA), "check", "--connector", "jira", "--input",
                  save(tmp_path, issue), "--now", NOW)
     assert result.exit_code in (0, 1)
     assert result.stderr.splitlines() == [
@@ -367,7 +358,7 @@ def test_a_saved_issue_cut_short_says_what_is_missing(tmp_path, jira):
 def test_a_file_that_is_not_a_saved_issue(tmp_path, content, message):
     path = tmp_path / "issue.json"
     path.write_text(content, encoding="utf-8")
-    assert_bad_input(run(configure(tmp_path, None), "check", "--connector", "jira",
+    assert_bad_input(run(configure(tmp_path, jira=None), "check", "--connector", "jira",
                          "--input", str(path)), f"{path}: {message}")
 
 
@@ -388,7 +379,7 @@ def search(mock: responses.RequestsMock, jql: str, *pages: list[dict[str, Any]])
 
 
 def test_backfill_over_two_pages_with_a_failing_and_an_unchanged_issue(tmp_path, jira):
-    config = configure(tmp_path, CLOUD_JIRA)
+    config = configure(tmp_path, jira=CLOUD_JIRA)
     new, changed, same, failing = (cloud_issue("ACME-12", "10042", sticky=False),
                                    cloud_issue("ACME-13", "10043"),
                                    cloud_issue("ACME-14", "10044"),
@@ -423,7 +414,7 @@ def test_backfill_over_two_pages_with_a_failing_and_an_unchanged_issue(tmp_path,
 
 
 def test_backfill_dry_run_prints_the_plans_and_writes_nothing(tmp_path, jira):
-    config = configure(tmp_path, CLOUD_JIRA)
+    config = configure(tmp_path, jira=CLOUD_JIRA)
     new, changed = cloud_issue("ACME-12", "10042", sticky=False), cloud_issue("ACME-13", "10043")
     for issue in (new, changed):
         serve_issue(jira, CLOUD, issue)
@@ -445,7 +436,7 @@ def test_backfill_refused_search(tmp_path, jira):
     jira.get(f"{CLOUD}/rest/api/3/search/jql", status=400, json={
         "errorMessages": ["Error in the JQL Query: Expecting a field name but got 'AND'."],
         "errors": {}})
-    assert_bad_input(run(configure(tmp_path, CLOUD_JIRA), "backfill", "--jql", "AND"),
+    assert_bad_input(run(configure(tmp_path, jira=CLOUD_JIRA), "backfill", "--jql", "AND"),
                      "Error in the JQL Query")
 
 

@@ -142,15 +142,12 @@ class Bitrix24Connector:
         return install_page(request, self.settings, self._store())
 
     def _apply(self, change: events.PortalChange) -> str:
-        """Record an install, update or uninstall; an updated app has lost its bindings
-        (Bitrix24 drops them on update) and binds again."""
-        from connectors.bitrix24.install import apply_portal_change, rebind_portal
+        """Record an install, update or uninstall. An updated app has lost its bindings
+        (Bitrix24 drops them on update): the portal is marked `needs_rebind`, and the
+        worker's next review binds again — no REST calls while the webhook waits."""
+        from connectors.bitrix24.install import apply_portal_change
 
-        def rebind(site: str) -> object:
-            return rebind_portal(site, self.settings, self._store(), self.client_for(site))
-
-        return apply_portal_change(change, self.settings, self._store(), self._verify,
-                                   rebind=rebind)
+        return apply_portal_change(change, self.settings, self._store(), self._verify)
 
     def _verify(self, auth: dict[str, Any]) -> bool:
         from connectors.bitrix24.install import verify_tokens
@@ -199,6 +196,7 @@ class Bitrix24Connector:
         failed: list[tuple[str, str, PlatformError]] = []
         calls = 0
         for site in self.sites():
+            self._bind_again_if_needed(site)
             calls += 1
             try:
                 found.update(dict.fromkeys(
@@ -220,6 +218,18 @@ class Bitrix24Connector:
         for site, what, error in failed:
             log.warning("Bitrix24 portal %s: cannot read %s: %s", site, what, error)
         return list(found)
+
+    def _bind_again_if_needed(self, site: str) -> None:
+        """After an app update, bind the events and placements again (`install`)."""
+        if self.settings.mode != "app" or not (self._store().load(site) or {}).get(
+                "needs_rebind"):
+            return
+        from connectors.bitrix24.install import rebind_portal
+
+        try:
+            rebind_portal(site, self.settings, self._store(), self.client_for(site))
+        except PlatformError as error:
+            log.warning("Bitrix24 portal %s: cannot bind events again: %s", site, error)
 
     def _offline_events(self, site: str) -> bool:
         """Whether the review reads the portal's offline queue: app mode, and the install

@@ -26,6 +26,7 @@ from connectors.base import Delivery, EngagementRef, Event, Ignored
 from connectors.bitrix24.form import parse_form
 from connectors.bitrix24.settings import Bitrix24Settings
 from connectors.errors import BadSignature, MalformedDelivery
+from connectors.mapping import dig
 
 CONNECTOR = "bitrix24"
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -67,14 +68,6 @@ class PortalChange:
 Handler = Callable[[str, Any], str | Ignored]
 
 
-def _get(node: Any, *path: str) -> Any:
-    """The value at `path` through nested tables, or None where a table is missing."""
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
 
 def _field_name(path: tuple[str, ...]) -> str:
     return "data" + "".join(f"[{key}]" for key in path)
@@ -88,7 +81,7 @@ def _shown(value: Any) -> str:
 def _object_id(name: str, data: Any, *paths: tuple[str, ...]) -> str:
     """The id at the first of `paths` that is present in `data`. It must be digits."""
     for path in paths:
-        value = _get(data, *path)
+        value = dig(data, *path)
         if value is not None:
             if not isinstance(value, str) or not ID.fullmatch(value):
                 raise MalformedDelivery(f"{name}: {_field_name(path)} is {_shown(value)}, "

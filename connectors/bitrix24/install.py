@@ -811,7 +811,6 @@ def _mark_installed(store: InstallationStore, member_id: str, binding: Binding) 
 
 def apply_portal_change(change: PortalChange, settings: Bitrix24Settings,
                         store: InstallationStore, verify: Callable[[dict[str, Any]], bool], *,
-                        rebind: Callable[[str], object] | None = None,
                         clock: Callable[[], float] = time.time) -> str:
     """Apply ONAPPINSTALL, ONAPPUPDATE or ONAPPUNINSTALL to the portal's stored state and say
     what was done (one line for the log; no token in it).
@@ -824,9 +823,8 @@ def apply_portal_change(change: PortalChange, settings: Bitrix24Settings,
       verified domain): a delivery cannot redirect ClientGuard's calls. `installed` is left
       as it is (a new portal: False): only the install page, which binds, installs.
     - update: Bitrix24 drops every binding on an update [D:api-reference/events/
-      event-bind.md], so the state gets `needs_rebind: True`; `rebind(member_id)` (e.g.
-      `rebind_portal` with the connector's client), when given, is called and its failure
-      logged, not raised.
+      event-bind.md], so the state gets `needs_rebind: True`: the worker binds again
+      (`rebind_portal`), not the webhook that carried the update.
     - uninstall: `installed: False`, tokens and application token dropped, `uninstalled_at`
       (ISO UTC) set; the rest stays for the record."""
     member_id = change.member_id
@@ -884,16 +882,7 @@ def apply_portal_change(change: PortalChange, settings: Bitrix24Settings,
              "application token changed" if outcome.get("application_token")
              else "application token unchanged"]
     if change.kind == "update":
-        if rebind is None:
-            parts.append("bindings must be renewed (needs_rebind)")
-        else:
-            try:
-                rebind(member_id)
-                parts.append("bindings renewed")
-            except Exception as error:  # a failed rebind must not lose the event's tokens
-                log.warning("Bitrix24 portal %s: renewing bindings after the update failed: "
-                            "%s", member_id, redact(str(error), _secrets(auth)))
-                parts.append("renewing bindings failed (needs_rebind)")
+        parts.append("bindings must be renewed (needs_rebind)")
     description = "; ".join(parts)
     log.info("Bitrix24 %s", description)
     return description

@@ -28,7 +28,7 @@ import re
 from urllib.parse import quote
 
 from connectors.base import STICKY_MARKER
-from connectors.markup import Block, Bullets, Heading, Paragraph, Span, layout
+from connectors.markup import Block, Bullets, Heading, Paragraph, TextMarks, layout, spell
 from plugin.core.comment import StickyContent
 
 SUBTLE_COLOUR = "#828b95"  # Bitrix24's secondary-text grey: the footer
@@ -60,32 +60,21 @@ def visible(content: StickyContent) -> StickyContent:
     return dataclasses.replace(content, footer=footer)
 
 
-def _bb_span(span: Span) -> str:
-    text = bb_escape(span.text)
-    if span.strong:
-        text = f"[b]{text}[/b]"
-    if span.em:
-        text = f"[i]{text}[/i]"
-    if span.subtle:
-        text = f"[color={SUBTLE_COLOUR}]{text}[/color]"
-    if span.href is not None:
-        text = f"[url={bb_url(span.href)}]{text}[/url]"
-    return text
-
-
-def _bb_inline(spans: tuple[Span, ...]) -> str:
-    return "".join(_bb_span(span) for span in spans if span.text)
+BB_CODE = TextMarks(
+    escape=bb_escape, strong="[b]{}[/b]", em="[i]{}[/i]",
+    subtle="[color=" + SUBTLE_COLOUR + "]{}[/color]",
+    link=lambda text, href: f"[url={bb_url(href)}]{text}[/url]")
 
 
 def _bb_block(block: Block) -> str:
     match block:
         case Heading(spans):
-            return f"[b]{_bb_inline(spans)}[/b]"
+            return f"[b]{spell(spans, BB_CODE)}[/b]"
         case Paragraph(spans):
-            return _bb_inline(spans)
+            return spell(spans, BB_CODE)
         case Bullets(items):
             # the parser eats the whitespace after [list] and the newline after [/list]
-            return "\n".join(("[list]", *(f"[*]{_bb_inline(item)}" for item in items),
+            return "\n".join(("[list]", *(f"[*]{spell(item, BB_CODE)}" for item in items),
                               "[/list]"))
 
 

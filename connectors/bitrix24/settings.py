@@ -25,7 +25,13 @@ from marshmallow import (
     validates_schema,
 )
 
-from connectors.mapping import default_patterns, document_patterns, field_mapping, frozen_patterns
+from connectors.mapping import (
+    default_patterns,
+    document_patterns,
+    field_mapping,
+    frozen_patterns,
+    site_name,
+)
 
 Mode = Literal["app", "webhook"]
 DEFAULT_RATE = 2.0  # requests per second a portal drains (Enterprise: 5)
@@ -78,11 +84,7 @@ class Bitrix24SettingsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    site = fields.String(
-        load_default="bitrix24",
-        validate=validate.Regexp(
-            r"^[a-z0-9][a-z0-9_-]{0,39}$",
-            error="must be 1–40 lower-case letters, digits, '-' or '_' (e.g. acme-b24)"))
+    site = site_name("bitrix24", "acme-b24")
     client_id = fields.String(load_default=None, validate=validate.Length(min=1))
     client_secret = fields.String(load_default=None, validate=validate.Length(min=1))
     public_url = fields.Url(schemes={"https"}, require_tld=False, load_default=None)

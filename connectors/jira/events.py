@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from connectors.base import STICKY_MARKER, Delivery, EngagementRef, Event, Ignored
 from connectors.errors import BadSignature, MalformedDelivery
 from connectors.jira.settings import JiraSettings
+from connectors.mapping import dig
 
 SIGNATURE_HEADER = "x-hub-signature"
 SIGNATURE_METHOD = "sha256"
@@ -38,14 +39,6 @@ class Subject(NamedTuple):
     comment_body: Any = None
 
 
-def _get(node: Any, *path: str) -> Any:
-    """The value at `path` through nested objects, or None where an object is missing."""
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
-
 
 def _issue_id(value: Any) -> str | None:
     return value if isinstance(value, str) and ISSUE_ID.fullmatch(value) else None
@@ -54,33 +47,33 @@ def _issue_id(value: Any) -> str | None:
 def _issue_event(payload: dict[str, Any]) -> Subject:
     # Data Center may report a new comment as jira:issue_updated (`issue_commented`) with the
     # comment beside the issue (jira_issue_updated__datacenter_commented.json).
-    return Subject(_issue_id(_get(payload, "issue", "id")), payload.get("user"),
-                   _get(payload, "comment", "body"))
+    return Subject(_issue_id(dig(payload, "issue", "id")), payload.get("user"),
+                   dig(payload, "comment", "body"))
 
 
 def _comment_event(payload: dict[str, Any]) -> Subject:
     comment = payload.get("comment")
-    issue_id = _issue_id(_get(payload, "issue", "id"))
+    issue_id = _issue_id(dig(payload, "issue", "id"))
     if issue_id is None:
         # Data Center's comment_created has no `issue`; the id is only inside `comment.self`
         # (comment_created__datacenter_no_issue.json).
-        url = _get(comment, "self")
+        url = dig(comment, "self")
         match = ISSUE_ID_IN_COMMENT_URL.search(url) if isinstance(url, str) else None
         issue_id = match.group(1) if match else None
-    return Subject(issue_id, _get(comment, "updateAuthor") or _get(comment, "author"),
-                   _get(comment, "body"))
+    return Subject(issue_id, dig(comment, "updateAuthor") or dig(comment, "author"),
+                   dig(comment, "body"))
 
 
 def _worklog_event(payload: dict[str, Any]) -> Subject:
     # Worklog events have no `issue`, only `worklog.issueId`
     # (worklog_created__cloud_issue_id_only.json).
     worklog = payload.get("worklog")
-    return Subject(_issue_id(_get(worklog, "issueId")),
-                   _get(worklog, "updateAuthor") or _get(worklog, "author"))
+    return Subject(_issue_id(dig(worklog, "issueId")),
+                   dig(worklog, "updateAuthor") or dig(worklog, "author"))
 
 
 def _attachment_event(payload: dict[str, Any]) -> Subject:
-    return Subject(_issue_id(_get(payload, "issue", "id")), _get(payload, "attachment", "author"))
+    return Subject(_issue_id(dig(payload, "issue", "id")), dig(payload, "attachment", "author"))
 
 
 EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], Subject]] = {
@@ -178,7 +171,7 @@ def _user_id(user: Any) -> str | None:
     # Cloud payloads may still carry the retired `name`/`key` ("admin") beside `accountId`
     # (comment_created__cloud.json); Data Center users have only `name`/`key`.
     for field in ("accountId", "name", "key"):
-        value = _get(user, field)
+        value = dig(user, field)
         if isinstance(value, str) and value:
             return value
     return None

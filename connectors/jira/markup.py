@@ -15,7 +15,16 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from connectors.markup import Block, Bullets, Heading, Paragraph, Span, layout
+from connectors.markup import (
+    Block,
+    Bullets,
+    Heading,
+    Paragraph,
+    Span,
+    TextMarks,
+    layout,
+    spell,
+)
 from plugin.core.comment import StickyContent
 
 SUBTLE_COLOUR = "#6b778c"  # Atlassian's subtle text grey: the footer
@@ -75,31 +84,20 @@ def wiki_escape(text: str) -> str:
         lambda match: "&#92;" if match[0] == "\\" else "\\" + match[0], text)
 
 
-def _wiki_span(span: Span) -> str:
-    text = wiki_escape(span.text)
-    if span.strong:
-        text = f"*{text}*"
-    if span.em:
-        text = f"_{text}_"
-    if span.subtle:
-        text = f"{{color:{SUBTLE_COLOUR}}}{text}{{color}}"
-    if span.href is not None:
-        text = f"[{text}|{quote(span.href, safe=_URL_SAFE)}]"
-    return text
-
-
-def _wiki_inline(spans: tuple[Span, ...]) -> str:
-    return "".join(_wiki_span(span) for span in spans if span.text)
+WIKI = TextMarks(
+    escape=wiki_escape, strong="*{}*", em="_{}_",
+    subtle="{{color:" + SUBTLE_COLOUR + "}}{}{{color}}",
+    link=lambda text, href: f"[{text}|{quote(href, safe=_URL_SAFE)}]")
 
 
 def _wiki_block(block: Block) -> str:
     match block:
         case Heading(spans):
-            return "h3. " + _wiki_inline(spans)
+            return "h3. " + spell(spans, WIKI)
         case Paragraph(spans):
-            return _wiki_inline(spans)
+            return spell(spans, WIKI)
         case Bullets(items):
-            return "\n".join("* " + _wiki_inline(item) for item in items)
+            return "\n".join("* " + spell(item, WIKI) for item in items)
 
 
 def to_wiki(content: StickyContent) -> str:

@@ -17,6 +17,7 @@ from connectors.mapping import (
     document_patterns,
     field_mapping,
     frozen_patterns,
+    site_name,
 )
 
 Flavour = Literal["cloud", "datacenter"]
@@ -74,13 +75,7 @@ class JiraSettingsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    site = fields.String(
-        load_default="jira",
-        validate=validate.Regexp(
-            r"^[a-z0-9][a-z0-9_-]{0,39}$",
-            error="must be 1–40 lower-case letters, digits, '-' or '_' (e.g. acme-jira)",
-        ),
-    )
+    site = site_name("jira", "acme-jira")
     base_url = fields.Url(schemes={"https"}, require_tld=False, load_default=None)
     flavour = fields.String(load_default="cloud", validate=validate.OneOf(FLAVOURS))
     webhook_secret = fields.String(load_default=None, validate=validate.Length(min=1))

@@ -5,7 +5,6 @@ kept as ignored; a failed lookup leaves them waiting."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +14,7 @@ from connectors.base import EngagementRef, Event
 from connectors.errors import Transient
 from plugin.jobs import Jobs
 from plugin.pipeline.process import Processed
-from plugin.storage import Database, open_database, upgrade
+from plugin.storage import Database
 from plugin.storage.models import EventRecord
 from plugin.storage.repository import record_event
 
@@ -40,14 +39,6 @@ class Owners:
             raise Transient("portal busy", status=503)
         return {r: None if self.owners[r.key] is None else ref(self.owners[r.key])
                 for r in refs if r.key in self.owners}
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    upgrade(database_url)
-    database = open_database(database_url)
-    yield database
-    database.close()
 
 
 def jobs_with(connector: Owners, database: Database, queue_url: str) -> Jobs:

@@ -1,7 +1,11 @@
-"""An in-memory `InstallationStore` for tests: `change` holds one lock for the whole
-read-edit-write, like the database's row lock, so concurrent edits are serialised; an
-exception inside `edit` leaves the state untouched. Values are deep-copied in and out, so
-a test cannot change stored state by accident."""
+"""Test doubles of the Bitrix24 tests.
+
+`MemoryInstallationStore`: an in-memory `InstallationStore`; `change` holds one lock for the
+whole read-edit-write, like the database's row lock, so concurrent edits are serialised; an
+exception inside `edit` leaves the state untouched. Values are deep-copied in and out, so a
+test cannot change stored state by accident.
+
+`FakeClock`: seconds that move only when someone sleeps, so nothing waits for real."""
 
 from __future__ import annotations
 
@@ -36,3 +40,23 @@ class MemoryInstallationStore:
     def sites(self) -> list[str]:
         with self._lock:
             return sorted(self._states)
+
+
+class FakeClock:
+    """Seconds (monotonic or Unix, as the test starts it) that move only when someone
+    sleeps; safe to share between threads (a sleeping thread moves everyone's time, which
+    only makes time pass faster). Records every sleep."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += seconds

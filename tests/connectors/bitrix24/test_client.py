@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from connectors.errors import (
     Transient,
 )
 from connectors.http import BACKOFF_FIRST, JITTER, MAX_ATTEMPTS, MAX_TOTAL_WAIT, USER_AGENT
-from tests.connectors.bitrix24.stores import MemoryInstallationStore
+from tests.connectors.bitrix24.stores import FakeClock, MemoryInstallationStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WEBHOOK_CODE = "WITNESS0hook0code7q"
@@ -83,22 +82,6 @@ BATCHES = fixture("response_batch.json")
 DEAL = fixture("response_crm.deal.get.json")
 
 
-class FakeClock:
-    """Unix seconds that move only when something sleeps; records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
 
 
 class SpyBucket(LeakyBucket):
@@ -119,14 +102,8 @@ class SpyBucket(LeakyBucket):
 
 
 @pytest.fixture
-def portal() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-
-
-@pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture

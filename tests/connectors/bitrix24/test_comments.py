@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 from responses import matchers
 
 from connectors.bitrix24.auth import WebhookAuth
@@ -317,12 +316,6 @@ def test_comment_text_is_what_a_reader_sees():
 # -- through the real client ------------------------------------------------------------
 
 WEBHOOK = "https://acme.bitrix24.com/rest/1/s3cr3tc0de/"
-
-
-@pytest.fixture
-def portal() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +86,6 @@ def results(answer: dict[str, Any]) -> dict[str, Any]:
 
 def never_sleep(seconds: float) -> None:
     raise AssertionError(f"the doctor slept {seconds} s")
-
-
-@pytest.fixture
-def portal() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 def webhook_client() -> Bitrix24Client:

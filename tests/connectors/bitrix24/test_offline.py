@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,12 +79,6 @@ def no_sleep(_: float) -> None:
 
 def never_sleeping_bucket(*_: Any) -> LeakyBucket:
     return LeakyBucket(2.0, 50, clock=lambda: NOW, sleep=no_sleep)
-
-
-@pytest.fixture
-def portal() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 @pytest.fixture
@@ -307,3 +300,35 @@ def test_webhook_mode_reads_no_offline_queue(portal: responses.RequestsMock) -> 
     stub_updated(portal, base=WEBHOOK_REST, token=None)
 
     assert connector.recently_updated(30) == refs("acme-b24", UPDATED_REFS)
+
+
+@pytest.mark.usefixtures("quiet_clients")
+def test_the_review_binds_again_what_an_app_update_dropped(
+        portal: responses.RequestsMock) -> None:
+    """ONAPPUPDATE only marks the portal (`needs_rebind`): binding costs REST calls, which
+    belong in the worker, not in the webhook that carried the update."""
+    connector = app_connector(acme_offline=False, beta_offline=False)
+    store = connector.installations
+    assert store is not None
+    store.change(ACME, lambda current: {**current, "needs_rebind": True})
+    batches: list[dict[str, Any]] = []
+
+    def batch(request: Any) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body)
+        batches.append(body["cmd"])
+        results = {key: [] if key in ("events", "placements") else True for key in body["cmd"]}
+        return 200, {}, json.dumps({"result": {"result": results, "result_error": [],
+                                               "result_total": [], "result_next": [],
+                                               "result_time": []}, "time": {}})
+
+    portal.add_callback(responses.POST, f"{ACME_REST}/batch", callback=batch)
+    stub_updated(portal)
+    stub_updated(portal, base=BETA_REST, token=BETA_TOKEN,
+                 answer={"result": {"items": []}, "total": 0, "time": {}})
+
+    connector.recently_updated(30)
+
+    assert batches[0] == {"events": "event.get", "placements": "placement.get"}
+    assert "bind_ONCRMDEALUPDATE" in batches[1]
+    assert "needs_rebind" not in (store.load(ACME) or {})
+    assert store.load(ACME)["offline_events"] is True

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 from responses import matchers
 
 from connectors.base import EngagementRef
@@ -24,6 +22,7 @@ from connectors.bitrix24.client import Bitrix24Client
 from connectors.bitrix24.resolve import resolve_owners
 from connectors.bitrix24.throttle import LeakyBucket
 from connectors.errors import AuthError
+from tests.connectors.bitrix24.stores import FakeClock
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REST = "https://acme.bitrix24.com/rest/1/WITNESS0hook0code7q"
@@ -38,28 +37,11 @@ def fixture(name: str) -> Any:
 MIXED = fixture("rest/batch__resolve_mixed.json")
 
 
-class FakeClock:
-    """Unix seconds that move only when something sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1_725_624_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def portal() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
 
 
 @pytest.fixture
 def client() -> Bitrix24Client:
-    clock = FakeClock()
+    clock = FakeClock(1_725_624_000.0)
     bucket = LeakyBucket(2.0, 50, clock=clock, sleep=clock.sleep)
     return Bitrix24Client(WebhookAuth(f"{REST}/", site=SITE), bucket, sleep=clock.sleep,
                           clock=clock)

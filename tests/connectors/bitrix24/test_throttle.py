@@ -14,30 +14,12 @@ from connectors.bitrix24.throttle import (
     bucket_for,
     forget_buckets,
 )
-
-
-class FakeClock:
-    """Monotonic seconds that move only when someone sleeps; safe to share between threads
-    (a sleeping thread moves everyone's time, which only makes time pass faster)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
+from tests.connectors.bitrix24.stores import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(100.0)
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +97,7 @@ def test_state_is_pluggable():
                 return step(level)
             return super().transact(recording)
 
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     bucket = LeakyBucket(1.0, 1, clock=clock, sleep=clock.sleep, state=RecordingState())
     bucket.acquire()
     bucket.acquire()
