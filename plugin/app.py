@@ -30,17 +30,24 @@ def create_app(config: Config | None = None) -> Flask:
     upgrade(config.service.database_url)
     database = app.extensions["clientguard.database"] = open_database(
         config.service.database_url)
-    app.extensions["clientguard.intake"] = Intake(database)
     connectors = app.extensions["clientguard.connectors"] = build_connectors(
         config.connectors, lambda name: Installations(database, name))
 
     def evaluate(ref: EngagementRef) -> Processed:
         return process(ref, connectors[ref.connector], database, config, metrics)
 
-    app.extensions["clientguard.jobs"] = Jobs(config.service.queue_url, evaluate, database,
-                                              connectors, config.service.coalesce_seconds)
+    jobs = app.extensions["clientguard.jobs"] = Jobs(
+        config.service.queue_url, evaluate, database, connectors,
+        config.service.coalesce_seconds)
+    app.extensions["clientguard.intake"] = Intake(database, jobs)
     register_error_handlers(app)
     app.register_blueprint(hooks)
     app.register_blueprint(ops)
     app.register_blueprint(apps)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Give back what `create_app` holds open: the intake's connection, the database pool."""
+    app.extensions["clientguard.intake"].close()
+    app.extensions["clientguard.database"].close()

@@ -350,7 +350,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int,
     files in the working directory and nothing else needs to be installed."""
     import waitress  # the web stack loads only for the service, not for offline commands
 
-    from plugin.app import create_app
+    from plugin.app import close_app, create_app
 
     config = _config(ctx)
     if dry_run:
@@ -370,6 +370,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int,
         waitress.serve(app, host=host, port=port, threads=threads, ident="clientguard")
     finally:
         consumer.stop(graceful=True)
+        close_app(app)
 
 
 def _stop(*_: object) -> NoReturn:

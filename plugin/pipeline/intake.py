@@ -1,5 +1,6 @@
 """Accept one webhook delivery: verify and parse it through its connector, then store it
-durably — before the platform gets its 2xx — unless it is a redelivery we already hold.
+durably — before the platform gets its 2xx — unless it is a redelivery we already hold;
+then ring the job queue if no evaluation of its engagement is on its way yet.
 
 Deliveries arriving together are stored together (group commit): the first request thread
 that finds none writing becomes the writer and stores every delivery waiting at that
@@ -8,21 +9,38 @@ still answers only after its own delivery is committed."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from connectors.base import Connector, Delivery, Event, Ignored
+from sqlalchemy.engine import Connection
+
+from connectors.base import Connector, Delivery, EngagementRef, Event, Ignored
 from plugin.storage import Database
-from plugin.storage.repository import record_event, waiting_count
+from plugin.storage.repository import Incoming, record_events, waiting_counts
+
+log = logging.getLogger(__name__)
+
+
+class Doorbell(Protocol):
+    """The job queue as intake sees it (`plugin.jobs.Jobs`)."""
+
+    delay_seconds: float  # a rung job starts no sooner than this after the ring
+
+    def ring(self, ref: EngagementRef) -> None: ...
 
 
 @dataclass(frozen=True)
 class Stored:
     event: Event
     duplicate: bool  # already recorded: a redelivery, nothing new stored
-    first_waiting: bool = False  # no other event of its engagement waits: ring the queue
+    rang: bool = False  # this delivery rang the queue for its engagement
+    ring_failed: bool = False  # ...and the queue refused: the sweep rings instead
 
 
 OWN_WRITE = "caused by ClientGuard"
@@ -35,19 +53,31 @@ class _Waiting:
     event: Event
     body: bytes
     received_at: datetime
-    outcome: Stored | None = None
+    new: bool = False
+    first_waiting: bool = False  # no other event of its engagement waits: ring the queue
     error: BaseException | None = None
     stored: threading.Event = field(default_factory=threading.Event)
 
 
 class Intake:
-    """Stores accepted deliveries for one database, a batch per transaction."""
+    """Stores accepted deliveries for one database, a batch per transaction, and rings the
+    queue for an engagement's first waiting event.
 
-    def __init__(self, database: Database) -> None:
+    A rung job starts `doorbell.delay_seconds` after the ring at the earliest, and then takes
+    every event waiting. So for half that time after a ring, an event of the same engagement
+    needs no ring and no database count to decide it (a webhook burst on one ticket is the
+    common case); afterwards the database decides again."""
+
+    def __init__(self, database: Database, doorbell: Doorbell,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.database = database
+        self.doorbell = doorbell
+        self._clock = clock
         self._queue: list[_Waiting] = []
         self._queue_lock = threading.Lock()
         self._writer = threading.Lock()
+        self._job_coming: dict[EngagementRef, float] = {}  # ref -> until when it is sure
+        self._connection: Connection | None = None  # the writer's; opened on first use
 
     def accept(self, delivery: Delivery, connector: Connector) -> Stored | Ignored:
         """Raises `connectors.errors.DeliveryRejected` for deliveries we refuse, and the
@@ -67,27 +97,70 @@ class Intake:
                 self._store(batch)
         if waiting.error is not None:
             raise waiting.error
-        assert waiting.outcome is not None
-        return waiting.outcome
+        if not waiting.first_waiting:
+            return Stored(parsed, duplicate=not waiting.new)
+        return Stored(parsed, duplicate=False, rang=True, ring_failed=not self._ring(parsed.ref))
 
     def _store(self, batch: list[_Waiting]) -> None:
-        """One transaction for the batch. The queue is rung for an engagement only by its
-        first waiting event: the first new one of the batch when no older one waits."""
+        """One transaction for the batch. An engagement's first new event of the batch is its
+        first waiting one when no older one waits and no job is known to be coming."""
         try:
-            with self.database.session() as session, session.begin():
-                new = [record_event(session, item.event, item.body, item.received_at)
-                       for item in batch]
+            connection = self._writer_connection()
+            with connection.begin():
+                new = record_events(connection, [
+                    Incoming(item.event, item.body, item.received_at) for item in batch])
+                now = self._clock()
                 arrived = Counter(item.event.ref for item, is_new in zip(batch, new, strict=True)
-                                  if is_new)
-                first_of = {ref: waiting_count(session, ref) == count
-                            for ref, count in arrived.items()}
+                                  if is_new and self._job_coming.get(item.event.ref, 0) <= now)
+                waiting = waiting_counts(connection, arrived) if arrived else {}
+            first = {ref for ref, count in arrived.items() if waiting[ref] == count}
             for item, is_new in zip(batch, new, strict=True):
-                ref = item.event.ref
-                first = is_new and first_of.pop(ref, False)
-                item.outcome = Stored(item.event, duplicate=not is_new, first_waiting=first)
+                item.new = is_new
+                if is_new and item.event.ref in first:
+                    item.first_waiting = True
+                    first.discard(item.event.ref)
         except BaseException as error:  # nothing of the batch is stored: all of it says so
             for item in batch:
                 item.error = error
+            self._discard_connection()  # the next batch starts on a fresh one (pre-pinged)
         finally:
             for item in batch:
                 item.stored.set()
+
+    def _writer_connection(self) -> Connection:
+        """One connection kept for the writer: taking one from the pool and giving it back
+        for every batch cost more than the batch's SQL."""
+        if self._connection is None:
+            self._connection = self.database.engine.connect()
+        return self._connection
+
+    def _discard_connection(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                connection.close()
+            except Exception:
+                log.warning("could not close the intake's database connection", exc_info=True)
+
+    def close(self) -> None:
+        """Give the writer's connection back (shutdown, tests)."""
+        with self._writer:
+            self._discard_connection()
+
+    def _ring(self, ref: EngagementRef) -> bool:
+        """Ring for `ref`; False when the queue failed (the event is stored: the sweep rings
+        for it later, and the platform still gets its 202)."""
+        try:
+            self.doorbell.ring(ref)
+        except Exception:
+            log.exception("could not queue %s; the sweep will", ref)
+            return False
+        now = self._clock()
+        with self._queue_lock:
+            if len(self._job_coming) > MAX_REMEMBERED:
+                self._job_coming = {r: t for r, t in self._job_coming.items() if t > now}
+            self._job_coming[ref] = now + self.doorbell.delay_seconds / 2
+        return True
+
+
+MAX_REMEMBERED = 10_000  # engagements with a job coming; past that, forget the expired

@@ -7,9 +7,8 @@ claim before doing the slow work it stands for.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from connectors.base import INDIRECT, EngagementRef, Event
@@ -38,6 +38,7 @@ from plugin.storage.models import (
     FindingStatus,
     UTCDateTime,
 )
+from plugin.storage.prepared import PreparedInsert
 
 MAX_ATTEMPTS = 5
 FINDINGS = frozenset(FindingStatus)  # the statuses that are findings: warn, fail
@@ -79,47 +80,67 @@ def _lease_expired(now: datetime) -> ColumnElement[bool]:
 
 
 def record_event(session: Session, event: Event, body: bytes, received_at: datetime) -> bool:
-    """Store a delivery before it is answered. False, and nothing changed, when that delivery
-    is already stored: the unique key decides, so two copies arriving at once make one row.
-    An event caused by our own write is kept for replay but as `ignored`: never evaluated.
+    """Store one delivery (`record_events` with one): False when it is already stored."""
+    return record_events(session.connection(), [Incoming(event, body, received_at)])[0]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A delivery to store: its parsed event, the raw body (for replay), when it came."""
+
+    event: Event
+    body: bytes
+    received_at: datetime
+
+
+def record_events(connection: Connection, incoming: Sequence[Incoming]) -> list[bool]:
+    """Store deliveries before they are answered: for each, False (and nothing changed) when
+    that delivery is already stored. The unique key decides, so two copies arriving at once
+    make one row. An event caused by our own write is kept for replay but as `ignored`: never
+    evaluated.
 
     A delivery known only by its body's hash (`Event.by_content`) is a duplicate only while
     an earlier copy still waits: once that copy was taken up, an identical body is a new
     change (stored under `<hash>#<n>`), else it would never be evaluated."""
+    insert = _EVENT_INSERT.on(connection)
+    stored = []
+    for item in incoming:
+        row = _event_row(item)
+        stored.append(insert(row) or (item.event.by_content
+                                      and _record_again(connection, item.event, row, insert)))
+    return stored
+
+
+def _event_row(item: Incoming) -> dict[str, Any]:
+    event = item.event
     status = EventStatus.IGNORED if event.by_us else EventStatus.PENDING
-    row = {
+    return {
         "connector": event.ref.connector, "site": event.ref.site,
         "delivery_id": event.delivery_id, "engagement_key": event.ref.key, "name": event.name,
-        "received_at": received_at, "occurred_at": event.occurred_at,
+        "received_at": item.received_at, "occurred_at": event.occurred_at,
         "actor": event.actor, "by_us": event.by_us,
-        "body": body.decode("utf-8", errors="replace"),  # JSON is UTF-8; else noise
+        "body": item.body.decode("utf-8", errors="replace"),  # JSON is UTF-8; else noise
         "status": status.value, "attempts": 0,
     }
-    # One prepared statement per dialect, run on the session's connection: on the webhook's
-    # hot path, building the statement each time cost more than executing it.
-    connection = session.connection()
-    statement = _record_event_statement(connection.dialect.name)
-    if connection.execute(statement, row).first() is not None:
-        return True
-    if not event.by_content:
-        return False
+
+
+def _record_again(connection: Connection, event: Event, row: dict[str, Any],
+                  insert: Callable[[Mapping[str, Any]], bool]) -> bool:
+    """A known body hash: a new change unless a copy of it still waits."""
     copies = select(EventRecord.status).where(
         EventRecord.connector == event.ref.connector, EventRecord.site == event.ref.site,
         or_(EventRecord.delivery_id == event.delivery_id,
             EventRecord.delivery_id.startswith(event.delivery_id + "#", autoescape=True)))
-    statuses = list(session.scalars(copies))
+    statuses = list(connection.scalars(copies))
     if EventStatus.PENDING.value in statuses:
         return False
-    row["delivery_id"] = f"{event.delivery_id}#{len(statuses) + 1}"
-    return connection.execute(statement, row).first() is not None
+    return insert({**row, "delivery_id": f"{event.delivery_id}#{len(statuses) + 1}"})
 
 
-@functools.cache
-def _record_event_statement(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(EventRecord.__table__).on_conflict_do_nothing(
-        index_elements=["connector", "site", "delivery_id"]).returning(EventRecord.id)
-
+_EVENT_INSERT = PreparedInsert(EventRecord.__table__, conflict_on=(
+    "connector", "site", "delivery_id"), columns=(
+    "connector", "site", "delivery_id", "engagement_key", "name", "received_at",
+    "occurred_at", "actor", "by_us", "body", "status", "attempts"))
 
 
 def indirect_waiting(session: Session, connector: str, site: str, limit: int
@@ -235,16 +256,33 @@ def first_event_since(session: Session, connector: str, site: str,
 
 
 def waiting_count(session: Session, ref: EngagementRef) -> int:
-    """How many of this engagement's events wait for an evaluation (pending). Asked on the
-    webhook's hot path: a prepared statement."""
-    return session.connection().scalar(_WAITING_COUNT, {
-        "connector": ref.connector, "site": ref.site, "key": ref.key}) or 0
+    """How many of this engagement's events wait for an evaluation (pending)."""
+    return waiting_counts(session.connection(), [ref])[ref]
 
 
-_WAITING_COUNT = select(func.count()).select_from(EventRecord).where(
-    EventRecord.connector == bindparam("connector"), EventRecord.site == bindparam("site"),
-    EventRecord.engagement_key == bindparam("key"),
-    EventRecord.status == EventStatus.PENDING.value)
+def waiting_counts(connection: Connection, refs: Collection[EngagementRef]
+                   ) -> dict[EngagementRef, int]:
+    """`waiting_count` of several engagements, a query per installation (the webhook's hot
+    path: keys in a list, so the (connector, site, key, status) index serves it)."""
+    counts = dict.fromkeys(refs, 0)
+    keys_of: dict[tuple[str, str], list[str]] = {}
+    for ref in counts:
+        keys_of.setdefault((ref.connector, ref.site), []).append(ref.key)
+    for (connector, site), keys in keys_of.items():
+        rows = connection.execute(_WAITING_COUNTS, {
+            "connector": connector, "site": site, "keys": keys})
+        for key, count in rows:
+            counts[EngagementRef(connector, site, key)] = count
+    return counts
+
+
+_WAITING_COUNTS = (
+    select(EventRecord.engagement_key, func.count())
+    .where(EventRecord.connector == bindparam("connector"),
+           EventRecord.site == bindparam("site"),
+           EventRecord.engagement_key.in_(bindparam("keys", expanding=True)),
+           EventRecord.status == EventStatus.PENDING.value)
+    .group_by(EventRecord.engagement_key))
 
 
 def finish(session: Session, ids: Collection[int], now: datetime) -> None:

@@ -25,7 +25,7 @@ from connectors.bitrix24.auth import REOPEN_HINT
 from connectors.bitrix24.client import Bitrix24Client
 from connectors.bitrix24.throttle import LeakyBucket
 from connectors.errors import AuthError, RateLimited, Transient
-from plugin.app import create_app
+from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.pipeline.process import Processed, process
 from plugin.rules import RULES_BY_ID
@@ -106,7 +106,7 @@ def service(database_url: str, queue_url: str, bitrix24: dict[str, Any]) -> Flas
 
 def close(app: Flask) -> None:
     app.extensions["clientguard.jobs"].huey.flush()
-    app.extensions["clientguard.database"].close()
+    close_app(app)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import responses
 from flask import Flask
 from responses import matchers
 
-from plugin.app import create_app
+from plugin.app import close_app, create_app
 from plugin.config import build_config
 from tests.connectors.jira.openapi import assert_calls_match_spec
 from tests.e2e.running import run_jobs_until_done, statuses
@@ -45,7 +45,7 @@ def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     }))
     yield app
     app.extensions["clientguard.jobs"].huey.flush()
-    app.extensions["clientguard.database"].close()
+    close_app(app)
 
 
 def deliver(app: Flask, delivery_id: str) -> None:

@@ -25,7 +25,7 @@ from connectors.base import EngagementRef
 from connectors.errors import AuthError, Transient
 from connectors.jira import JiraConnector
 from connectors.jira.client import JiraClient
-from plugin.app import create_app
+from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.pipeline.process import process
 from plugin.rules import RULES_BY_ID
@@ -58,7 +58,7 @@ def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     }))
     yield app
     app.extensions["clientguard.jobs"].huey.flush()
-    app.extensions["clientguard.database"].close()
+    close_app(app)
 
 
 class FakeJira:

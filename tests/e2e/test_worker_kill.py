@@ -24,7 +24,7 @@ import tomli_w
 from flask import Flask
 from sqlalchemy import select
 
-from plugin.app import create_app
+from plugin.app import close_app, create_app
 from plugin.config import load_config
 from plugin.storage.models import EventRecord
 from tests.e2e.test_jira_pipeline import ISSUE, REF, ROLE, STATUSES, deliver
@@ -142,6 +142,6 @@ def test_killing_the_worker_mid_event_loses_nothing(tmp_path: Path, database_url
         if first.poll() is None:
             first.kill()
         app.extensions["clientguard.jobs"].huey.flush()
-        app.extensions["clientguard.database"].close()
+        close_app(app)
     assert [(c["visibility"], "clientguard:sticky" in c["body"]) for c in StandIn.comments] == [
         (ROLE, True)]

@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from connectors.base import EngagementRef, Event
-from plugin.app import create_app
+from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.storage.models import EventRecord
 from plugin.storage.repository import record_event, save_evaluation
@@ -31,7 +31,7 @@ def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     }))
     yield app
     app.extensions["clientguard.jobs"].huey.flush()
-    app.extensions["clientguard.database"].close()
+    close_app(app)
 
 
 def ref(key: str) -> EngagementRef:

@@ -31,6 +31,27 @@ class EchoConnector:
                      None, None)
 
 
+class Doorbell:
+    """Records rings; `delay_seconds` as the queue's coalescing delay; `broken` refuses."""
+
+    def __init__(self, delay_seconds: float = 2.0, broken: bool = False) -> None:
+        self.delay_seconds, self.broken = delay_seconds, broken
+        self.rings: list[EngagementRef] = []
+
+    def ring(self, ref: EngagementRef) -> None:
+        if self.broken:
+            raise ConnectionError("queue down")
+        self.rings.append(ref)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def deliver(body: str) -> Delivery:
     return Delivery(body.encode(), {}, datetime.now(UTC))
 
@@ -58,40 +79,40 @@ def stored_rows(database: Database) -> int:
 
 def test_a_burst_on_one_ticket_is_all_stored_and_rings_the_queue_once(database: Database
                                                                       ) -> None:
-    results = all_at_once(Intake(database), [f"10001:d{n}" for n in range(THREADS)])
+    results = all_at_once(Intake(database, Doorbell()), [f"10001:d{n}" for n in range(THREADS)])
 
     assert stored_rows(database) == THREADS
     assert [r.duplicate for r in results] == [False] * THREADS
-    assert sum(r.first_waiting for r in results) == 1
+    assert sum(r.rang for r in results) == 1
 
 
 def test_each_ticket_of_a_burst_rings_once(database: Database) -> None:
     bodies = [f"{'10001' if n % 2 else '10002'}:d{n}" for n in range(THREADS)]
-    results = all_at_once(Intake(database), bodies)
+    results = all_at_once(Intake(database, Doorbell()), bodies)
 
-    rings = [r.event.ref for r in results if r.first_waiting]
+    rings = [r.event.ref for r in results if r.rang]
     assert sorted(rings, key=lambda ref: ref.key) == [TICKET, OTHER]
 
 
 def test_copies_of_one_delivery_arriving_together_are_stored_once(database: Database) -> None:
-    results = all_at_once(Intake(database), ["10001:same"] * 8)
+    results = all_at_once(Intake(database, Doorbell()), ["10001:same"] * 8)
 
     assert stored_rows(database) == 1
     assert sorted(r.duplicate for r in results) == [False] + [True] * 7
 
 
 def test_a_ticket_with_an_older_waiting_event_does_not_ring_again(database: Database) -> None:
-    intake = Intake(database)
-    assert intake.accept(deliver("10001:first"), EchoConnector()).first_waiting
+    intake = Intake(database, Doorbell())
+    assert intake.accept(deliver("10001:first"), EchoConnector()).rang
 
     later = all_at_once(intake, [f"10001:later{n}" for n in range(4)])
 
-    assert not any(r.first_waiting for r in later)
+    assert not any(r.rang for r in later)
 
 
 def test_when_storing_fails_every_request_of_the_batch_gets_the_error(database: Database
                                                                        ) -> None:
-    intake = Intake(database)
+    intake = Intake(database, Doorbell())
     with database.engine.begin() as connection:  # the table is gone: every insert fails
         EventRecord.__table__.drop(connection)
 
@@ -118,7 +139,7 @@ def delivery_ids(database: Database) -> list[str]:
 
 
 def test_a_hashed_copy_is_a_duplicate_while_the_first_still_waits(database: Database) -> None:
-    intake = Intake(database)
+    intake = Intake(database, Doorbell())
     intake.accept(deliver("10001:h"), ContentConnector())
 
     assert intake.accept(deliver("10001:h"), ContentConnector()).duplicate
@@ -128,12 +149,12 @@ def test_a_hashed_copy_is_a_duplicate_while_the_first_still_waits(database: Data
 def test_a_hashed_copy_after_the_first_was_taken_up_is_a_new_change(database: Database) -> None:
     """Two edits of one Bitrix24 deal within a second have identical bodies: the second
     must be evaluated too, or it is lost."""
-    intake = Intake(database)
+    intake = Intake(database, Doorbell(delay_seconds=0))  # every ring asks the database
     intake.accept(deliver("10001:h"), ContentConnector())
     finish_all(database)
 
     second = intake.accept(deliver("10001:h"), ContentConnector())
-    assert not second.duplicate and second.first_waiting
+    assert not second.duplicate and second.rang
     assert intake.accept(deliver("10001:h"), ContentConnector()).duplicate  # #2 waits
     finish_all(database)
     assert not intake.accept(deliver("10001:h"), ContentConnector()).duplicate
@@ -142,9 +163,40 @@ def test_a_hashed_copy_after_the_first_was_taken_up_is_a_new_change(database: Da
 
 
 def test_a_real_delivery_id_stays_a_duplicate_after_processing(database: Database) -> None:
-    intake = Intake(database)
+    intake = Intake(database, Doorbell())
     intake.accept(deliver("10001:d1"), EchoConnector())
     finish_all(database)
 
     assert intake.accept(deliver("10001:d1"), EchoConnector()).duplicate
     assert delivery_ids(database) == ["d1"]
+
+
+def test_within_half_the_delay_of_a_ring_its_job_is_known_to_be_coming(database: Database
+                                                                     ) -> None:
+    """The rung job cannot have started yet, so it takes the new event: no ring, even though
+    the events it was rung for were taken up by another job meanwhile."""
+    doorbell, clock = Doorbell(delay_seconds=2.0), Clock()
+    intake = Intake(database, doorbell, clock)
+    intake.accept(deliver("10001:a"), EchoConnector())
+    finish_all(database)
+
+    clock.now += 0.9
+    assert not intake.accept(deliver("10001:b"), EchoConnector()).rang
+    finish_all(database)
+    clock.now += 0.2  # past half the delay: the database decides again
+    assert intake.accept(deliver("10001:c"), EchoConnector()).rang
+    assert doorbell.rings == [TICKET, TICKET]
+
+
+def test_a_queue_that_refuses_the_ring_is_reported_and_asked_again_next_time(
+        database: Database) -> None:
+    doorbell = Doorbell(broken=True)
+    intake = Intake(database, doorbell)
+
+    first = intake.accept(deliver("10001:a"), EchoConnector())
+    assert first.rang and first.ring_failed
+    assert stored_rows(database) == 1  # stored all the same: the sweep rings for it
+    finish_all(database)
+    doorbell.broken = False
+    assert not intake.accept(deliver("10001:b"), EchoConnector()).ring_failed
+    assert doorbell.rings == [TICKET]

@@ -33,11 +33,13 @@ from plugin.storage.models import Base, DailyScore, EventRecord, FindingRecord
 from plugin.storage.repository import (
     WORKER_LOST,
     EngagementInfo,
+    Incoming,
     claim_pending,
     fail,
     finish,
     get_engagement,
     record_event,
+    record_events,
     save_evaluation,
     set_sticky,
     stale_engagements,
@@ -150,6 +152,21 @@ def test_a_redelivery_is_recorded_once(database: Database) -> None:
     assert (stored.status, stored.attempts, stored.body) == ("pending", 0, BODY.decode())
     assert (stored.connector, stored.site, stored.engagement_key) == (REF.connector, REF.site,
                                                                        REF.key)
+
+
+def test_a_batch_stores_each_new_delivery_once_with_every_field(database: Database) -> None:
+    """One call for what intake stores together: a copy within the batch is a duplicate, our
+    own echo is kept as ignored, and every field reads back as it went in."""
+    batch = [Incoming(event("d-1"), BODY, NOW), Incoming(event("d-1"), BODY, NOW),
+             Incoming(event("d-2", by_us=True), b"{}", NOW + timedelta(microseconds=7))]
+    with database.engine.begin() as connection:
+        assert record_events(connection, batch) == [True, False, True]
+    first, echo = events(database)
+    assert (first.delivery_id, first.name, first.actor, first.occurred_at, first.by_us,
+            first.status) == ("d-1", "comment_created", "am-1", NOW - timedelta(minutes=1),
+                              False, "pending")
+    assert (echo.delivery_id, echo.by_us, echo.status, echo.body, echo.received_at) == (
+        "d-2", True, "ignored", "{}", NOW + timedelta(microseconds=7))
 
 
 def test_the_same_delivery_id_on_another_site_is_another_event(database: Database) -> None:

@@ -13,7 +13,7 @@ import responses
 from flask import Flask
 
 from connectors.bitrix24.form import encode_form
-from plugin.app import create_app
+from plugin.app import close_app, create_app
 from plugin.config import build_config
 
 MEMBER = "a223c6b3710f85df22e9377d6c4f7553"
@@ -33,7 +33,7 @@ def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     }))
     yield app
     app.extensions["clientguard.jobs"].huey.flush()
-    app.extensions["clientguard.database"].close()
+    close_app(app)
 
 
 def portal_answers(mock: responses.RequestsMock) -> list[dict]:

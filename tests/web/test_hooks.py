@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from plugin.app import create_app
+from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.storage.models import EventRecord
 
@@ -33,7 +33,7 @@ def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     app = create_app(config)
     yield app
     app.extensions["clientguard.jobs"].huey.flush()
-    app.extensions["clientguard.database"].close()
+    close_app(app)
 
 
 @pytest.fixture
