@@ -511,7 +511,7 @@ def _first_delivery(database: Database, connector: str, site: str,
     since = datetime.now(UTC)
     deadline = time.monotonic() + wait_seconds
     while True:
-        with database.session() as session:
+        with database.reading() as session:
             found = first_event_since(session, connector, site, since)
         if found is not None or time.monotonic() >= deadline:
             return found

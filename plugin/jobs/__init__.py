@@ -111,7 +111,7 @@ class Jobs:
     def _settle(self, ref: EngagementRef) -> None:
         """Let a burst finish: wait until the oldest waiting event is `delay_seconds` old, so
         the events arriving meanwhile are answered by this one evaluation."""
-        with self._database.session() as session, session.begin():
+        with self._database.reading() as session:
             oldest = oldest_waiting(session, ref)
         if oldest is not None:
             remaining = (oldest - datetime.now(UTC)).total_seconds() + self.delay_seconds
@@ -120,7 +120,7 @@ class Jobs:
     def sweep(self, now: datetime | None = None) -> list[EngagementRef]:
         """Ring for every engagement whose stored events have waited too long."""
         now = now or datetime.now(UTC)
-        with self._database.session() as session, session.begin():
+        with self._database.reading() as session:
             stale = stale_engagements(session, now, STALE_AFTER_SECONDS)
         for ref in stale:
             self.ring(ref, delay_seconds=0)
@@ -133,7 +133,7 @@ class Jobs:
         rules), and of engagements the platforms changed recently (webhooks are not
         guaranteed). Platform errors are logged: the next review tries again."""
         now = now or datetime.now(UTC)
-        with self._database.session() as session, session.begin():
+        with self._database.reading() as session:
             asked = {(ref, "time") for ref in due_for_review(session, now, REVIEW_AFTER_SECONDS)}
         for connector in self._connectors.values():
             try:

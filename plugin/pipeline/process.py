@@ -110,7 +110,7 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
     """Evaluate `ref` now, outside the event queue (the command line): the plan `process`
     would make, carried out as `process` does unless `dry_run`, which writes nothing —
     neither to the platform nor to the database. Stored events are left to the service."""
-    with database.session() as session, session.begin():
+    with database.reading() as session:
         known = get_engagement(session, ref)
     plan = plan_comment(ref, connector, config, metrics, now, known)
     if not dry_run:

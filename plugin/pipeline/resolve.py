@@ -37,7 +37,7 @@ def resolve_waiting(connector: ResolvesIndirect, database: Database, connector_n
 
 def _resolve(connector: ResolvesIndirect, database: Database, connector_name: str, site: str,
              now: datetime) -> list[EngagementRef]:
-    with database.session() as session, session.begin():
+    with database.reading() as session:
         refs = indirect_waiting(session, connector_name, site, RESOLVE_AT_ONCE)
     if not refs:
         return []

@@ -22,23 +22,33 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+READS_ONLY = "clientguard_reads_only"  # execution option of `Database.reading` sessions
+
+
 @dataclass(frozen=True)
 class Database:
-    """One engine and its session factory. Sessions do not expire objects on commit, so a
+    """One engine and its session factories. Sessions do not expire objects on commit, so a
     claimed event can be read after the claim is committed."""
 
     engine: Engine
     sessions: sessionmaker[Session]
+    reading_sessions: sessionmaker[Session]
 
     def session(self) -> Session:
         """A new session; use as `with database.session() as session, session.begin():`."""
         return self.sessions()
 
+    def reading(self) -> Session:
+        """A session that only reads. On SQLite it does not queue for the write lock (WAL
+        readers see the last commit and never wait for a writer), so a worker's look at the
+        queue does not hold up the webhooks being stored."""
+        return self.reading_sessions()
+
     def ping(self) -> str | None:
         """None when the database answers, else the problem (for `/readyz`)."""
         try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            with self.reading() as session:
+                session.execute(text("SELECT 1"))
         except SQLAlchemyError as error:
             return type(error).__name__
         return None
@@ -57,7 +67,9 @@ def open_database(url: str) -> Database:
         _tune_sqlite(engine)
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
-    return Database(engine, sessionmaker(engine, expire_on_commit=False))
+    return Database(engine, sessionmaker(engine, expire_on_commit=False),
+                    sessionmaker(engine.execution_options(**{READS_ONLY: True}),
+                                 expire_on_commit=False))
 
 
 _WRITE_LOCKS: dict[str, threading.Lock] = {}
@@ -83,6 +95,10 @@ class _WriterQueueConnection(sqlite3.Connection):
         self._queue = _write_lock(str(Path(database).resolve()) if database != ":memory:"
                                   else f":memory:{id(self)}")
         self._holding = False
+
+    def begin_deferred(self) -> None:
+        """A transaction that only reads: no lock until it first reads, never the write lock."""
+        self.execute("BEGIN")
 
     def begin_immediate(self) -> None:
         """Wait for this process's other writers, then take SQLite's write lock."""
@@ -122,9 +138,10 @@ class _WriterQueueConnection(sqlite3.Connection):
 
 def _tune_sqlite(engine: Engine) -> None:
     """WAL (readers never block the writer), a busy timeout (writers queue instead of
-    failing), foreign keys on; and every transaction starts with BEGIN IMMEDIATE, so it takes
-    the write lock up front: a transaction that reads, then writes cannot fail half-way with
-    "database is locked", and read-then-write steps are atomic across processes."""
+    failing), foreign keys on; and every transaction but a `Database.reading` one starts with
+    BEGIN IMMEDIATE, so it takes the write lock up front: a transaction that reads, then
+    writes cannot fail half-way with "database is locked", and read-then-write steps are
+    atomic across processes."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -137,7 +154,11 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.connection.dbapi_connection.begin_immediate()
+        dbapi_connection = connection.connection.dbapi_connection
+        if connection.get_execution_options().get(READS_ONLY):
+            dbapi_connection.begin_deferred()
+        else:
+            dbapi_connection.begin_immediate()
 
 
 def upgrade(url: str) -> None:

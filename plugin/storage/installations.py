@@ -47,7 +47,7 @@ class Installations:
         return self._read(site)[0]
 
     def sites(self) -> list[str]:
-        with self.database.session() as session:
+        with self.database.reading() as session:
             return list(session.scalars(
                 select(InstallationRecord.site)
                 .where(InstallationRecord.connector == self.connector)
@@ -64,7 +64,7 @@ class Installations:
                                 f"under us ({MAX_CONFLICTS} tries)")
 
     def _read(self, site: str) -> tuple[State | None, int | None]:
-        with self.database.session() as session:
+        with self.database.reading() as session:
             row = session.execute(
                 select(InstallationRecord.data, InstallationRecord.version)
                 .where(InstallationRecord.connector == self.connector,

@@ -133,6 +133,40 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(tmp_path: 
     assert pragmas == ["wal", 1, SQLITE_BUSY_TIMEOUT_MS]
 
 
+def test_a_reading_session_does_not_wait_for_an_open_write(database: Database) -> None:
+    """A worker's look at the queue must not queue behind webhooks being stored: it sees the
+    last commit while a write transaction is still open."""
+    record(database, "d-1")
+    writing, read_done = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with database.session() as session, session.begin():
+            record_event(session, event("d-2"), BODY, NOW)
+            writing.set()
+            read_done.wait(timeout=30)  # hold the write lock until the read is over
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert writing.wait(timeout=30)
+    seen: list[int] = []
+    reader = threading.Thread(target=lambda: seen.append(
+        transaction_free_count(database)))
+    reader.start()
+    reader.join(timeout=20)
+    blocked = reader.is_alive()
+    read_done.set()
+    writer.join()
+    reader.join()
+    assert not blocked, "the read waited for the writer"
+    assert seen == [1]  # the open transaction's row is not seen
+    assert len(events(database)) == 2
+
+
+def transaction_free_count(database: Database) -> int:
+    with database.reading() as session:
+        return session.scalar(select(func.count()).select_from(EventRecord)) or 0
+
+
 def test_ping_names_the_problem_when_the_database_does_not_answer(
         database: Database) -> None:
     assert database.ping() is None
