@@ -7,8 +7,10 @@ event kind in tests/connectors/jira/fixtures/ that intake stores, on 100 tickets
 request with its own X-Atlassian-Webhook-Identifier (so every one is stored, none is a
 duplicate), over keep-alive connections.
 
-- Throughput: closed loop, `--clients` connections sending back to back for `--seconds`.
-  Target: >= 70 % of the bare endpoint.
+- Throughput: closed loop, `--clients` connections sending back to back for `--seconds`,
+  taken in `--slices` alternating slices (bare, clientguard, bare, …) while the other server
+  is stopped (SIGSTOP), so a machine whose speed drifts during the run (a shared VM) slows
+  both alike. Target: >= 70 % of the bare endpoint.
 - Latency: open loop at `--rate` requests/s for `--open-seconds`, each request sent at its
   scheduled time and timed from then (a slow answer does not hide the requests queued
   behind it). Target: p99 <= 25 ms.
@@ -21,7 +23,8 @@ coalesce_seconds is 600, so the consumer only polls its queue: intake alone. (Wi
 Jira base_url every job would fail and put its events back to pending, and each later job of
 that ticket would claim the growing pile again: a failure mode, not real life.)
 
-    python bench/ingest.py [--seconds 10] [--clients 8] [--rate 300] [--worker stub|idle]
+    python bench/ingest.py [--seconds 10] [--slices 4] [--clients 8] [--rate 300]
+                           [--worker stub|idle]
 """
 
 from __future__ import annotations
@@ -103,6 +106,15 @@ class Phase:
     def rate(self) -> float:
         return len(self.latencies) / self.seconds
 
+    @classmethod
+    def joined(cls, slices: list[Phase]) -> Phase:
+        """Several slices of one measurement as one (CPU weighted by time)."""
+        seconds = sum(part.seconds for part in slices)
+        return cls([latency for part in slices for latency in part.latencies],
+                   sum(part.failed for part in slices), seconds,
+                   sum(part.server_cores * part.seconds for part in slices) / seconds,
+                   sum(part.generator_cores * part.seconds for part in slices) / seconds)
+
 
 def bodies(tickets: list[tuple[str, str]]) -> list[Body]:
     """Every fixture intake stores (an event about an issue, not our own), once per ticket,
@@ -153,6 +165,16 @@ def server(command: list[str], cwd: Path, env: dict[str, str], port: int
             process.kill()
             process.wait(timeout=5)
         log.close()
+
+
+@contextmanager
+def paused(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Stop `process` (SIGSTOP) while the other server is measured; always continue it."""
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
 
 
 def healthy(port: int) -> bool:
@@ -249,22 +271,18 @@ def open_loop(pid: int, port: int, bodies: list[Body], rate: float, seconds: flo
     return measure(pid, senders, work)
 
 
-def run(pid: int, port: int, bodies: list[Body], tickets: int, args: argparse.Namespace,
-        name: str, ready: Callable[[], bool]) -> tuple[int, Phase, Phase]:
-    """Warm up with one event per ticket and wait until `ready()` (every ticket evaluated
-    once, so the measurement sees the steady state, not first sight); then the open loop,
-    then the closed loop. Returns how many warm-up requests were accepted, and the two."""
-    warm = Sender(port, bodies, f"{name}-warm")
+def warm_up(port: int, bodies: list[Body], tickets: int, ready: Callable[[], bool]) -> int:
+    """One event per ticket, then wait until `ready()` (every ticket evaluated once, so the
+    measurement sees the steady state, not first sight). Returns how many were accepted."""
+    warm = Sender(port, bodies, "warm")
     for _ in range(tickets):
         warm.post()
     deadline = time.monotonic() + WARM_UP_TIMEOUT
     while not ready():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{name}: the warm-up did not finish in {WARM_UP_TIMEOUT} s")
+            raise RuntimeError(f"the warm-up did not finish in {WARM_UP_TIMEOUT} s")
         time.sleep(0.1)
-    return (warm.sent - warm.failed,
-            open_loop(pid, port, bodies, args.rate, args.open_seconds, f"{name}-open"),
-            closed_loop(pid, port, bodies, args.clients, args.seconds, f"{name}-closed"))
+    return warm.sent - warm.failed
 
 
 def stored_events(database: Path) -> dict[str, int]:
@@ -293,6 +311,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="closed-loop measurement per endpoint")
     parser.add_argument("--clients", type=int, default=8, help="closed-loop connections")
+    parser.add_argument("--slices", type=int, default=4,
+                        help="alternating closed-loop slices per endpoint")
     parser.add_argument("--rate", type=float, default=300.0, help="open-loop requests/s")
     parser.add_argument("--open-seconds", type=float, default=10.0)
     parser.add_argument("--worker", choices=("stub", "idle"), default="stub")
@@ -320,17 +340,32 @@ def main() -> None:
                         "queue_url": f"sqlite:///{queue}", **service},
             "jira": jira_table}), encoding="utf-8")
 
-        port = free_port()
-        with server([sys.executable, "-c", BARE_APP, str(port), str(WAITRESS_THREADS)],
-                    root / "bare", env, port) as bare:
-            _, bare_open, bare_closed = run(bare.pid, port, load, len(tickets), args, "bare",
-                                            lambda: True)
-        port = free_port()
-        with server([str(CLIENTGUARD), "serve", "--port", str(port),
-                     "--threads", str(WAITRESS_THREADS)], root / "cg", env, port) as served:
-            warmed, cg_open, cg_closed = run(
-                served.pid, port, load, len(tickets), args, "cg",
-                lambda: args.worker == "idle" or len({i for i, _ in jira.written}) == len(tickets))
+        bare_port, cg_port = free_port(), free_port()
+        bare = stack.enter_context(server(
+            [sys.executable, "-c", BARE_APP, str(bare_port), str(WAITRESS_THREADS)],
+            root / "bare", env, bare_port))
+        served = stack.enter_context(server(
+            [str(CLIENTGUARD), "serve", "--port", str(cg_port), "--threads",
+             str(WAITRESS_THREADS)], root / "cg", env, cg_port))
+        with paused(bare):
+            warmed = warm_up(cg_port, load, len(tickets), lambda: args.worker == "idle" or len(
+                {i for i, _ in jira.written}) == len(tickets))
+        with paused(served):
+            bare_open = open_loop(bare.pid, bare_port, load, args.rate, args.open_seconds,
+                                  "bare-open")
+        with paused(bare):
+            cg_open = open_loop(served.pid, cg_port, load, args.rate, args.open_seconds,
+                                "cg-open")
+        bare_slices, cg_slices = [], []
+        for k in range(args.slices):
+            with paused(served):
+                bare_slices.append(closed_loop(bare.pid, bare_port, load, args.clients,
+                                               args.seconds / args.slices, f"bare-closed-{k}"))
+            with paused(bare):
+                cg_slices.append(closed_loop(served.pid, cg_port, load, args.clients,
+                                             args.seconds / args.slices, f"cg-closed-{k}"))
+        bare_closed, cg_closed = Phase.joined(bare_slices), Phase.joined(cg_slices)
+        stack.close()  # both servers stopped: what clientguard stored is final
         events, jobs = stored_events(database), queued_jobs(queue)
 
     sizes = [len(body) for body, _ in load]
