@@ -367,22 +367,27 @@ class PortalAuth:
 
 
 def _client_endpoint(state: Mapping[str, Any]) -> str:
-    endpoint = str(state.get("client_endpoint") or "")
-    parts = urlsplit(endpoint)
-    if parts.scheme != "https" or not parts.netloc:
-        raise AuthError(f"Bitrix24 portal {state.get('member_id')}: stored client_endpoint is "
-                        f"not an https URL: {redact(endpoint)!r}")
+    endpoint = _stored_https(state, "client_endpoint", "stored client_endpoint is not an "
+                             "https URL: {value!r}")
     return endpoint if endpoint.endswith("/") else endpoint + "/"
 
 
 def _token_url(state: Mapping[str, Any]) -> str:
     """The OAuth server's token endpoint, from the portal's stored `server_endpoint`."""
-    server = str(state.get("server_endpoint") or "")
-    parts = urlsplit(server)
-    if parts.scheme != "https" or not parts.netloc:
-        raise AuthError(f"Bitrix24 portal {state.get('member_id')}: no https server_endpoint "
-                        f"stored to refresh tokens at; {REOPEN_HINT}")
+    server = _stored_https(state, "server_endpoint", "no https server_endpoint stored to "
+                           f"refresh tokens at; {REOPEN_HINT}")
     return urljoin(server, TOKEN_PATH)
+
+
+def _stored_https(state: Mapping[str, Any], key: str, problem: str) -> str:
+    """The portal's stored URL `key`; AuthError saying `problem` (which may name the
+    redacted `{value}`) unless it is an https URL."""
+    value = str(state.get(key) or "")
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc:
+        raise AuthError(f"Bitrix24 portal {state.get('member_id')}: "
+                        + problem.format(value=redact(value)))
+    return value
 
 
 def _expiry(fields: Mapping[str, Any], now: float) -> int | None:

@@ -619,6 +619,79 @@ def install_page(request: PageRequest, settings: Bitrix24Settings, store: Instal
     return _frame_install(request, settings, store, client_with, session, clock, manifest)
 
 
+@dataclass(frozen=True)
+class _Offer:
+    """An installer's tokens, from the frame's POST or a script-only callback."""
+
+    member_id: str
+    domain: str
+    token: str
+    server_endpoint: str
+    stored: dict[str, Any]  # kept besides: refresh token, expiry, scope, application token
+    channel: str  # how it came, for the log
+
+
+@dataclass(frozen=True)
+class _NotInstalled:
+    """Why an offer was not installed. 403: refused, nothing stored; 503: the OAuth server
+    did not answer; 200: stored but the portal refused bindings (`failures`)."""
+
+    status: int
+    reason: str  # without the token
+    transient: bool = False
+    failures: tuple[Failure, ...] = ()
+
+
+def _verify(offer: _Offer, settings: Bitrix24Settings,
+            session: requests.Session | None) -> AppInfo | _NotInstalled:
+    """`check_app_info`, its refusals as `_NotInstalled` (logged, token redacted)."""
+    try:
+        return check_app_info(offer.token, offer.server_endpoint, offer.member_id,
+                              offer.domain, settings, session)
+    except PlatformError as error:
+        reason = redact(str(error), (offer.token,))
+        log.warning("Bitrix24 %s for portal %s refused: %s", offer.channel, offer.member_id,
+                    reason)
+        transient = isinstance(error, Transient)
+        return _NotInstalled(503 if transient else 403, reason, transient)
+    except Refused as error:
+        reason = redact(str(error), (offer.token,))
+        log.warning("Bitrix24 %s for portal %s refused: %s", offer.channel, offer.member_id,
+                    reason)
+        return _NotInstalled(403, reason)
+
+
+def _store_and_bind(offer: _Offer, info: AppInfo, settings: Bitrix24Settings,
+                    store: InstallationStore, client_with: ClientWith,
+                    clock: Callable[[], float], manifest: Mapping[str, Any] | None
+                    ) -> Binding | _NotInstalled:
+    """Store the verified offer (`installed: False`), bind every event and placement with
+    its token, and mark the portal installed only when all held."""
+    _store_new(store, offer.member_id, {
+        **offer.stored, "domain": offer.domain, "server_endpoint": offer.server_endpoint,
+        "access_token": offer.token, "scope": info.scope or offer.stored.get("scope"),
+        "user_id": info.user_id}, clock)
+    client = client_with(InstallAuth(offer.member_id, _client_endpoint(offer.domain),
+                                     offer.token))
+    try:
+        binding = bind_portal(client, settings, manifest)
+    except PlatformError as error:
+        failures: tuple[Failure, ...] = (Failure("event.get/placement.get", error_code(error),
+                                                 str(error)),)
+        transient = isinstance(error, Transient)
+    else:
+        if binding.ok:
+            _mark_installed(store, offer.member_id, binding)
+            log.info("Bitrix24 portal %s (%s) installed by user %s (%s): %s", offer.member_id,
+                     offer.domain, info.user_id, offer.channel, binding.summary())
+            return binding
+        failures, transient = tuple(binding.failures), False
+    summary = redact("; ".join(f"{failure.what}: {failure.code or failure.message}"
+                               for failure in failures), (offer.token,))
+    log.warning("Bitrix24 portal %s not installed: %s", offer.member_id, summary)
+    return _NotInstalled(200, summary, transient, failures)
+
+
 def _frame_install(request: PageRequest, settings: Bitrix24Settings, store: InstallationStore,
                    client_with: ClientWith, session: requests.Session | None,
                    clock: Callable[[], float], manifest: Mapping[str, Any] | None) -> PageReply:
@@ -632,21 +705,18 @@ def _frame_install(request: PageRequest, settings: Bitrix24Settings, store: Inst
                         "it was not sent by Bitrix24")
     if not MEMBER_ID.fullmatch(member_id) or not _DOMAIN.fullmatch(domain):
         return _refused(400, language, "member_id or DOMAIN is malformed")
-    try:
-        info = check_app_info(token, form.get("SERVER_ENDPOINT") or DEFAULT_OAUTH_SERVER,
-                              member_id, domain, settings, session)
-    except Refused as error:
-        log.warning("Bitrix24 install for portal %s refused: %s", member_id,
-                    redact(str(error), (token,)))
-        return _refused(403, language, str(error))
-    except Transient as error:
-        return _page(503, language, "not_installed", [
-            _para("unreachable", language, detail=redact(str(error), (token,))),
-            _para("reopen", language)])
-    except PlatformError as error:
-        log.warning("Bitrix24 install for portal %s refused by the OAuth server: %s",
-                    member_id, redact(str(error), (token,)))
-        return _refused(403, language, redact(str(error), (token,)))
+    offer = _Offer(member_id, domain, token,
+                   form.get("SERVER_ENDPOINT") or DEFAULT_OAUTH_SERVER,
+                   {"application_token": form.get("APPLICATION_TOKEN"),
+                    "refresh_token": form.get("REFRESH_ID"),
+                    "expires_in": form.get("AUTH_EXPIRES") or "3600",
+                    "scope": form.get("APPLICATION_SCOPE")}, "install")
+    info = _verify(offer, settings, session)
+    if isinstance(info, _NotInstalled):
+        if info.transient:
+            return _page(503, language, "not_installed", [
+                _para("unreachable", language, detail=info.reason), _para("reopen", language)])
+        return _refused(info.status, language, info.reason)
     if info.installed is True:
         # The portal opens the installation path only while the application is not
         # installed [D:settings/app-installation/local-apps/installation-master.md]; an
@@ -655,27 +725,10 @@ def _frame_install(request: PageRequest, settings: Bitrix24Settings, store: Inst
         log.warning("Bitrix24 install for portal %s refused: the portal says the application "
                     "is installed already", member_id)
         return _page(403, language, "refused", [_para("already", language)])
-
-    fields = {"domain": domain,
-              "server_endpoint": form.get("SERVER_ENDPOINT") or DEFAULT_OAUTH_SERVER,
-              "application_token": form.get("APPLICATION_TOKEN"), "access_token": token,
-              "refresh_token": form.get("REFRESH_ID"),
-              "expires_in": form.get("AUTH_EXPIRES") or "3600",
-              "scope": info.scope or form.get("APPLICATION_SCOPE"), "user_id": info.user_id}
-    _store_new(store, member_id, fields, clock)
-    client = client_with(InstallAuth(member_id, _client_endpoint(domain), token))
-    try:
-        binding = bind_portal(client, settings, manifest)
-    except PlatformError as error:
-        return _bind_failed(member_id, language, [Failure("event.get/placement.get",
-                                                          error_code(error), str(error))],
-                            isinstance(error, Transient), token)
-    if not binding.ok:
-        return _bind_failed(member_id, language, list(binding.failures), False, token)
-    _mark_installed(store, member_id, binding)
-    log.info("Bitrix24 portal %s (%s) installed by user %s: %s", member_id, domain,
-             info.user_id, binding.summary())
-    return _finished_page(language, binding, info.user_id)
+    outcome = _store_and_bind(offer, info, settings, store, client_with, clock, manifest)
+    if isinstance(outcome, _NotInstalled):
+        return _bind_failed(language, outcome, token)
+    return _finished_page(language, outcome, info.user_id)
 
 
 def _script_install(auth: Mapping[str, Any], settings: Bitrix24Settings,
@@ -694,18 +747,14 @@ def _script_install(auth: Mapping[str, Any], settings: Bitrix24Settings,
     if not MEMBER_ID.fullmatch(member_id) or not _DOMAIN.fullmatch(domain):
         return _json(400, {"installed": False, "error": "auth[member_id] or auth[domain] is "
                            "malformed"})
-    try:
-        info = check_app_info(token, auth.get("server_endpoint") or DEFAULT_OAUTH_SERVER,
-                              member_id, domain, settings, session)
-    except Refused as error:
-        log.warning("Bitrix24 install callback for portal %s refused: %s", member_id,
-                    redact(str(error), (token,)))
-        return _json(403, {"installed": False, "error": str(error)})
-    except PlatformError as error:
-        message = redact(str(error), (token,))
-        log.warning("Bitrix24 install callback for portal %s: %s", member_id, message)
-        return _json(503 if isinstance(error, Transient) else 403,
-                     {"installed": False, "error": message})
+    offer = _Offer(member_id, domain, token,
+                   auth.get("server_endpoint") or DEFAULT_OAUTH_SERVER,
+                   {key: auth.get(key) for key in ("application_token", "refresh_token",
+                                                   "expires", "expires_in", "scope")},
+                   "install callback")
+    info = _verify(offer, settings, session)
+    if isinstance(info, _NotInstalled):
+        return _json(info.status, {"installed": False, "error": info.reason})
     stored = store.load(member_id)
     offered = str(auth.get("application_token") or "")
     if (stored and stored.get("installed") and stored.get("application_token")
@@ -717,27 +766,11 @@ def _script_install(auth: Mapping[str, Any], settings: Bitrix24Settings,
         log.warning("Bitrix24 install callback for portal %s refused: the portal is installed "
                     "with another application token", member_id)
         return _json(403, {"installed": False, "error": "the portal is installed already"})
-    fields = {key: auth.get(key) for key in ("server_endpoint", "application_token",
-                                             "refresh_token", "expires", "expires_in")}
-    fields.update(domain=domain, access_token=token,
-                  server_endpoint=auth.get("server_endpoint") or DEFAULT_OAUTH_SERVER,
-                  scope=info.scope or auth.get("scope"), user_id=info.user_id)
-    _store_new(store, member_id, fields, clock)
-    client = client_with(InstallAuth(member_id, _client_endpoint(domain), token))
-    try:
-        binding = bind_portal(client, settings, manifest)
-    except PlatformError as error:
-        message = redact(str(error), (token,))
-        log.warning("Bitrix24 portal %s: binding failed: %s", member_id, message)
-        return _json(200, {"installed": False, "error": message})
-    if not binding.ok:
-        log.warning("Bitrix24 portal %s: %s", member_id, redact(binding.summary(), (token,)))
-        return _json(200, {"installed": False, "error": redact(binding.summary(), (token,))})
-    _mark_installed(store, member_id, binding)
-    log.info("Bitrix24 portal %s (%s) installed (script only) by user %s: %s", member_id,
-             domain, info.user_id, binding.summary())
-    return _json(200, {"installed": True, "events": list(binding.events),
-                       "placements": list(binding.placements)})
+    outcome = _store_and_bind(offer, info, settings, store, client_with, clock, manifest)
+    if isinstance(outcome, _NotInstalled):
+        return _json(outcome.status, {"installed": False, "error": outcome.reason})
+    return _json(200, {"installed": True, "events": list(outcome.events),
+                       "placements": list(outcome.placements)})
 
 
 def _script_fields(request: PageRequest) -> dict[str, Any] | None:
@@ -962,14 +995,11 @@ def _finished_page(language: Language, binding: Binding, user_id: str | None) ->
     return _page(200, language, "installed", parts, finish=True)
 
 
-def _bind_failed(member_id: str, language: Language, failures: list[Failure],
-                 transient: bool, token: str) -> PageReply:
+def _bind_failed(language: Language, outcome: _NotInstalled, token: str) -> PageReply:
     """Explain a refused binding: 200 (the portal shows it), no `installFinish`, the portal
     stays `installed: False`."""
-    summary = "; ".join(f"{failure.what}: {failure.code or failure.message}"
-                        for failure in failures)
-    log.warning("Bitrix24 portal %s not installed: %s", member_id, redact(summary, (token,)))
-    parts = [_para("unreachable" if transient else "answered", language,
+    failures = outcome.failures
+    parts = [_para("unreachable" if outcome.transient else "answered", language,
                    detail=redact(failure.message, (token,))) for failure in failures[:5]]
     codes = {failure.code for failure in failures}
     advice = []

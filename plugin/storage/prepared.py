@@ -22,6 +22,12 @@ from sqlalchemy.exc import DBAPIError, StatementError
 Insert = Callable[[Mapping[str, Any]], bool]
 
 
+def insert_for(dialect: str) -> Any:
+    """The dialect's INSERT construct, which has ON CONFLICT (SQLite and PostgreSQL spell it
+    alike; the generic one has none)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
@@ -68,8 +74,8 @@ class PreparedInsert:
     def _compiled(self, dialect: Dialect) -> _Compiled:
         known = self._by_dialect.get(dialect.name)
         if known is None:
-            insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)
-            statement = insert(self.table).on_conflict_do_nothing(index_elements=self.conflict_on)
+            statement = insert_for(dialect.name)(self.table).on_conflict_do_nothing(
+                index_elements=self.conflict_on)
             compiled = statement.compile(dialect=dialect, column_keys=list(self.columns))
             processors = {}
             for name in self.columns:

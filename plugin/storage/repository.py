@@ -24,7 +24,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -38,7 +37,7 @@ from plugin.storage.models import (
     FindingStatus,
     UTCDateTime,
 )
-from plugin.storage.prepared import PreparedInsert
+from plugin.storage.prepared import PreparedInsert, insert_for
 
 MAX_ATTEMPTS = 5
 FINDINGS = frozenset(FindingStatus)  # the statuses that are findings: warn, fail
@@ -57,9 +56,7 @@ class EngagementInfo:
 
 
 def _insert(session: Session, entity: type[Any]) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (both SQLite and PostgreSQL spell it so)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(entity)
+    return insert_for(session.get_bind().dialect.name)(entity)
 
 
 def _aware(value: datetime | None) -> ColumnElement[Any]:

@@ -539,6 +539,26 @@ def test_a_script_only_install_is_stored_bound_and_answered_with_json(
     no_witness(caplog.records)
 
 
+def test_a_script_callback_whose_bindings_are_refused_says_which_and_stays_unfinished(
+        portal: responses.RequestsMock) -> None:
+    """The same install as the frame's, answered in JSON: 200 (the callback was heard), not
+    installed, each refused binding named."""
+    store = MemoryInstallationStore()
+    refused = {"error": "WRONG_AUTH_TYPE", "error_description": "Application context required"}
+    stub_app_info(portal)
+    stub_lists(portal, [], [])
+    stub_binds(portal, BIND_ALL, errors={"placement_CRM_DEAL_DETAIL_TAB": refused})
+
+    reply = install_page(PageRequest("POST", {}, {}, {}, encode_form({"auth": SCRIPT_AUTH})),
+                         settings(), store, client_with, clock=lambda: NOW)
+
+    assert reply.status == 200
+    assert json.loads(reply.body) == {
+        "installed": False,
+        "error": "placement.bind CRM_DEAL_DETAIL_TAB: WRONG_AUTH_TYPE"}
+    assert store.load(MEMBER) == UNFINISHED
+
+
 def test_a_script_callback_cannot_replace_an_installed_portal(
         portal: responses.RequestsMock) -> None:
     store = MemoryInstallationStore({MEMBER: {**INSTALLED, "application_token": OLD_APP_TOKEN}})
