@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import responses
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
 from connectors.base import EngagementRef
 from connectors.errors import AuthError, Transient
@@ -186,6 +187,29 @@ def test_a_worker_that_dies_mid_event_loses_nothing(app: Flask, jira: FakeJira):
     run_jobs_until_done(app)
     assert statuses(app) == {"done"}
     assert [c["method"] for c in jira.written] == ["POST"]
+
+
+def test_a_failure_saving_the_evaluation_gives_its_events_back_at_once(
+        app: Flask, jira: FakeJira, monkeypatch: pytest.MonkeyPatch):
+    deliver(app, "d-1")
+
+    def disk_full(*_args: object) -> None:
+        raise OperationalError("UPDATE events", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr("plugin.pipeline.process.finish", disk_full)
+    with pytest.raises(OperationalError):
+        process(REF, app.extensions["clientguard.connectors"]["jira"],
+                app.extensions["clientguard.database"], app.extensions["clientguard.config"],
+                app.extensions["clientguard.metrics"])
+    # Saved and finished in one transaction: neither happened, and the event is waiting
+    # again now, not held by a lease that runs out in minutes.
+    assert statuses(app) == {"pending"}
+    monkeypatch.undo()
+    run_jobs_until_done(app)
+    assert statuses(app) == {"done"}
+    assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE),
+                                                                      ("PUT", ROLE)]
+    assert jira.written[1]["id"] == jira.written[0]["id"]  # found by its marker: no copy
 
 
 def process_now(app: Flask) -> None:
