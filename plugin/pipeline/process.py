@@ -79,11 +79,11 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
     """Evaluate `ref` once for all its pending events (none pending: nothing to do)."""
     now = now or datetime.now(UTC)
     with database.session() as session, session.begin():
-        claimed = [event.id for event in
-                   claim_pending(session, ref, now, config.service.lease_seconds)]
-        known = get_engagement(session, ref)
+        claimed = claim_pending(session, ref, now, config.service.lease_seconds)
     if not claimed:
         return Processed(0, False)
+    with database.reading() as session:  # only evaluations of `ref`, now ours alone, change it
+        known = get_engagement(session, ref)
     try:
         plan = plan_comment(ref, connector, config, metrics, now, known)
         if config.service.dry_run:

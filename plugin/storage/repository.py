@@ -7,6 +7,7 @@ claim before doing the slow work it stands for.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -19,7 +20,9 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    insert,
     literal,
+    null,
     or_,
     select,
     update,
@@ -188,44 +191,56 @@ def count_unresolved(session: Session, ref: EngagementRef, now: datetime,
 
 
 def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_seconds: float,
-                  max_attempts: int = MAX_ATTEMPTS) -> list[EventRecord]:
+                  max_attempts: int = MAX_ATTEMPTS) -> list[int]:
     """Take this engagement's pending events, and those whose worker's lease ran out, for
-    `lease_seconds`; oldest first — unless another worker holds a live lease on this
-    engagement: one evaluation of a ticket at a time, so an older snapshot never overwrites
-    a newer comment (that worker asks again for what arrived meanwhile).
+    `lease_seconds`; their ids, oldest first — unless another worker holds a live lease on
+    this engagement: one evaluation of a ticket at a time, so an older snapshot never
+    overwrites a newer comment (that worker asks again for what arrived meanwhile).
 
     Claims of one engagement are serialised: on PostgreSQL by a transaction-scoped advisory
     lock on the engagement, on SQLite by the write lock BEGIN IMMEDIATE took. An event whose
     lease ran out on its last attempt is marked failed instead of being handed out forever."""
     _lock_engagement(session, ref)
-    busy = select(EventRecord.id).where(
-        _events_of(ref), EventRecord.status == EventStatus.PROCESSING,
-        EventRecord.lease_until > _aware(now)).limit(1)
-    if session.scalar(busy) is not None:
+    connection = session.connection()
+    of_ref = {"ref_connector": ref.connector, "ref_site": ref.site, "ref_key": ref.key,
+              "now": now}
+    if connection.execute(_BUSY, of_ref).first() is not None:
         return []
-    claimable = (
-        select(EventRecord.id)
-        .where(_events_of(ref),
-               or_(EventRecord.status == EventStatus.PENDING, _lease_expired(now)))
-        .with_for_update(skip_locked=True)
+    claimed = connection.execute(_CLAIM, {
+        **of_ref, "max_attempts": max_attempts,
+        "lease_until": now + timedelta(seconds=lease_seconds)})
+    return sorted(id_ for id_, status in claimed if status == EventStatus.PROCESSING)
+
+
+# The statements of an evaluation are built once, with bound parameters, on the tables (not
+# the ORM entities): building an expression, and the ORM's bulk-update bookkeeping, cost
+# more than running it, and these run while SQLite's one write lock is held.
+_EVENTS = EventRecord.__table__.c
+_NOW = bindparam("now", type_=UTCDateTime())
+_OF_REF = and_(_EVENTS.connector == bindparam("ref_connector"),
+               _EVENTS.site == bindparam("ref_site"), _EVENTS.engagement_key == bindparam("ref_key"))
+_BUSY = select(_EVENTS.id).where(
+    _OF_REF, _EVENTS.status == EventStatus.PROCESSING.value, _EVENTS.lease_until > _NOW,
+).limit(1)
+_SPENT = _EVENTS.attempts >= bindparam("max_attempts")  # only an expired lease gets here spent
+_CLAIM = (
+    update(EventRecord.__table__)
+    .where(_EVENTS.id.in_(
+        select(_EVENTS.id)
+        .where(_OF_REF, or_(_EVENTS.status == EventStatus.PENDING.value,
+                            and_(_EVENTS.status == EventStatus.PROCESSING.value,
+                                 _EVENTS.lease_until < _NOW)))
+        .with_for_update(skip_locked=True)))
+    .values(
+        status=case((_SPENT, EventStatus.FAILED.value), else_=EventStatus.PROCESSING.value),
+        attempts=_EVENTS.attempts + case((_SPENT, 0), else_=1),
+        lease_until=case((_SPENT, null()),
+                         else_=bindparam("lease_until", type_=UTCDateTime())),
+        last_error=case((_SPENT, WORKER_LOST), else_=_EVENTS.last_error),
+        processed_at=case((_SPENT, _NOW), else_=_EVENTS.processed_at),
     )
-    spent = EventRecord.attempts >= max_attempts  # only an expired lease gets here spent
-    statement = (
-        update(EventRecord)
-        .where(EventRecord.id.in_(claimable))
-        .values(
-            status=case((spent, EventStatus.FAILED.value), else_=EventStatus.PROCESSING.value),
-            attempts=EventRecord.attempts + case((spent, 0), else_=1),
-            lease_until=case((spent, _aware(None)),
-                             else_=_aware(now + timedelta(seconds=lease_seconds))),
-            last_error=case((spent, WORKER_LOST), else_=EventRecord.last_error),
-            processed_at=case((spent, _aware(now)), else_=EventRecord.processed_at),
-        )
-        .returning(EventRecord)
-        .execution_options(populate_existing=True)
-    )
-    claimed = session.scalars(statement).all()
-    return sorted((e for e in claimed if e.status == EventStatus.PROCESSING), key=lambda e: e.id)
+    .returning(_EVENTS.id, _EVENTS.status)
+)
 
 
 def _lock_engagement(session: Session, ref: EngagementRef) -> None:
@@ -284,10 +299,12 @@ _WAITING_COUNTS = (
 
 def finish(session: Session, ids: Collection[int], now: datetime) -> None:
     """The evaluation these events asked for is done."""
-    session.execute(
-        update(EventRecord).where(EventRecord.id.in_(ids))
-        .values(status=EventStatus.DONE.value, lease_until=None, processed_at=now)
-    )
+    session.connection().execute(_FINISH, {"ids": list(ids), "now": now})
+
+
+_FINISH = (update(EventRecord.__table__)
+           .where(_EVENTS.id.in_(bindparam("ids", expanding=True)))
+           .values(status=EventStatus.DONE.value, lease_until=None, processed_at=_NOW))
 
 
 def fail(session: Session, ids: Collection[int], error: str, now: datetime,
@@ -349,25 +366,37 @@ def due_for_review(session: Session, now: datetime,
 
 
 def get_engagement(session: Session, ref: EngagementRef) -> EngagementRecord | None:
-    return session.scalars(
-        select(EngagementRecord)
-        .where(EngagementRecord.connector == ref.connector, EngagementRecord.site == ref.site,
-               EngagementRecord.key == ref.key)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    return session.scalars(_ENGAGEMENT, {"connector": ref.connector, "site": ref.site,
+                                         "key": ref.key}).one_or_none()
+
+
+_ENGAGEMENT = (select(EngagementRecord)
+               .where(EngagementRecord.connector == bindparam("connector"),
+                      EngagementRecord.site == bindparam("site"),
+                      EngagementRecord.key == bindparam("key"))
+               .execution_options(populate_existing=True))
 
 
 def _upsert_engagement(session: Session, ref: EngagementRef, values: Mapping[str, Any]) -> int:
     """Create or update the engagement row and return its id. On PostgreSQL the upsert also
     locks the row until commit, so two evaluations of one engagement save one after the other
     (SQLite: BEGIN IMMEDIATE already did)."""
-    statement = _insert(session, EngagementRecord).values(
-        connector=ref.connector, site=ref.site, key=ref.key, **values)
-    changes = {name: statement.excluded[name] for name in values} or {"key": ref.key}
-    statement = statement.on_conflict_do_update(
-        index_elements=["connector", "site", "key"], set_=changes,
-    ).returning(EngagementRecord.id)
-    return session.execute(statement).scalar_one()
+    connection = session.connection()
+    statement = _engagement_upsert(connection.dialect.name, tuple(values))
+    return connection.execute(statement, {
+        "connector": ref.connector, "site": ref.site, "key": ref.key, **values}).scalar_one()
+
+
+@functools.cache
+def _engagement_upsert(dialect: str, names: tuple[str, ...]) -> Any:
+    """The upsert of `_upsert_engagement` setting the columns `names`, per dialect."""
+    table = EngagementRecord.__table__
+    statement = insert_for(dialect)(table).values(
+        {name: bindparam(name) for name in ("connector", "site", "key", *names)})
+    changes = {name: statement.excluded[name] for name in names} or {
+        "key": statement.excluded.key}  # a no-op update, so RETURNING has the id
+    return statement.on_conflict_do_update(
+        index_elements=["connector", "site", "key"], set_=changes).returning(table.c.id)
 
 
 def save_evaluation(session: Session, ref: EngagementRef, score: int, band: str,
@@ -384,34 +413,44 @@ def save_evaluation(session: Session, ref: EngagementRef, score: int, band: str,
     if info is not None:
         values.update(asdict(info))
     engagement_id = _upsert_engagement(session, ref, values)
-    _update_findings(session, engagement_id, statuses, now)
-    scores = _insert(session, DailyScore).values(
-        engagement_id=engagement_id, day=now.date(), score=score, band=str(band))
-    session.execute(scores.on_conflict_do_update(
+    _update_findings(session.connection(), engagement_id, statuses, now)
+    session.connection().execute(_daily_score_upsert(session.connection().dialect.name), {
+        "engagement_id": engagement_id, "day": now.date(), "score": score, "band": str(band)})
+
+
+@functools.cache
+def _daily_score_upsert(dialect: str) -> Any:
+    statement = insert_for(dialect)(DailyScore.__table__)
+    return statement.on_conflict_do_update(
         index_elements=["engagement_id", "day"],
-        set_={"score": scores.excluded.score, "band": scores.excluded.band},
-    ))
+        set_={"score": statement.excluded.score, "band": statement.excluded.band})
 
 
-def _update_findings(session: Session, engagement_id: int, statuses: Mapping[str, str],
+def _update_findings(connection: Connection, engagement_id: int, statuses: Mapping[str, str],
                      now: datetime) -> None:
     found = {rule: str(status) for rule, status in statuses.items() if status in FINDINGS}
-    open_findings = session.scalars(
-        select(FindingRecord)
-        .where(FindingRecord.engagement_id == engagement_id, FindingRecord.resolved_at.is_(None))
-    ).all()
-    for finding in open_findings:
-        if finding.rule_id in found:
-            finding.status = found.pop(finding.rule_id)
-            finding.last_seen = now
-        elif finding.rule_id in statuses:
-            finding.resolved_at = now
-    session.add_all(
-        FindingRecord(engagement_id=engagement_id, rule_id=rule, status=status,
-                      first_seen=now, last_seen=now)
-        for rule, status in found.items()
-    )
-    session.flush()
+    seen_again, resolved = [], []
+    for finding_id, rule_id in connection.execute(_OPEN_FINDINGS, {"engagement": engagement_id}):
+        if rule_id in found:
+            seen_again.append({"finding": finding_id, "new_status": found.pop(rule_id),
+                               "now": now})
+        elif rule_id in statuses:
+            resolved.append({"finding": finding_id, "now": now})
+    for statement, rows in ((_SEEN_AGAIN, seen_again), (_RESOLVED, resolved), (_OPENED, [
+            {"engagement_id": engagement_id, "rule_id": rule, "status": status,
+             "first_seen": now, "last_seen": now} for rule, status in found.items()])):
+        if rows:
+            connection.execute(statement, rows)
+
+
+_FINDINGS = FindingRecord.__table__.c
+_OPEN_FINDINGS = select(_FINDINGS.id, _FINDINGS.rule_id).where(
+    _FINDINGS.engagement_id == bindparam("engagement"), _FINDINGS.resolved_at.is_(None))
+_SEEN_AGAIN = (update(FindingRecord.__table__).where(_FINDINGS.id == bindparam("finding"))
+               .values(status=bindparam("new_status"), last_seen=_NOW))
+_RESOLVED = (update(FindingRecord.__table__).where(_FINDINGS.id == bindparam("finding"))
+             .values(resolved_at=_NOW))
+_OPENED = insert(FindingRecord.__table__)
 
 
 def set_sticky(session: Session, ref: EngagementRef, comment_id: str | None,

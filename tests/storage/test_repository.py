@@ -74,8 +74,7 @@ def record(database: Database, *delivery_ids: str, ref: EngagementRef = REF,
 
 def claim(database: Database, now: datetime = NOW, ref: EngagementRef = REF,
           max_attempts: int = 5) -> list[int]:
-    claimed = transaction(database, lambda s: claim_pending(s, ref, now, LEASE, max_attempts))
-    return [e.id for e in claimed]
+    return transaction(database, lambda s: claim_pending(s, ref, now, LEASE, max_attempts))
 
 
 def events(database: Database) -> list[EventRecord]:
@@ -242,8 +241,10 @@ def test_claim_takes_this_engagements_pending_events_oldest_first(database: Data
     record(database, "d-1", "d-2")
     record(database, "x-1", ref=OTHER)
     claimed = transaction(database, lambda s: claim_pending(s, REF, NOW, LEASE))
-    assert [e.delivery_id for e in claimed] == ["d-1", "d-2"]
-    assert {(e.status, e.attempts, e.lease_until) for e in claimed} == {
+    taken = [e for e in events(database) if e.id in claimed]
+    assert [(e.id, e.delivery_id) for e in taken] == list(zip(claimed, ["d-1", "d-2"],
+                                                             strict=True))
+    assert {(e.status, e.attempts, e.lease_until) for e in taken} == {
         ("processing", 1, NOW + timedelta(seconds=LEASE))}
     assert claim(database) == []  # nothing left to take
     assert len(claim(database, ref=OTHER)) == 1
