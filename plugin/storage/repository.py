@@ -218,7 +218,8 @@ def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_sec
 _EVENTS = EventRecord.__table__.c
 _NOW = bindparam("now", type_=UTCDateTime())
 _OF_REF = and_(_EVENTS.connector == bindparam("ref_connector"),
-               _EVENTS.site == bindparam("ref_site"), _EVENTS.engagement_key == bindparam("ref_key"))
+               _EVENTS.site == bindparam("ref_site"),
+               _EVENTS.engagement_key == bindparam("ref_key"))
 _BUSY = select(_EVENTS.id).where(
     _OF_REF, _EVENTS.status == EventStatus.PROCESSING.value, _EVENTS.lease_until > _NOW,
 ).limit(1)
