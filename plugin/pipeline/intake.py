@@ -39,8 +39,7 @@ class Doorbell(Protocol):
 class Stored:
     event: Event
     duplicate: bool  # already recorded: a redelivery, nothing new stored
-    rang: bool = False  # this delivery rang the queue for its engagement
-    ring_failed: bool = False  # ...and the queue refused: the sweep rings instead
+    ring_failed: bool = False  # it rang the queue, which refused: the sweep rings instead
 
 
 OWN_WRITE = "caused by ClientGuard"
@@ -99,7 +98,7 @@ class Intake:
             raise waiting.error
         if not waiting.first_waiting:
             return Stored(parsed, duplicate=not waiting.new)
-        return Stored(parsed, duplicate=False, rang=True, ring_failed=not self._ring(parsed.ref))
+        return Stored(parsed, duplicate=False, ring_failed=not self._ring(parsed.ref))
 
     def _store(self, batch: list[_Waiting]) -> None:
         """One transaction for the batch. An engagement's first new event of the batch is its

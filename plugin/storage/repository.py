@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +40,7 @@ from plugin.storage.models import (
     FindingStatus,
     UTCDateTime,
 )
-from plugin.storage.prepared import PreparedInsert, insert_for
+from plugin.storage.prepared import Insert, PreparedInsert, insert_for
 
 MAX_ATTEMPTS = 5
 FINDINGS = frozenset(FindingStatus)  # the statuses that are findings: warn, fail
@@ -58,22 +58,39 @@ class EngagementInfo:
     open: bool = True
 
 
-def _insert(session: Session, entity: type[Any]) -> Any:
-    return insert_for(session.get_bind().dialect.name)(entity)
-
-
 def _aware(value: datetime | None) -> ColumnElement[Any]:
     """A timestamp literal stored like the columns (UTC), where SQL would not infer it."""
     return literal(value, UTCDateTime())
 
 
+# Statements run while SQLite's one write lock is held are built once, with bound
+# parameters, on the tables (not the ORM entities): building an expression, and the ORM's
+# bulk-update bookkeeping, cost more than running it. The filters below serve both those and
+# the statements built per call.
+_EVENTS = EventRecord.__table__.c
+_NOW = bindparam("now", type_=UTCDateTime())
+
+
+def _events_where(connector: Any, site: Any, key: Any) -> ColumnElement[bool]:
+    """The events of one engagement, by values or by bound parameters."""
+    return and_(_EVENTS.connector == connector, _EVENTS.site == site,
+                _EVENTS.engagement_key == key)
+
+
 def _events_of(ref: EngagementRef) -> ColumnElement[bool]:
-    return and_(EventRecord.connector == ref.connector, EventRecord.site == ref.site,
-                EventRecord.engagement_key == ref.key)
+    return _events_where(ref.connector, ref.site, ref.key)
 
 
-def _lease_expired(now: datetime) -> ColumnElement[bool]:
-    return and_(EventRecord.status == EventStatus.PROCESSING, EventRecord.lease_until < now)
+_OF_REF = _events_where(bindparam("ref_connector"), bindparam("ref_site"), bindparam("ref_key"))
+
+
+def _ref_params(ref: EngagementRef) -> dict[str, str]:
+    """`_OF_REF`'s parameters."""
+    return {"ref_connector": ref.connector, "ref_site": ref.site, "ref_key": ref.key}
+
+
+def _lease_expired(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
+    return and_(_EVENTS.status == EventStatus.PROCESSING.value, _EVENTS.lease_until < now)
 
 
 # --- events: the durable queue -------------------------------------------------------------
@@ -125,7 +142,7 @@ def _event_row(item: Incoming) -> dict[str, Any]:
 
 
 def _record_again(connection: Connection, event: Event, row: dict[str, Any],
-                  insert: Callable[[Mapping[str, Any]], bool]) -> bool:
+                  insert: Insert) -> bool:
     """A known body hash: a new change unless a copy of it still waits."""
     copies = select(EventRecord.status).where(
         EventRecord.connector == event.ref.connector, EventRecord.site == event.ref.site,
@@ -202,8 +219,7 @@ def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_sec
     lease ran out on its last attempt is marked failed instead of being handed out forever."""
     _lock_engagement(session, ref)
     connection = session.connection()
-    of_ref = {"ref_connector": ref.connector, "ref_site": ref.site, "ref_key": ref.key,
-              "now": now}
+    of_ref = {**_ref_params(ref), "now": now}
     if connection.execute(_BUSY, of_ref).first() is not None:
         return []
     claimed = connection.execute(_CLAIM, {
@@ -212,14 +228,6 @@ def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_sec
     return sorted(id_ for id_, status in claimed if status == EventStatus.PROCESSING)
 
 
-# The statements of an evaluation are built once, with bound parameters, on the tables (not
-# the ORM entities): building an expression, and the ORM's bulk-update bookkeeping, cost
-# more than running it, and these run while SQLite's one write lock is held.
-_EVENTS = EventRecord.__table__.c
-_NOW = bindparam("now", type_=UTCDateTime())
-_OF_REF = and_(_EVENTS.connector == bindparam("ref_connector"),
-               _EVENTS.site == bindparam("ref_site"),
-               _EVENTS.engagement_key == bindparam("ref_key"))
 _BUSY = select(_EVENTS.id).where(
     _OF_REF, _EVENTS.status == EventStatus.PROCESSING.value, _EVENTS.lease_until > _NOW,
 ).limit(1)
@@ -229,8 +237,7 @@ _CLAIM = (
     .where(_EVENTS.id.in_(
         select(_EVENTS.id)
         .where(_OF_REF, or_(_EVENTS.status == EventStatus.PENDING.value,
-                            and_(_EVENTS.status == EventStatus.PROCESSING.value,
-                                 _EVENTS.lease_until < _NOW)))
+                            _lease_expired(_NOW)))
         .with_for_update(skip_locked=True)))
     .values(
         status=case((_SPENT, EventStatus.FAILED.value), else_=EventStatus.PROCESSING.value),
@@ -414,8 +421,9 @@ def save_evaluation(session: Session, ref: EngagementRef, score: int, band: str,
     if info is not None:
         values.update(asdict(info))
     engagement_id = _upsert_engagement(session, ref, values)
-    _update_findings(session.connection(), engagement_id, statuses, now)
-    session.connection().execute(_daily_score_upsert(session.connection().dialect.name), {
+    connection = session.connection()
+    _update_findings(connection, engagement_id, statuses, now)
+    connection.execute(_daily_score_upsert(connection.dialect.name), {
         "engagement_id": engagement_id, "day": now.date(), "score": score, "band": str(band)})
 
 
