@@ -3,9 +3,9 @@ durably — before the platform gets its 2xx — unless it is a redelivery we al
 then ring the job queue if no evaluation of its engagement is on its way yet.
 
 Deliveries arriving together are stored together (group commit): the first request thread
-that finds none writing becomes the writer and stores every delivery waiting at that
-moment in one transaction, so one commit (one fsync) serves many requests. Each request
-still answers only after its own delivery is committed."""
+that finds none writing becomes the writer and, once it holds the database's write lock,
+stores every delivery waiting in one transaction, so one commit (one fsync) serves many
+requests. Each request still answers only after its own delivery is committed."""
 
 from __future__ import annotations
 
@@ -91,21 +91,28 @@ class Intake:
             self._queue.append(waiting)
         with self._writer:  # either a writer already stored ours, or we store the batch
             if not waiting.stored.is_set():
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._store(batch)
+                self._store()
         if waiting.error is not None:
             raise waiting.error
         if not waiting.first_waiting:
             return Stored(parsed, duplicate=not waiting.new)
         return Stored(parsed, duplicate=False, ring_failed=not self._ring(parsed.ref))
 
-    def _store(self, batch: list[_Waiting]) -> None:
-        """One transaction for the batch. An engagement's first new event of the batch is its
-        first waiting one when no older one waits and no job is known to be coming."""
+    def _take_batch(self) -> list[_Waiting]:
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        return batch
+
+    def _store(self) -> None:
+        """One transaction for every delivery waiting once it holds the database's write lock
+        (those arriving while it waited for a worker's transaction join it, rather than wait
+        for the next one). An engagement's first new event of the batch is its first waiting
+        one when no older one waits and no job is known to be coming."""
+        batch: list[_Waiting] | None = None
         try:
             connection = self._writer_connection()
             with connection.begin():
+                batch = self._take_batch()
                 new = record_events(connection, [
                     Incoming(item.event, item.body, item.received_at) for item in batch])
                 now = self._clock()
@@ -119,11 +126,13 @@ class Intake:
                     item.first_waiting = True
                     first.discard(item.event.ref)
         except BaseException as error:  # nothing of the batch is stored: all of it says so
+            if batch is None:
+                batch = self._take_batch()
             for item in batch:
                 item.error = error
             self._discard_connection()  # the next batch starts on a fresh one (pre-pinged)
         finally:
-            for item in batch:
+            for item in batch or ():
                 item.stored.set()
 
     def _writer_connection(self) -> Connection:

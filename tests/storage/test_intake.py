@@ -4,10 +4,12 @@ each request still learns exactly what happened to its own delivery."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import Delivery, EngagementRef, Event
@@ -121,6 +123,36 @@ def test_when_storing_fails_every_request_of_the_batch_gets_the_error(database: 
 
     with pytest.raises(SQLAlchemyError):
         intake.accept(deliver("10001:lost"), EchoConnector())
+
+
+def until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one lock for all writers
+def test_deliveries_arriving_while_the_writer_waits_for_the_write_lock_join_its_batch(
+        database: Database) -> None:
+    """Else each would wait for the transaction ahead and then for one more of its own."""
+    intake, commits = Intake(database, Doorbell()), []
+    event.listen(database.engine, "commit", lambda _connection: commits.append(1))
+    threads = [threading.Thread(target=intake.accept, args=(deliver(body), EchoConnector()))
+               for body in ["10001:first", "10001:later1", "10002:later2", "10001:later3"]]
+    with database.session() as worker, worker.begin():  # a worker's transaction holds it
+        worker.execute(text("SELECT 1"))
+        threads[0].start()
+        until(intake._writer.locked)  # the first is the writer, waiting for the lock
+        for thread in threads[1:]:
+            thread.start()
+        until(lambda: sum(item.event.delivery_id.startswith("later")
+                          for item in intake._queue) == 3)
+    for thread in threads:
+        thread.join()
+
+    assert stored_rows(database) == 4
+    assert len(commits) == 2  # the worker's, then one for all four deliveries
 
 
 class ContentConnector(EchoConnector):
