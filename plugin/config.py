@@ -86,6 +86,7 @@ class ServiceSettings:
     dry_run: bool = False  # decide and log every comment, write none
     comment_when_clean: str = "keep"  # "keep": it says every check passes; "delete" it
     lease_seconds: float = 300.0  # a claimed event is another worker's after this long
+    keep_events_days: int = 30  # a finished webhook event (and its body) is deleted after this
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1024 * 1024  # a webhook body larger than this is refused (413)
@@ -111,6 +112,8 @@ class ServiceSchema(_Strict):
                                        validate=validate.OneOf(("keep", "delete")))
     lease_seconds = fields.Float(load_default=ServiceSettings.lease_seconds,
                                  validate=validate.Range(min=1))
+    keep_events_days = fields.Integer(load_default=ServiceSettings.keep_events_days,
+                                      validate=validate.Range(min=1))
     host = fields.String(load_default=ServiceSettings.host)
     port = fields.Integer(load_default=ServiceSettings.port,
                           validate=validate.Range(min=1, max=65535))

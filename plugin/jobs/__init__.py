@@ -5,6 +5,7 @@ engagement's first waiting event, `coalesce_seconds` later, so a burst on one ti
 answered by one evaluation (the job claims every event waiting by then); a job finding
 events that arrived during its evaluation rings again; the sweep rings for events whose job
 was lost (a crash, a full queue) and the review for open engagements and missed webhooks.
+The prune forgets finished events after `keep_events_days`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import astuple
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
@@ -27,6 +28,7 @@ from plugin.storage import Database
 from plugin.storage.repository import (
     due_for_review,
     oldest_waiting,
+    prune_events,
     record_review,
     stale_engagements,
 )
@@ -39,6 +41,7 @@ REVIEW_AFTER_SECONDS = 3600.0  # an open engagement is re-evaluated at least hou
 SCHEDULER_RESOLUTION = 1.0  # seconds: huey checks its schedule once a second
 POLL_AT_MOST_EVERY = 0.25  # seconds an idle worker waits before looking at the queue again
 CATCH_UP_MINUTES = 30  # the review looks this far back for changes no webhook announced
+PRUNE_BATCH = 1000  # events deleted per transaction: a short hold of SQLite's write lock
 
 
 def make_huey(url: str) -> Huey:
@@ -53,13 +56,14 @@ def make_huey(url: str) -> Huey:
 
 
 class Jobs:
-    """The queue with ClientGuard's jobs: evaluate one engagement; sweep; review."""
+    """The queue with ClientGuard's jobs: evaluate one engagement; sweep; review; prune."""
 
     def __init__(self, url: str, evaluate: Callable[[EngagementRef], Processed],
                  database: Database, connectors: Mapping[str, Connector],
-                 delay_seconds: float) -> None:
+                 delay_seconds: float, keep_events_days: int) -> None:
         self.huey = make_huey(url)
         self.delay_seconds = delay_seconds
+        self.keep_events = timedelta(days=keep_events_days)
         self._database = database
         self._connectors = connectors
 
@@ -80,6 +84,10 @@ class Jobs:
         @self.huey.periodic_task(crontab(minute="*/15"), name="review")
         def review_job() -> None:
             self.review()
+
+        @self.huey.periodic_task(crontab(minute="7"), name="prune")
+        def prune_job() -> None:
+            self.prune()
 
         self._evaluate_job = evaluate_job
 
@@ -151,6 +159,23 @@ class Jobs:
                 self.ring(ref, delay_seconds=0)
                 rung.append(ref)
         return rung
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete finished events older than `keep_events_days`, a batch per transaction:
+        their raw bodies hold client text, and the table would grow without end. A
+        redelivery arrives within hours, so recognising one needs nothing older."""
+        received_before = (now or datetime.now(UTC)) - self.keep_events
+        pruned = 0
+        while True:
+            with self._database.session() as session, session.begin():
+                deleted = prune_events(session, received_before, PRUNE_BATCH)
+            pruned += deleted
+            if deleted < PRUNE_BATCH:
+                break
+        if pruned:
+            log.info("pruned %d finished event(s) received before %s", pruned,
+                     f"{received_before:%Y-%m-%d %H:%M} UTC")
+        return pruned
 
     def consumer(self, workers: int, *, periodic: bool = True) -> Consumer:
         """Worker threads (and, unless told otherwise, the periodic sweep and review) for

@@ -19,6 +19,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     func,
     insert,
     literal,
@@ -345,6 +346,20 @@ def stale_engagements(session: Session, now: datetime,
         .order_by(EventRecord.connector, EventRecord.site, EventRecord.engagement_key)
     )
     return [EngagementRef(connector, site, key) for connector, site, key in rows]
+
+
+FINISHED = (EventStatus.DONE.value, EventStatus.IGNORED.value, EventStatus.FAILED.value)
+
+
+def prune_events(session: Session, received_before: datetime, limit: int) -> int:
+    """Forget up to `limit` finished events received before `received_before`, oldest
+    first; how many. An event waiting or being evaluated is never forgotten."""
+    oldest = (select(EventRecord.id)
+              .where(EventRecord.status.in_(FINISHED),
+                     EventRecord.received_at < _aware(received_before))
+              .order_by(EventRecord.id).limit(limit))
+    return session.execute(delete(EventRecord).where(
+        EventRecord.id.in_(oldest.scalar_subquery()))).rowcount
 
 
 def record_review(session: Session, ref: EngagementRef, now: datetime, reason: str) -> bool:

@@ -62,6 +62,8 @@ def test_the_agency_calendar_is_the_rules_calendar_unless_overridden() -> None:
         ({"agency": {"calendar": {"workdays": ["mon", "fun"]}}},
          "agency → calendar → workdays → 1: Must be one of: mon, tue, wed, thu, fri, sat, sun."),
         ({"score": {"green": 40, "amber": 60}}, "score → amber: must not be above score → green"),
+        ({"service": {"keep_events_days": 0}},
+         "service → keep_events_days: Must be greater than or equal to 1."),
         ({"rules": {"pm-brifed": {}}}, "rules → pm-brifed: unknown rule (known: "),
         ({"rules": {"client-answered": {"sla_business_hours": -1}}},
          "rules → client-answered → sla_business_hours: Must be greater than or equal to 0."),

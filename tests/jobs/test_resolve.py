@@ -44,7 +44,8 @@ class Owners:
 def jobs_with(connector: Owners, database: Database, queue_url: str) -> Jobs:
     def evaluate(_: EngagementRef) -> Processed:
         raise AssertionError("not evaluated in these tests")
-    return Jobs(queue_url, evaluate, database, {"crm": connector}, delay_seconds=0.0)
+    return Jobs(queue_url, evaluate, database, {"crm": connector}, delay_seconds=0.0,
+                keep_events_days=30)
 
 
 def store(database: Database, key: str, delivery: str) -> None:

@@ -1,6 +1,7 @@
-"""The sweep and the review on the real database and queue: lost doorbells are rung again,
-open engagements are re-evaluated for their time-based rules, and engagements Jira changed
-without a webhook reaching us are caught up — each at most once an hour."""
+"""The sweep, the review and the prune on the real database and queue: lost doorbells are
+rung again, open engagements are re-evaluated for their time-based rules, engagements Jira
+changed without a webhook reaching us are caught up — each at most once an hour — and
+finished events are forgotten after `keep_events_days`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import responses
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from connectors.base import EngagementRef, Event
 from plugin.app import close_app, create_app
@@ -25,7 +26,8 @@ NOW = datetime(2026, 11, 20, 12, 5, tzinfo=UTC)
 @pytest.fixture
 def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     app = create_app(build_config({
-        "service": {"database_url": database_url, "queue_url": queue_url},
+        "service": {"database_url": database_url, "queue_url": queue_url,
+                    "keep_events_days": 30},
         "jira": {"site": "agency", "base_url": JIRA, "email": "guard@agency.example",
                  "api_token": "witness-token", "engagement_jql": "project = ACME"},
     }))
@@ -90,3 +92,42 @@ def test_a_jira_outage_does_not_stop_the_review(app: Flask) -> None:
         jira.get(f"{JIRA}/rest/api/3/search/jql", status=401, json={
             "errorMessages": ["Client must be authenticated to access this resource."]})
         assert app.extensions["clientguard.jobs"].review(NOW) == [ref("10001")]
+
+
+def store(app: Flask, key: str, status: str, received_at: datetime) -> None:
+    database = app.extensions["clientguard.database"]
+    with database.session() as session, session.begin():
+        record_event(session, Event(ref(key), "comment_created", f"d-{key}", None, None),
+                     b'{"comment": "client text"}', received_at)
+        session.execute(update(EventRecord).where(EventRecord.delivery_id == f"d-{key}")
+                        .values(status=status))
+
+
+def test_the_prune_forgets_finished_events_after_the_kept_days_never_a_waiting_one(
+        app: Flask) -> None:
+    old, recent = NOW - timedelta(days=30, minutes=1), NOW - timedelta(days=29, hours=23)
+    for key, status in [("1", "done"), ("2", "ignored"), ("3", "failed"), ("4", "pending"),
+                        ("5", "processing")]:
+        store(app, key, status, old)
+    store(app, "6", "done", recent)
+
+    assert app.extensions["clientguard.jobs"].prune(NOW) == 3
+    assert events(app) == [("4", "comment_created", "pending"),
+                           ("5", "comment_created", "processing"),
+                           ("6", "comment_created", "done")]
+    assert app.extensions["clientguard.jobs"].prune(NOW) == 0
+
+
+def test_the_prune_deletes_a_batch_per_transaction_until_none_is_left(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("plugin.jobs.PRUNE_BATCH", 2)
+    commits = []
+    event.listen(app.extensions["clientguard.database"].engine, "commit",
+                 lambda _connection: commits.append(1))
+    for key in "12345":
+        store(app, key, "done", NOW - timedelta(days=40))
+    commits.clear()
+
+    assert app.extensions["clientguard.jobs"].prune(NOW) == 5
+    assert events(app) == []
+    assert len(commits) == 3  # 2 + 2 + 1
