@@ -10,21 +10,24 @@ The prune forgets finished events after `keep_events_days`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, RedisHuey, crontab
 from huey.consumer import Consumer
+from huey.storage import SqliteStorage
 
 from connectors.base import Connector, EngagementRef, ResolvesIndirect
 from connectors.errors import ConnectorNotConfigured, PlatformError
 from plugin.pipeline.process import Processed
 from plugin.pipeline.resolve import resolve_waiting
-from plugin.storage import Database
+from plugin.storage import Database, write_lock
 from plugin.storage.repository import (
     due_for_review,
     oldest_waiting,
@@ -44,6 +47,19 @@ CATCH_UP_MINUTES = 30  # the review looks this far back for changes no webhook a
 PRUNE_BATCH = 1000  # events deleted per transaction: a short hold of SQLite's write lock
 
 
+class QueuedSqliteStorage(SqliteStorage):
+    """huey's SQLite storage, its write transactions queued on this process's lock for the
+    file first, as the state database's are (`plugin.storage.write_lock`). Why: SQLite's busy
+    handler retries after sleeps of 1, 2, 5 … 25 ms, and a webhook ringing the queue while
+    the scheduler enqueued the jobs due that second waited up to 43 ms."""
+
+    @contextlib.contextmanager
+    def db(self, commit: bool = False, close: bool = False) -> Iterator[sqlite3.Cursor]:
+        with (write_lock(self.filename) if commit else contextlib.nullcontext(),
+              super().db(commit=commit, close=close) as cursor):
+            yield cursor
+
+
 def make_huey(url: str) -> Huey:
     """`sqlite:///path` (default, embedded) or `redis://host:port/db` (scale-out)."""
     if url.startswith("redis://") or url.startswith("rediss://"):
@@ -51,7 +67,7 @@ def make_huey(url: str) -> Huey:
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey("clientguard", filename=str(path))
+        return Huey("clientguard", storage_class=QueuedSqliteStorage, filename=str(path))
     raise ValueError(f"unsupported queue URL {url!r}")
 
 

@@ -76,9 +76,13 @@ _WRITE_LOCKS: dict[str, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
-def _write_lock(database_file: str) -> threading.Lock:
+def write_lock(database_file: str) -> threading.Lock:
+    """The lock this process's writers of one SQLite file queue on (see
+    `_WriterQueueConnection`); `":memory:…"` names are taken as they are."""
+    key = database_file if database_file.startswith(":memory:") else str(
+        Path(database_file).resolve())
     with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(database_file, threading.Lock())
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
 class _WriterQueueConnection(sqlite3.Connection):
@@ -92,8 +96,7 @@ class _WriterQueueConnection(sqlite3.Connection):
 
     def __init__(self, database: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(database, *args, **kwargs)
-        self._queue = _write_lock(str(Path(database).resolve()) if database != ":memory:"
-                                  else f":memory:{id(self)}")
+        self._queue = write_lock(database if database != ":memory:" else f":memory:{id(self)}")
         self._holding = False
 
     def begin_deferred(self) -> None:
