@@ -60,6 +60,13 @@ def _authored_by(comment: Mapping[str, Any], account: str) -> bool:
     return account in (author.get("accountId"), author.get("name"), author.get("key"))
 
 
+def is_ours(comment: Mapping[str, Any], service_account: str | None) -> bool:
+    """A sticky comment of ClientGuard's: it carries the marker and, when a service account
+    is configured, that account wrote it (a person quoting our comment keeps theirs)."""
+    return carries_marker(comment) and (
+        service_account is None or _authored_by(comment, service_account))
+
+
 def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *,
                 author: str | None = None) -> StickySearch:
     """Find our comment: the one with the stored `known_id`, else the newest carrying the
@@ -67,9 +74,7 @@ def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *,
     account: accountId on Cloud, username on Data Center) only that account's comments
     count by marker, so a person quoting our comment never has theirs deleted. The rule is
     `connectors.sticky.find_sticky`'s; Jira's comment ids are `id`."""
-    return _find_sticky(
-        comments, known_id, id_key="id",
-        marked=lambda c: carries_marker(c) and (author is None or _authored_by(c, author)))
+    return _find_sticky(comments, known_id, id_key="id", marked=lambda c: is_ours(c, author))
 
 
 def is_service_desk(issue: Mapping[str, Any]) -> bool:

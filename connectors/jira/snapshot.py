@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import STICKY_MARKER, EngagementRef
+from connectors.base import EngagementRef
 from connectors.jira.client import JiraClient
-from connectors.jira.comments import client_visible
+from connectors.jira.comments import client_visible, is_ours
 from connectors.jira.settings import JiraSettings
 from connectors.mapping import (
     adf_text,
@@ -290,15 +290,13 @@ def in_service_desk(fields: Json) -> bool:
 
 def _comments(comments: Iterable[Json], people: _People, settings: JiraSettings,
               service_desk: bool) -> Iterator[Comment]:
-    """The issue's comments but ClientGuard's own: the one carrying the marker (by the service
-    account, when one is configured, so a person quoting it keeps their comment)."""
-    ours = settings.service_account
+    """The issue's comments but ClientGuard's own (`is_ours`), which is left before its body
+    is read: it is long, and no rule reads it."""
     for comment in comments:
+        if is_ours(comment, settings.service_account):
+            continue
         author = comment.get("author") or {}
         text = body_text(comment.get("body"))
-        if STICKY_MARKER in text and (ours is None or ours in (
-                author.get("accountId"), author.get("name"), author.get("key"))):
-            continue
         visible = client_visible(comment, service_desk=service_desk)
         yield Comment(id=str(comment["id"]), author=people(author) or ANONYMOUS,
                       visibility=Visibility.PUBLIC if visible else Visibility.INTERNAL,
