@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
@@ -38,17 +39,35 @@ JITTER = (0.7, 1.3)
 
 
 class SessionWithTimeout(requests.Session):
-    """A `requests.Session` that never waits forever: every request gets `timeout` unless
-    the caller passes its own."""
+    """A `requests.Session` that never waits forever (every request gets `timeout` unless
+    the caller passes its own) and reads the environment once per host."""
 
     def __init__(self, timeout: tuple[float, float]) -> None:
         super().__init__()
         self.timeout = timeout
+        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, *args, **kwargs)
+
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any,
+                                   verify: Any, cert: Any) -> dict[str, Any]:
+        """requests' own merge, remembered per scheme and host. Why: requests reads the
+        proxy variables, `no_proxy` and the CA bundle variables again for every call, walking
+        the whole environment twice (0.19 ms with 35 variables) while holding the interpreter
+        lock; the service's environment does not change while it runs. A call that brings
+        its own proxies is merged afresh."""
+        if proxies or not isinstance(url, str):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        known = self._environment.get(key)
+        if known is None:
+            known = self._environment[key] = super().merge_environment_settings(
+                url, {}, stream, verify, cert)
+        return {**known, "proxies": dict(known["proxies"])}
 
 
 def new_session(timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT)
