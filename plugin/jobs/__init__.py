@@ -194,8 +194,8 @@ class Jobs:
         return pruned
 
     def consumer(self, workers: int, *, periodic: bool = True) -> Consumer:
-        """Worker threads (and, unless told otherwise, the periodic sweep and review) for
-        this process."""
+        """Worker threads (and, unless told otherwise, the periodic sweep, review and
+        prune) for this process."""
         return self.huey.create_consumer(workers=workers, worker_type="thread",
                                          periodic=periodic, check_worker_health=True,
                                          initial_delay=0.05, max_delay=POLL_AT_MOST_EVERY)
