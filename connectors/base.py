@@ -85,6 +85,9 @@ class Snapshot:
     engagement: Engagement
     sticky_id: str | None
     context: Any = None
+    # False when someone else changed the sticky comment found (shared it with the client,
+    # edited its text): it is written again even if its content is unchanged.
+    sticky_as_written: bool = True
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,14 @@ from connectors.jira.comments import (
     delete_sticky,
     find_sticky,
     is_service_desk,
+    left_as_written,
     staff_only,
     write_sticky,
 )
 from connectors.jira.export import loads_export
 from connectors.jira.jql import narrowed, open_engagements_jql
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
-from connectors.jira.snapshot import build_engagement, fetch_issue_data
+from connectors.jira.snapshot import build_engagement, fetch_issue_data, in_service_desk
 from plugin.core.comment import StickyContent
 from plugin.core.model import StatusCategory
 
@@ -69,8 +70,12 @@ class JiraConnector:
                                       data.changelog, self._statuses, self.settings)
         sticky_id = str(found.comment["id"]) if found.comment else None
         stale = tuple(str(comment["id"]) for comment in found.stale)
+        as_written = found.comment is None or left_as_written(
+            found.comment, self.settings.service_account,
+            service_desk=in_service_desk(data.issue.get("fields") or {}))
         return Snapshot(ref, engagement, sticky_id,
-                        context=(data.issue, stale, sticky_id or known_sticky_id))
+                        context=(data.issue, stale, sticky_id or known_sticky_id),
+                        sticky_as_written=as_written)
 
     def recently_updated(self, minutes: int) -> list[EngagementRef]:
         """Engagements changed in the last `minutes` (JQL `updated >= -Nm` within

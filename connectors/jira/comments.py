@@ -55,16 +55,18 @@ def carries_marker(comment: Mapping[str, Any]) -> bool:
     return STICKY_MARKER in text
 
 
-def _authored_by(comment: Mapping[str, Any], account: str) -> bool:
-    author = comment.get("author") or {}
-    return account in (author.get("accountId"), author.get("name"), author.get("key"))
+def is_account(user: Any, account: str) -> bool:
+    """Whether a Jira user object is `account` (accountId on Cloud, name or key on Data
+    Center; Cloud payloads may still carry the retired name beside the accountId)."""
+    user = user if isinstance(user, Mapping) else {}
+    return account in (user.get("accountId"), user.get("name"), user.get("key"))
 
 
 def is_ours(comment: Mapping[str, Any], service_account: str | None) -> bool:
     """A sticky comment of ClientGuard's: it carries the marker and, when a service account
     is configured, that account wrote it (a person quoting our comment keeps theirs)."""
     return carries_marker(comment) and (
-        service_account is None or _authored_by(comment, service_account))
+        service_account is None or is_account(comment.get("author"), service_account))
 
 
 def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *,
@@ -181,6 +183,17 @@ def client_visible(comment: Mapping[str, Any], *, service_desk: bool) -> bool:
     visibility = comment.get("visibility") or {}
     return not (visibility.get("type") in ("role", "group")
                 and (visibility.get("value") or visibility.get("identifier")))
+
+
+def left_as_written(comment: Mapping[str, Any], service_account: str | None, *,
+                    service_desk: bool) -> bool:
+    """Whether our sticky comment is as ClientGuard left it: hidden from the client and,
+    when the service account is known, last edited by it. A person may have shared it with
+    the client or changed its text; then it is written again even though its content did not
+    change."""
+    editor = comment.get("updateAuthor") or comment.get("author")
+    return not client_visible(comment, service_desk=service_desk) and (
+        service_account is None or is_account(editor, service_account))
 
 
 def _ensure_internal(client: JiraClient, key: str, comment_id: str, *,

@@ -211,9 +211,12 @@ def parse_delivery(delivery: Delivery, settings: JiraSettings) -> Event | Ignore
     if subject.issue_id is None:
         return Ignored(name, "no issue reference")
     actor = _user_id(subject.user)
-    by_us = (actor is not None and actor == settings.service_account) or (
-        isinstance(subject.comment_body, str) and STICKY_MARKER in subject.comment_body
-    )
+    if actor is not None and settings.service_account is not None:
+        # Who caused it decides: a person who edits our comment, shares it with the client
+        # or quotes it is not us, and the evaluation this asks for puts the comment right.
+        by_us = actor == settings.service_account
+    else:  # no one to go by: a comment carrying our marker is taken for our own write
+        by_us = isinstance(subject.comment_body, str) and STICKY_MARKER in subject.comment_body
     return Event(
         ref=EngagementRef(connector="jira", site=settings.site, key=subject.issue_id),
         name=name,

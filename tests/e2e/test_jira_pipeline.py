@@ -144,6 +144,25 @@ def test_nothing_is_written_when_nothing_changed_and_updated_in_place_when_it_di
     assert jira.written[1]["id"] == jira.written[0]["id"]  # the same comment, edited
 
 
+@pytest.mark.parametrize("announced_by", ["the edit of the comment", "another event"])
+def test_a_sticky_comment_someone_shared_with_the_client_is_made_internal_again(
+        app: Flask, jira: FakeJira, announced_by: str):
+    """Its content is what was written last, but a person opened it to everyone: the event
+    of their edit is not taken for our own echo, and the evaluation writes it again."""
+    deliver(app, "d-1")
+    run_jobs_until_done(app)
+    sticky = jira.issue["fields"]["comment"]["comments"][-1]
+    sticky["visibility"] = None
+    sticky["updateAuthor"] = {"name": "levbrouk"}
+    deliver(app, "d-2", text=sticky["body"] if announced_by == "the edit of the comment"
+            else "Any news on the launch?")
+    run_jobs_until_done(app)
+    assert statuses(app) == {"done"}
+    assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE),
+                                                                      ("PUT", ROLE)]
+    assert jira.written[1]["id"] == jira.written[0]["id"]
+
+
 def test_a_rate_limit_storm_is_ridden_out(app: Flask, jira: FakeJira):
     storm = responses.Response(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
                                status=429, headers={"Retry-After": "0.2"})

@@ -11,6 +11,7 @@ vendored) and the Data Center tests (`/rest/api/2/…`: Atlassian publishes no D
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import responses
@@ -24,6 +25,7 @@ from connectors.jira.comments import (
     client_visible,
     delete_sticky,
     find_sticky,
+    left_as_written,
     write_sticky,
 )
 from connectors.jira.markup import to_adf, to_wiki, wiki_escape
@@ -405,3 +407,27 @@ def test_delete_sticky_tolerates_a_comment_already_gone(jira, cloud):
     jira.delete(f"{COMMENTS}/10101", status=204)
     delete_sticky(cloud, "ACME-7", "10100")
     delete_sticky(cloud, "ACME-7", "10101")
+
+
+OURS = {"accountId": "557058:clientguard-bot"}
+PERSON = {"accountId": "5b10a2844c20165700ede21g"}
+
+
+@pytest.mark.parametrize(("comment", "service_desk", "as_written"), [
+    ({"author": OURS, "updateAuthor": OURS, "visibility": STAFF_ONLY}, False, True),
+    ({"author": OURS, "visibility": STAFF_ONLY}, False, True),
+    ({"author": OURS, "updateAuthor": OURS, "visibility": None}, False, False),
+    ({"author": OURS, "updateAuthor": PERSON, "visibility": STAFF_ONLY}, False, False),
+    ({"author": OURS, "updateAuthor": OURS, "jsdPublic": False}, True, True),
+    ({"author": OURS, "updateAuthor": PERSON, "jsdPublic": True}, True, False),
+], ids=["restricted", "never edited", "opened to all", "edited by a person",
+        "internal note", "shared with the customer"])
+def test_a_sticky_is_as_written_while_internal_and_last_edited_by_the_service_account(
+        comment: dict[str, Any], service_desk: bool, as_written: bool) -> None:
+    assert left_as_written(comment, OURS["accountId"], service_desk=service_desk) is as_written
+
+
+def test_without_a_service_account_only_visibility_tells_a_changed_sticky() -> None:
+    edited = {"author": PERSON, "updateAuthor": PERSON, "visibility": STAFF_ONLY}
+    assert left_as_written(edited, None, service_desk=False) is True
+    assert left_as_written({**edited, "visibility": None}, None, service_desk=False) is False

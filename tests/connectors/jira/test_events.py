@@ -450,3 +450,31 @@ def test_comments_carrying_the_sticky_marker_are_by_us(fixture: str) -> None:
     event = parse(edited(fixture, _mark_comment))
     assert isinstance(event, Event)
     assert event.by_us is True
+
+
+@pytest.mark.parametrize("fixture", [
+    "comment_updated__cloud.json",
+    "comment_created__datacenter_no_issue.json",
+    "jira_issue_updated__datacenter_commented.json",
+])
+def test_a_person_editing_or_quoting_our_comment_is_not_us(fixture: str) -> None:
+    """With the service account known, the marker alone does not make an event ours: a
+    person who edited our sticky comment (or shared it with the client) caused it, and the
+    evaluation it asks for must put the comment right."""
+    event = parse(edited(fixture, _mark_comment), service_account="557058:clientguard-bot")
+    assert isinstance(event, Event)
+    assert event.by_us is False
+
+
+def test_a_marked_comment_with_no_author_is_taken_for_ours_even_with_a_service_account(
+) -> None:
+    def anonymous(payload: dict[str, Any]) -> None:
+        _mark_comment(payload)
+        for key in ("author", "updateAuthor"):
+            payload["comment"].pop(key, None)
+        payload.pop("user", None)
+
+    event = parse(edited("comment_updated__cloud.json", anonymous),
+                  service_account="557058:clientguard-bot")
+    assert isinstance(event, Event)
+    assert event.by_us is True
