@@ -47,6 +47,11 @@ class NotFound(PlatformError):
     """404: the issue, comment or deal does not exist (any more)."""
 
 
+class Misrouted(PlatformError):
+    """A 404 that is not the platform's own answer (an HTML page, an empty body): the base
+    URL, or a proxy in between, is wrong; nothing is known about the resource asked for."""
+
+
 class PayloadError(PlatformError):
     """400 and other 4xx: our request was wrong; retrying will not help."""
 

@@ -6,16 +6,21 @@ A client sends through one choke point that raises the typed errors of
 (`Retry-After`, or a hint the client read from a platform header) when it gives one, else
 exponential backoff with jitter. Attempts and total waiting are both bounded: past the bound
 the typed error propagates and the queue retries the whole event later.
+
+`send` is also where every call is timed: each attempt, answered or not, is told to the
+client's `CallObserver` (the service's metrics), so retries that a storm of 429/503 costs
+show even when the call succeeds in the end.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -80,19 +85,44 @@ def new_session(timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT)
     return session
 
 
+class CallObserver(Protocol):
+    """Told about every platform call `send` makes, on the calling thread (the service's
+    metrics implement it). Must be quick and must not raise."""
+
+    def platform_call(self, connector: str, method: str, status: str, seconds: float) -> None:
+        """One attempt of a call to `connector` ended after `seconds`. `method` is a bounded
+        name of the call (the HTTP method, a REST method name), never a URL; `status` is the
+        HTTP status answered ("200", "503") or, with no answer, "timeout", "connection" or
+        "error"."""
+        ...
+
+
 def send(session: requests.Session, method: str, url: str, *, where: str,
+         observer: CallObserver | None = None, connector: str = "", call: str | None = None,
          **kwargs: Any) -> requests.Response:
     """Send one request; a timeout or a failed connection becomes `Transient`.
 
     `where` names the call in the error ("GET /rest/api/3/myself"). The exception of
     `requests` is not chained: its text carries the full URL, which on some platforms
-    (Bitrix24 inbound webhooks) contains the secret."""
+    (Bitrix24 inbound webhooks) contains the secret. Every attempt, answered or not, is told
+    to `observer` as a call of `connector` named `call` (default: `method`)."""
+    started = time.monotonic()
+    status = "error"
     try:
-        return session.request(method, url, **kwargs)
+        response = session.request(method, url, **kwargs)
+        status = str(response.status_code)
+        return response
     except requests.Timeout:
+        status = "timeout"
         raise Transient(f"{where}: timed out") from None
     except requests.ConnectionError:
+        status = "connection"
         raise Transient(f"{where}: connection failed") from None
+    finally:
+        seconds = time.monotonic() - started
+        log.debug("%s -> %s in %.2f s", where, status, seconds)
+        if observer is not None:
+            observer.platform_call(connector, call or method, status, seconds)
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: datetime) -> float | None:

@@ -31,7 +31,7 @@ def create_app(config: Config | None = None) -> Flask:
     database = app.extensions["clientguard.database"] = open_database(
         config.service.database_url)
     connectors = app.extensions["clientguard.connectors"] = build_connectors(
-        config.connectors, lambda name: Installations(database, name))
+        config.connectors, lambda name: Installations(database, name), observer=metrics)
 
     def evaluate(ref: EngagementRef) -> Processed:
         return process(ref, connectors[ref.connector], database, config, metrics)

@@ -1,5 +1,9 @@
 """Prometheus metrics, one registry per app so tests and several apps in one process do not
-share counters."""
+share counters.
+
+`Metrics` is also the connectors' `connectors.http.CallObserver`: the platform clients tell
+it about every call they make, each retry included, so a storm of 429/503 the retries ride
+out still shows in `clientguard_platform_errors_total`."""
 
 from __future__ import annotations
 
@@ -27,8 +31,16 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1))
         self.platform_errors = Counter(
-            "clientguard_platform_errors_total", "Platform calls that failed, by HTTP status",
+            "clientguard_platform_errors_total",
+            "Platform calls (every attempt) that failed, by HTTP status, or timeout/connection/"
+            "error when unanswered",
             ["connector", "status"], registry=self.registry)
+        self.platform_call_seconds = Histogram(
+            "clientguard_platform_call_seconds",
+            "Time of one platform call (every attempt), by HTTP method (Jira) or REST method "
+            "(Bitrix24)",
+            ["connector", "method"], registry=self.registry,
+            buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
         self.leaks_prevented = Counter(
             "clientguard_leaks_prevented_total",
             "Sticky comments that read back client-visible and were deleted (alert on > 0)",
@@ -46,3 +58,10 @@ class Metrics:
             "clientguard_intake_seconds", "Time to verify, parse and store one delivery",
             ["connector"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+
+    def platform_call(self, connector: str, method: str, status: str, seconds: float) -> None:
+        """One attempt of a platform call (`connectors.http.CallObserver`): its time, and an
+        error when it was answered with 400 or above or not answered at all."""
+        self.platform_call_seconds.labels(connector, method).observe(seconds)
+        if not (status.isdigit() and int(status) < 400):
+            self.platform_errors.labels(connector, status).inc()

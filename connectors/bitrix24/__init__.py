@@ -34,6 +34,7 @@ from connectors.bitrix24.settings import Bitrix24Settings, Bitrix24SettingsSchem
 from connectors.bitrix24.snapshot import DealContext
 from connectors.bitrix24.throttle import StoredBucketState, bucket_for
 from connectors.errors import ConnectorNotConfigured, ExportError, PlatformError
+from connectors.http import CallObserver
 from plugin.core.comment import StickyContent
 from plugin.core.schema import decode_json
 
@@ -51,8 +52,10 @@ class Bitrix24Connector:
     key_example = "410"
     settings_schema = Bitrix24SettingsSchema
 
-    def __init__(self, settings: Bitrix24Settings) -> None:
+    def __init__(self, settings: Bitrix24Settings, *,
+                 observer: CallObserver | None = None) -> None:
         self.settings = settings
+        self._observer = observer  # told of every call the portals' clients make
         self.installations: InstallationStore | None = None
         self._clients: dict[str, Bitrix24Client] = {}
         self._clients_lock = threading.Lock()
@@ -80,7 +83,7 @@ class Bitrix24Connector:
             if client is None:
                 client = Bitrix24Client(self._auth_for(site), bucket_for(
                     site, self.settings.rate_per_second, self.settings.burst,
-                    self._shared_count(site)))
+                    self._shared_count(site)), observer=self._observer)
                 self._clients[site] = client
             return client
 

@@ -46,7 +46,14 @@ from connectors.errors import (
     RateLimited,
     Transient,
 )
-from connectors.http import RETRY_IDEMPOTENT, USER_AGENT, new_session, retry_after_seconds, send
+from connectors.http import (
+    RETRY_IDEMPOTENT,
+    USER_AGENT,
+    CallObserver,
+    new_session,
+    retry_after_seconds,
+    send,
+)
 
 log = logging.getLogger(__name__)
 
@@ -243,18 +250,21 @@ class BatchResult:
 class Bitrix24Client:
     """One portal's REST API. `throttle` is the portal's shared bucket
     (`throttle.bucket_for(site, …)`); `sleep` and `clock` (Unix seconds) are injectable so
-    tests never wait."""
+    tests never wait; `observer` is told about every attempt, named by its REST method
+    (`connectors.http.send`)."""
 
     def __init__(self, auth: Bitrix24Auth, throttle: LeakyBucket,
                  session: requests.Session | None = None, *,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 observer: CallObserver | None = None) -> None:
         self._auth = auth
         self._throttle = throttle
         self._session = session or new_session()
         self._clock = clock
         self._retry_safe = RETRY_IDEMPOTENT.copy(sleep=sleep)
         self._retry_refused = RETRY_REFUSED.copy(sleep=sleep)
+        self._observer = observer
 
     def __repr__(self) -> str:
         return f"Bitrix24Client({self._auth!r})"
@@ -348,11 +358,9 @@ class Bitrix24Client:
         while True:
             self._throttle.acquire()  # first: a long wait may see a fresher token after it
             prepared = self._auth.prepare(method)
-            started = time.monotonic()
             response = send(self._session, "POST", prepared.url, where=where,
-                            json={**body, **prepared.body}, headers=_HEADERS)
-            log.debug("%s -> %d in %.2f s", where, response.status_code,
-                      time.monotonic() - started)
+                            json={**body, **prepared.body}, headers=_HEADERS,
+                            observer=self._observer, connector="bitrix24", call=method)
             try:
                 return self._envelope(response, where)
             except TokenExpired:

@@ -18,6 +18,7 @@ from connectors.base import (
     Snapshot,
 )
 from connectors.errors import ConnectorNotConfigured
+from connectors.http import CallObserver
 from connectors.jira import events
 from connectors.jira.client import JiraClient
 from connectors.jira.comments import (
@@ -45,15 +46,17 @@ class JiraConnector:
     settings_schema = JiraSettingsSchema
     pages: Mapping[str, Callable[[PageRequest], PageReply]] = MappingProxyType({})
 
-    def __init__(self, settings: JiraSettings, client: JiraClient | None = None) -> None:
+    def __init__(self, settings: JiraSettings, client: JiraClient | None = None, *,
+                 observer: CallObserver | None = None) -> None:
         self.settings = settings
         self._client = client
+        self._observer = observer  # told of every call the client it builds makes
         self._statuses: dict[str, StatusCategory] = {}  # status id -> category, per site
 
     @property
     def client(self) -> JiraClient:
         if self._client is None:
-            self._client = _client_for(self.settings)
+            self._client = _client_for(self.settings, self._observer)
         return self._client
 
     def parse_delivery(self, delivery: Delivery) -> Event | Ignored:
@@ -141,7 +144,7 @@ class JiraConnector:
         return comment_id
 
 
-def _client_for(settings: JiraSettings) -> JiraClient:
+def _client_for(settings: JiraSettings, observer: CallObserver | None) -> JiraClient:
     if settings.base_url is None:
         raise ConnectorNotConfigured("jira → base_url is needed to talk to Jira")
     if settings.flavour == "cloud":
@@ -149,9 +152,11 @@ def _client_for(settings: JiraSettings) -> JiraClient:
             raise ConnectorNotConfigured(
                 "jira → email and api_token are needed for Jira Cloud "
                 "(CLIENTGUARD_JIRA__API_TOKEN)")
-        return JiraClient(settings.base_url, (settings.email, settings.api_token), "cloud")
+        return JiraClient(settings.base_url, (settings.email, settings.api_token), "cloud",
+                          observer=observer)
     if not settings.personal_access_token:
         raise ConnectorNotConfigured(
             "jira → personal_access_token is needed for Jira Data Center "
             "(CLIENTGUARD_JIRA__PERSONAL_ACCESS_TOKEN)")
-    return JiraClient(settings.base_url, settings.personal_access_token, "datacenter")
+    return JiraClient(settings.base_url, settings.personal_access_token, "datacenter",
+                      observer=observer)

@@ -34,13 +34,20 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from connectors.errors import (
     AuthError,
+    Misrouted,
     NotFound,
     PayloadError,
     PlatformError,
     RateLimited,
     Transient,
 )
-from connectors.http import RETRY_IDEMPOTENT, new_session, retry_after_seconds, send
+from connectors.http import (
+    RETRY_IDEMPOTENT,
+    CallObserver,
+    new_session,
+    retry_after_seconds,
+    send,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +148,10 @@ def parse_errors(response: requests.Response, *, now: datetime | None = None) ->
                f"{_error_detail(response)}")
     if status in (401, 403):
         return AuthError(message, status=status)
-    if status == 404:
-        return NotFound(message, status=status)
+    if status == 404:  # Jira's REST API says what it did not find, in JSON
+        return (NotFound(message, status=status) if _is_json(response)
+                else Misrouted(f"{message} (not Jira's REST API answering: check "
+                               "jira.base_url and any proxy in between)", status=status))
     if status == 429:
         wait = _rate_limit_wait(response.headers, now or datetime.now(UTC))
         return RateLimited(message, status=status, retry_after=wait)
@@ -151,6 +160,13 @@ def parse_errors(response: requests.Response, *, now: datetime | None = None) ->
                          retry_after=retry_after_seconds(response.headers,
                                                          now=now or datetime.now(UTC)))
     return PayloadError(message, status=status)
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False
 
 
 def _error_detail(response: requests.Response) -> str:
@@ -229,12 +245,13 @@ def _checked_visibility(visibility: CommentVisibility) -> CommentVisibility:
 class JiraClient:
     """One Jira site. `auth` is `(email, api_token)` for Cloud (basic auth) and the
     personal access token for Data Center (bearer). `sleep` and `clock` are injectable
-    so tests never wait."""
+    so tests never wait; `observer` is told about every attempt (`connectors.http.send`)."""
 
     def __init__(self, base_url: str, auth: tuple[str, str] | str, flavour: Flavour = "cloud",
                  session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 observer: CallObserver | None = None) -> None:
         if flavour not in API_PREFIX:
             raise ValueError(f"unknown Jira flavour {flavour!r}: 'cloud' or 'datacenter'")
         parts = urlsplit(base_url)
@@ -247,6 +264,7 @@ class JiraClient:
         self._session = session or new_session()
         self._retrying = RETRY_IDEMPOTENT.copy(sleep=sleep)
         self._write_spacer = IssueWriteSpacer(clock=clock, sleep=sleep)
+        self._observer = observer
 
     def __repr__(self) -> str:
         return f"JiraClient({self.base_url!r}, flavour={self.flavour!r})"
@@ -272,11 +290,9 @@ class JiraClient:
         def attempt() -> Any:
             if issue is not None:
                 self._write_spacer.wait_turn(issue)
-            started = time.monotonic()
             response = send(self._session, method, url, where=where, params=params, json=json,
-                            auth=self._auth, headers={"Accept": "application/json"})
-            log.debug("%s -> %d in %.2f s", where, response.status_code,
-                      time.monotonic() - started)
+                            auth=self._auth, headers={"Accept": "application/json"},
+                            observer=self._observer, connector="jira")
             if response.status_code >= 400:
                 raise parse_errors(response)
             return _decoded(response, where)

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import Connector, EngagementRef, Snapshot
-from connectors.errors import LeakPrevented, PlatformError
+from connectors.errors import (
+    AuthError,
+    LeakPrevented,
+    Misrouted,
+    NotFound,
+    Transient,
+)
 from plugin.config import Config
 from plugin.core.comment import StickyContent, sticky_content
 from plugin.core.engine import Report, evaluate
@@ -32,9 +38,11 @@ from plugin.storage.models import EngagementRecord
 from plugin.storage.repository import (
     EngagementInfo,
     claim_pending,
+    close_engagement,
     fail,
     finish,
     get_engagement,
+    postpone,
     save_evaluation,
     set_sticky,
     waiting_count,
@@ -95,14 +103,25 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
                 finish(session, claimed, now)
         else:
             wrote = carry_out(plan, connector, database, config, metrics, now, answers=claimed)
+    except NotFound as gone:  # the ticket is deleted, or out of the service account's sight
+        log.info("%s: %s; not evaluated again until an event brings it back", ref, gone)
+        with database.session() as session, session.begin():
+            close_engagement(session, ref)
+            finish(session, claimed, now)
+        return Processed(len(claimed), False)
     except Exception as error:  # released for a later attempt, never left claimed
-        if isinstance(error, PlatformError):
-            metrics.platform_errors.labels(ref.connector, str(error.status or "none")).inc()
         if isinstance(error, LeakPrevented):
             metrics.leaks_prevented.labels(ref.connector).inc()
             log.error("ALERT %s: %s", ref, error)
+        reason = f"{type(error).__name__}: {error}"
         with database.session() as session, session.begin():
-            fail(session, claimed, f"{type(error).__name__}: {error}", now)
+            if isinstance(error, Transient | AuthError | Misrouted):  # not the events' fault
+                retry_at = postpone(session, claimed, reason, now,
+                                    getattr(error, "retry_after", None))
+                log.warning("%s: %s; its events wait until %s", ref, reason,
+                            f"{retry_at:%H:%M:%S} UTC")
+            else:
+                fail(session, claimed, reason, now)
         raise
     with database.reading() as session:
         more_waiting = waiting_count(session, ref) > 0

@@ -44,6 +44,10 @@ from plugin.storage.models import (
 from plugin.storage.prepared import Insert, PreparedInsert, insert_for
 
 MAX_ATTEMPTS = 5
+# A platform outage (unreachable, rate limiting, refused credentials) uses up no attempt: the
+# events wait half their age between tries, within these bounds, and fail only after a day.
+RETRY_WAIT_MIN, RETRY_WAIT_MAX = timedelta(minutes=1), timedelta(minutes=10)
+GIVE_UP_AFTER = timedelta(hours=24)
 FINDINGS = frozenset(FindingStatus)  # the statuses that are findings: warn, fail
 WORKER_LOST = "lease expired on the last attempt: the worker stopped without finishing"
 
@@ -332,13 +336,49 @@ def fail(session: Session, ids: Collection[int], error: str, now: datetime,
     )
 
 
+def postpone(session: Session, ids: Collection[int], error: str, now: datetime,
+             at_least: float | None = None) -> datetime:
+    """The platform could not be used (`connectors.errors.Transient`, `AuthError`): nothing
+    is wrong with these events, so they are given back without using up an attempt, not to
+    be retried before a wait of half the oldest one's age (`RETRY_WAIT_MIN` to
+    `RETRY_WAIT_MAX`, or `at_least` seconds, the platform's Retry-After) — the sweep rings
+    for them then. One waiting longer than `GIVE_UP_AFTER` is marked failed. Returns when
+    they may be retried."""
+    oldest = session.scalar(select(func.min(EventRecord.received_at))
+                            .where(EventRecord.id.in_(ids))) or now
+    wait = min(max((now - oldest) / 2, RETRY_WAIT_MIN), RETRY_WAIT_MAX)
+    retry_at = now + max(wait, timedelta(seconds=at_least or 0))
+    too_old = EventRecord.received_at < _aware(now - GIVE_UP_AFTER)
+    session.execute(
+        update(EventRecord).where(EventRecord.id.in_(ids))
+        .values(
+            status=case((too_old, EventStatus.FAILED.value), else_=EventStatus.PENDING.value),
+            attempts=case((too_old, EventRecord.attempts), else_=EventRecord.attempts - 1),
+            lease_until=case((too_old, null()), else_=_aware(retry_at)),
+            last_error=error,
+            processed_at=case((too_old, _aware(now)), else_=None),
+        )
+    )
+    return retry_at
+
+
+def close_engagement(session: Session, ref: EngagementRef) -> None:
+    """The engagement is gone from the platform (deleted, or out of the service account's
+    sight): it is no longer reviewed, nor listed as open in the digest. An event about it
+    later evaluates it again, and opens it if it is back."""
+    session.execute(update(EngagementRecord).where(
+        EngagementRecord.connector == ref.connector, EngagementRecord.site == ref.site,
+        EngagementRecord.key == ref.key).values(open=False))
+
+
 def stale_engagements(session: Session, now: datetime,
                       older_than_seconds: float) -> list[EngagementRef]:
     """Engagements whose events wait longer than they should: pending for over
-    `older_than_seconds`, or claimed by a worker whose lease ran out. The queue is only a
-    doorbell; the sweep rings it again for these."""
+    `older_than_seconds` (and not postponed past now), or claimed by a worker whose lease ran
+    out. The queue is only a doorbell; the sweep rings it again for these."""
     waiting = and_(EventRecord.status == EventStatus.PENDING,
-                   EventRecord.received_at < now - timedelta(seconds=older_than_seconds))
+                   EventRecord.received_at < now - timedelta(seconds=older_than_seconds),
+                   or_(EventRecord.lease_until.is_(None), EventRecord.lease_until <= now))
     rows = session.execute(
         select(EventRecord.connector, EventRecord.site, EventRecord.engagement_key)
         .where(or_(waiting, _lease_expired(now)))

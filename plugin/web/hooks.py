@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, abort, current_app, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from connectors.base import Delivery, Ignored
 from connectors.errors import DeliveryRejected
@@ -25,8 +26,13 @@ def receive(name: str) -> ResponseReturnValue:
         abort(404, f"no connector {name!r} is configured")
     metrics = current_app.extensions["clientguard.metrics"]
     started = time.perf_counter()
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:  # over service.max_body_bytes: Flask's 413, as JSON
+        metrics.events_rejected.labels(name, "size").inc()
+        raise
     delivery = Delivery(
-        body=request.get_data(cache=False),  # over service.max_body_bytes: 413 from Flask
+        body=body,
         headers={key.lower(): value for key, value in request.headers.items()},
         received_at=datetime.now(UTC),
     )

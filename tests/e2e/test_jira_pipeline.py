@@ -20,17 +20,26 @@ from typing import Any
 import pytest
 import responses
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from connectors.base import EngagementRef
-from connectors.errors import AuthError, Transient
+from connectors.errors import AuthError, Misrouted, Transient
 from connectors.jira import JiraConnector
 from connectors.jira.client import JiraClient
 from plugin.app import close_app, create_app
 from plugin.config import build_config
+from plugin.jobs import REVIEW_AFTER_SECONDS
 from plugin.pipeline.process import process
 from plugin.rules import RULES_BY_ID
-from plugin.storage.repository import claim_pending
+from plugin.storage.models import EventRecord
+from plugin.storage.repository import (
+    GIVE_UP_AFTER,
+    MAX_ATTEMPTS,
+    RETRY_WAIT_MAX,
+    claim_pending,
+    due_for_review,
+)
 from tests.e2e.running import run_jobs_until_done, statuses
 
 JIRA = "https://jira.agency.example"
@@ -110,6 +119,10 @@ def deliver(app: Flask, delivery_id: str, text: str = "Any news on the launch?")
                          .read_text("utf-8"))
     payload["comment"]["self"] = f"{JIRA}/rest/api/2/issue/10231/comment/555"
     payload["comment"]["body"] = text
+    post(app, payload, delivery_id)
+
+
+def post(app: Flask, payload: dict[str, Any], delivery_id: str) -> None:
     body = json.dumps(payload).encode()
     signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     response = app.test_client().post("/hooks/jira", data=body, headers={
@@ -174,24 +187,93 @@ def test_a_rate_limit_storm_is_ridden_out(app: Flask, jira: FakeJira):
     assert [c["method"] for c in jira.written] == ["POST"]
 
 
-def test_an_outage_longer_than_the_retries_loses_no_event(app: Flask, jira: FakeJira):
-    connectors = app.extensions["clientguard.connectors"]
-    connectors["jira"] = JiraConnector(  # the same connector; its backoff waits take no time
-        connectors["jira"].settings,
-        JiraClient(JIRA, "witness-pat-7c1f", "datacenter", sleep=lambda _seconds: None))
+def test_a_deleted_issue_finishes_its_events_and_is_no_longer_reviewed(app: Flask,
+                                                                       jira: FakeJira):
+    deliver(app, "d-1")
+    run_jobs_until_done(app)
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      status=404, json={"errorMessages": [
+                          "Issue does not exist or you do not have permission to see it."],
+                          "errors": {}})
+    deleted = json.loads((FIXTURES / "jira_issue_deleted__server.json").read_text("utf-8"))
+    deleted["issue"]["id"] = "10231"
+    post(app, deleted, "d-2")
+    run_jobs_until_done(app)
+    assert statuses(app) == {"done"}  # answered, not retried until they fail
+    assert [c["method"] for c in jira.written] == ["POST"]
+    with app.extensions["clientguard.database"].reading() as session:
+        assert REF not in due_for_review(session, datetime.now(UTC) + timedelta(days=1),
+                                         REVIEW_AFTER_SECONDS)
+
+
+def test_a_404_that_is_not_jiras_answer_closes_nothing(app: Flask, jira: FakeJira):
+    """A wrong base URL or a proxy answers an HTML 404 for everything: that says nothing
+    about the issue, so its events wait for the configuration to be put right."""
+    use_client_without_waits(app)
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      status=404, body="<html><title>404 Not Found</title></html>",
+                      content_type="text/html")
+    deliver(app, "d-1")
+    with pytest.raises(Misrouted, match=r"check jira\.base_url"):
+        process_at(app, datetime.now(UTC))
+    assert statuses(app) == {"pending"}
+
+
+def test_an_outage_of_hours_loses_no_event_and_retries_ever_less_often(app: Flask,
+                                                                         jira: FakeJira):
+    use_client_without_waits(app)
     jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
                       status=503, body="Service Unavailable")
     deliver(app, "d-1")
-    process_now(app)  # the job's attempt fails: the event goes back to waiting
-    assert statuses(app) == {"pending"}
+    jobs = app.extensions["clientguard.jobs"]
+    at, waits = datetime.now(UTC) + timedelta(minutes=3), []
+    for _ in range(MAX_ATTEMPTS * 2):  # twice as many tries as an event has attempts
+        with pytest.raises(Transient):
+            process_at(app, at)
+        status, attempts, retry_at = only_event(app)
+        assert (status, attempts) == ("pending", 0)  # an outage uses up no attempt
+        assert jobs.sweep(retry_at - timedelta(seconds=1)) == []  # not rung before its time
+        assert jobs.sweep(retry_at) == [REF]
+        waits.append(retry_at - at)
+        at = retry_at
+    assert waits == sorted(waits) and waits[0] < waits[-1] == RETRY_WAIT_MAX
     assert jira.written == []
     jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
                       json=jira.issue)  # Jira is back
-    later = datetime.now(UTC) + timedelta(minutes=5)
-    assert app.extensions["clientguard.jobs"].sweep(later) == [REF]
     run_jobs_until_done(app)
     assert statuses(app) == {"done"}
     assert [c["method"] for c in jira.written] == ["POST"]
+
+
+def test_an_outage_of_more_than_a_day_fails_the_events_it_held(app: Flask, jira: FakeJira):
+    use_client_without_waits(app)
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      status=503, body="Service Unavailable")
+    deliver(app, "d-1")
+    with pytest.raises(Transient):
+        process_at(app, datetime.now(UTC) + GIVE_UP_AFTER + timedelta(minutes=1))
+    assert only_event(app)[0] == "failed"
+
+
+def use_client_without_waits(app: Flask) -> None:
+    """The same connector, its backoff waits taking no time."""
+    connectors = app.extensions["clientguard.connectors"]
+    connectors["jira"] = JiraConnector(
+        connectors["jira"].settings,
+        JiraClient(JIRA, "witness-pat-7c1f", "datacenter", sleep=lambda _seconds: None))
+
+
+def process_at(app: Flask, now: datetime) -> None:
+    process(REF, app.extensions["clientguard.connectors"]["jira"],
+            app.extensions["clientguard.database"], app.extensions["clientguard.config"],
+            app.extensions["clientguard.metrics"], now)
+
+
+def only_event(app: Flask) -> tuple[str, int, datetime]:
+    """The one stored event's status, attempts used, and when it may be retried."""
+    with app.extensions["clientguard.database"].reading() as session:
+        (event,) = session.scalars(select(EventRecord)).all()
+        return event.status, event.attempts, event.lease_until
 
 
 def test_a_worker_that_dies_mid_event_loses_nothing(app: Flask, jira: FakeJira):
@@ -229,14 +311,6 @@ def test_a_failure_saving_the_evaluation_gives_its_events_back_at_once(
     assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE),
                                                                       ("PUT", ROLE)]
     assert jira.written[1]["id"] == jira.written[0]["id"]  # found by its marker: no copy
-
-
-def process_now(app: Flask) -> None:
-    """Run the engagement's processing once in this thread, as one job attempt would."""
-    with pytest.raises(Transient):
-        process(REF, app.extensions["clientguard.connectors"]["jira"],
-                app.extensions["clientguard.database"], app.extensions["clientguard.config"],
-                app.extensions["clientguard.metrics"])
 
 
 def test_no_secret_reaches_any_log_record(app: Flask, jira: FakeJira,

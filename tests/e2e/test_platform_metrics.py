@@ -1,0 +1,187 @@
+"""`GET /metrics` on the real app tells how the platforms answer: every call is timed and
+every failed one counted — each attempt, so a storm the client's retries ride out still
+shows. Jira and Bitrix24 are stood in for by `responses` (`FakeJira` of the Jira pipeline
+tests, `FakePortal`); nothing waits for real."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import responses
+from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
+
+import connectors.bitrix24
+from connectors.base import EngagementRef
+from connectors.bitrix24.client import Bitrix24Client
+from connectors.bitrix24.throttle import LeakyBucket
+from connectors.errors import Transient
+from plugin.app import close_app, create_app
+from plugin.config import build_config
+from plugin.pipeline.process import process
+from tests.connectors.bitrix24.portal import OUTGOING_TOKEN, WEBHOOK_URL, FakePortal, event_body
+from tests.e2e.running import run_jobs_until_done, statuses
+from tests.e2e.test_jira_pipeline import JIRA, ROLE, SECRET, FakeJira, deliver
+
+JIRA_REF = EngagementRef("jira", "agency-dc", "10231")
+ISSUE_URL = re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*")
+COMMENTS_URL = f"{JIRA}/rest/api/2/issue/PRJA-7/comment"
+
+
+def scrape(app: Flask, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every sample `name` shows on /metrics, by its labels (sorted (name, value) pairs)."""
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    return {tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name}
+
+
+def errors(app: Flask, connector: str) -> dict[str, float]:
+    """`clientguard_platform_errors_total` of `connector`, by status."""
+    return {dict(labels)["status"]: value
+            for labels, value in scrape(app, "clientguard_platform_errors_total").items()
+            if dict(labels)["connector"] == connector}
+
+
+def timed(app: Flask, connector: str) -> dict[str, float]:
+    """How many calls `clientguard_platform_call_seconds` observed for `connector`, by
+    method."""
+    return {dict(labels)["method"]: value
+            for labels, value in scrape(app, "clientguard_platform_call_seconds_count").items()
+            if dict(labels)["connector"] == connector}
+
+
+# -- Jira ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def jira_app(database_url: str, queue_url: str) -> Iterator[Flask]:
+    app = create_app(build_config({
+        "service": {"database_url": database_url, "queue_url": queue_url,
+                    "coalesce_seconds": 0.2},
+        "jira": {"site": "agency-dc", "base_url": JIRA, "flavour": "datacenter",
+                 "personal_access_token": "witness-pat-7c1f", "webhook_secret": SECRET,
+                 "service_account": "clientguard", "internal_visibility": ROLE,
+                 "agency_domains": ["agency.example"], "client_domains": ["acme.example"],
+                 "fields": {"account_manager": "customfield_10100",
+                            "project_manager": "customfield_10101"}},
+    }))
+    yield app
+    app.extensions["clientguard.jobs"].huey.flush()
+    close_app(app)
+
+
+@pytest.fixture
+def jira() -> Iterator[FakeJira]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeJira(mock)
+
+
+def test_a_503_the_retry_rides_out_is_one_error_and_every_attempt_is_timed(
+        jira_app: Flask, jira: FakeJira):
+    answers = iter([(503, {"Retry-After": "0"}, "Service Unavailable")])
+
+    def unavailable_once(_request: Any) -> tuple[int, dict[str, str], str]:
+        return next(answers, None) or (200, {}, json.dumps(jira.issue))
+
+    jira.mock.replace(responses.CallbackResponse(responses.GET, ISSUE_URL,
+                                                 callback=unavailable_once))
+    deliver(jira_app, "d-1")
+    run_jobs_until_done(jira_app)
+
+    assert statuses(jira_app) == {"done"}  # the evaluation succeeded in the end
+    assert [c["method"] for c in jira.written] == ["POST"]
+    assert errors(jira_app, "jira") == {"503": 1.0}
+    sent = [call.request.method for call in jira.mock.calls]
+    assert sent.count("GET") >= 2  # the issue twice (503, then 200), and more
+    assert timed(jira_app, "jira") == {method: float(sent.count(method))
+                                       for method in set(sent)}
+
+
+@pytest.mark.parametrize(("failure", "status"), [
+    (requests.ConnectionError("connection refused"), "connection"),
+    (requests.ReadTimeout("read timed out"), "timeout"),
+])
+def test_a_call_that_gets_no_answer_is_counted_by_what_happened(
+        jira_app: Flask, jira: FakeJira, failure: Exception, status: str):
+    jira.mock.replace(responses.POST, COMMENTS_URL, body=failure)  # a write: not retried
+    deliver(jira_app, "d-1")
+    with pytest.raises(Transient):
+        process(JIRA_REF, jira_app.extensions["clientguard.connectors"]["jira"],
+                jira_app.extensions["clientguard.database"],
+                jira_app.extensions["clientguard.config"],
+                jira_app.extensions["clientguard.metrics"])
+
+    assert errors(jira_app, "jira") == {status: 1.0}
+    assert timed(jira_app, "jira")["POST"] == 1.0  # timed although unanswered
+
+
+def test_the_labels_name_no_issue_and_no_url(jira_app: Flask, jira: FakeJira):
+    deliver(jira_app, "d-1")
+    run_jobs_until_done(jira_app)
+
+    labels = scrape(jira_app, "clientguard_platform_call_seconds_count")
+    assert labels, "no platform call was timed"
+    assert {dict(pairs)["method"] for pairs in labels} <= {"GET", "POST", "PUT", "DELETE"}
+    text = jira_app.test_client().get("/metrics").get_data(as_text=True)
+    assert "PRJA-7" not in text and "10231" not in text and "/rest/" not in text
+
+
+# -- Bitrix24 -----------------------------------------------------------------------------
+
+@pytest.fixture
+def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The Bitrix24 client's retry waits, none taken; the portal's leaky bucket on a clock
+    that moves only when the bucket sleeps."""
+    waits: list[float] = []
+    slept: list[float] = []
+    bucket = LeakyBucket(2.0, 50, clock=lambda: sum(slept), sleep=slept.append)
+    monkeypatch.setattr(connectors.bitrix24, "bucket_for", lambda *_: bucket)
+    monkeypatch.setattr(connectors.bitrix24, "Bitrix24Client",
+                        functools.partial(Bitrix24Client, sleep=waits.append))
+    return waits
+
+
+@pytest.fixture
+def portal() -> Iterator[FakePortal]:
+    portal = FakePortal(deals=1)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        portal.mock(mock)
+        yield portal
+
+
+@pytest.fixture
+def bitrix24_app(database_url: str, queue_url: str, retry_waits: list[float]
+                 ) -> Iterator[Flask]:
+    app = create_app(build_config({
+        "service": {"database_url": database_url, "queue_url": queue_url,
+                    "coalesce_seconds": 0.2},
+        "bitrix24": {"site": "acme-b24", "fields": {"account_manager": "UF_CRM_1725001000"},
+                     "webhook_url": WEBHOOK_URL, "outgoing_token": OUTGOING_TOKEN},
+    }))
+    yield app
+    app.extensions["clientguard.jobs"].huey.flush()
+    close_app(app)
+
+
+def test_a_bitrix24_limit_storm_the_retries_ride_out_shows_every_refusal(
+        bitrix24_app: Flask, portal: FakePortal, retry_waits: list[float]):
+    portal.limit_storm(2)  # 503 QUERY_LIMIT_EXCEEDED twice, then answered
+    response = bitrix24_app.test_client().post(
+        "/hooks/bitrix24", data=event_body("ONCRMDEALUPDATE", 410),
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 202, response.json
+    run_jobs_until_done(bitrix24_app)
+
+    assert statuses(bitrix24_app) == {"done"}
+    assert retry_waits  # the client did retry
+    assert errors(bitrix24_app, "bitrix24") == {"503": 2.0}
+    methods = portal.methods()
+    assert timed(bitrix24_app, "bitrix24") == {method: float(methods.count(method))
+                                               for method in set(methods)}
+    assert methods.count("batch") >= 3  # the refused batch twice, then the one answered
