@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import gc
 import json
+import logging
 import signal
 import sys
 import textwrap
@@ -37,7 +38,7 @@ from connectors.errors import (
 )
 from connectors.jira import JiraConnector
 from connectors.markup import plain_text
-from plugin.config import Config, ConfigError, load_config, redacted_url
+from plugin.config import LOG_LEVELS, Config, ConfigError, load_config, redacted_url
 from plugin.core.engine import Report, evaluate
 from plugin.core.i18n import LANGUAGES, Language
 from plugin.core.model import Engagement
@@ -47,6 +48,8 @@ from plugin.rules import CATALOGUE
 from plugin.rules.docs import rules_markdown
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from plugin.pipeline.process import CommentPlan
     from plugin.storage import Database
     from plugin.storage.models import EventRecord
@@ -289,8 +292,13 @@ def _migrated(url: str) -> None:
     try:
         upgrade(url)
     except SQLAlchemyError as error:
-        _bad_input(f"service → database_url {redacted_url(url)}: "
-                   f"{getattr(error, 'orig', None) or error}")
+        _unreachable_database(url, error)
+
+
+def _unreachable_database(url: str, error: SQLAlchemyError) -> NoReturn:
+    """Exit 2 naming `service → database_url` and why the database refused, on one line."""
+    reason = " ".join(str(getattr(error, "orig", None) or error).split())
+    _bad_input(f"service → database_url {redacted_url(url)}: {reason}")
 
 
 def _review(ref: EngagementRef, connector: Any, database: Database, config: Config,
@@ -334,30 +342,97 @@ def _print_report(report: Report, language: Language, output_format: str,
     click.echo(json.dumps(document, ensure_ascii=False, indent=2))
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+QUIET_BELOW_DEBUG = ("alembic.runtime.plugins",)
+"""Loggers whose INFO records say nothing to an operator (Alembic lists its plugins on every
+start): shown at DEBUG only."""
+
+
+def _log_level_option(command: Any) -> Any:
+    """`--log-level` of the long-running commands."""
+    return click.option(
+        "--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+        help="Log records of this level and above to standard error [default: "
+             "service.log_level, INFO]")(command)
+
+
+class _StandardError(logging.StreamHandler):
+    """Writes each record to `sys.stderr` as it is then (click's test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
+def _log_to_standard_error(level: str) -> None:
+    """Print log records of `level` and above, timestamped, on standard error: the
+    long-running commands' log (a dry run's "would create" lines, the sweep, the jobs, the
+    platforms' errors). Records are redacted where they are made (the Bitrix24 connector's
+    filter on urllib3's request lines), so what reaches this handler is fit to print."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StandardError)]:
+        root.removeHandler(handler)
+    handler = _StandardError()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in QUIET_BELOW_DEBUG:
+        logging.getLogger(name).setLevel(logging.NOTSET if level.upper() == "DEBUG"
+                                         else logging.WARNING)
+
+
+def _service_app(config: Config) -> Flask:
+    """`create_app(config)`, or exit 2 naming `service → database_url` when the state
+    database cannot be reached or opened (no traceback)."""
+    from plugin.app import create_app
+
+    try:
+        return create_app(config)
+    except SQLAlchemyError as error:
+        _unreachable_database(config.service.database_url, error)
+
+
 @cli.command()
 @click.option("--host", default=None, help="Interface to listen on [default: service.host]")
-@click.option("--port", type=int, default=None, help="Port [default: service.port]")
+@click.option("--port", type=int, default=None,
+              help="Port (0: any free one) [default: service.port]")
 @click.option("--threads", type=int, default=8, show_default=True,
               help="Request threads of the WSGI server")
 @click.option("--dry-run", is_flag=True,
               help="Decide and log every sticky comment (ticket, action, visibility); write none")
+@_log_level_option
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, threads: int,
-          dry_run: bool) -> None:
+          dry_run: bool, log_level: str | None) -> None:
     """Run the service: webhooks, health and metrics on a production WSGI server, with the
     job workers and the sweep in the same process.
 
     The database and the queue are created on start-up; with the defaults they are SQLite
-    files in the working directory and nothing else needs to be installed."""
-    import waitress  # the web stack loads only for the service, not for offline commands
+    files in the working directory and nothing else needs to be installed. The log goes to
+    standard error. Exit status 2 when it cannot start (a setting, the database, the port)."""
+    from waitress.server import create_server  # the web stack loads only for the service
 
-    from plugin.app import close_app, create_app
+    from plugin.app import close_app
 
     config = _config(ctx)
     if dry_run:
         config = dataclasses.replace(
             config, service=dataclasses.replace(config.service, dry_run=True))
-    app = create_app(config)
+    _log_to_standard_error(log_level or config.service.log_level)
+    app = _service_app(config)
+    host = config.service.host if host is None else host
+    port = config.service.port if port is None else port
+    try:  # listen before anything is started or announced
+        server = create_server(app, host=host, port=port, threads=threads, ident="clientguard")
+    except (OSError, ValueError) as error:
+        close_app(app)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        _bad_input(f"cannot listen on {host}:{port} (service → host, service → port; "
+                   f"--host, --port): {reason}")
     _freeze_startup_heap()
     consumer = app.extensions["clientguard.jobs"].consumer(config.service.workers)
     consumer.start()
@@ -365,14 +440,22 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int,
     # give them back, so a stop signal ends the web server and the finally below.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    host, port = host or config.service.host, port or config.service.port
-    click.echo(f"ClientGuard listening on http://{host}:{port} with "
-               f"{config.service.workers} worker(s)", err=True)
+    click.echo(f"ClientGuard listening on {_addresses(server)} with "
+               f"{config.service.workers} worker(s)"
+               + (" (dry run: nothing is written)" if config.service.dry_run else ""), err=True)
     try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="clientguard")
+        server.run()
     finally:
         consumer.stop(graceful=True)
         close_app(app)
+
+
+def _addresses(server: Any) -> str:
+    """Where the bound server listens (`http://127.0.0.1:8080`; the port chosen for 0)."""
+    listening = (getattr(server, "effective_listen", None)
+                 or [(server.effective_host, server.effective_port)])
+    return ", ".join(f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+                     for host, port in listening)
 
 
 def _stop(*_: object) -> NoReturn:
@@ -389,16 +472,18 @@ def _freeze_startup_heap() -> None:
 
 
 @cli.command()
+@_log_level_option
 @click.pass_context
-def worker(ctx: click.Context) -> None:
+def worker(ctx: click.Context, log_level: str | None) -> None:
     """Run job workers (and the sweep) on their own, for deployments with several web and
-    worker processes sharing PostgreSQL and Redis."""
-    from plugin.app import create_app
-
+    worker processes sharing PostgreSQL and Redis. The log goes to standard error; exit
+    status 2 when it cannot start (a setting, the database)."""
     config = _config(ctx)
-    app = create_app(config)
+    _log_to_standard_error(log_level or config.service.log_level)
+    app = _service_app(config)
     _freeze_startup_heap()
-    click.echo(f"ClientGuard worker with {config.service.workers} thread(s)", err=True)
+    click.echo(f"ClientGuard worker with {config.service.workers} thread(s)"
+               + (" (dry run: nothing is written)" if config.service.dry_run else ""), err=True)
     app.extensions["clientguard.jobs"].consumer(config.service.workers).run()
 
 

@@ -47,6 +47,7 @@ ENV_SEPARATOR = "__"
 CONFIG_PATH_VARIABLE = "CLIENTGUARD_CONFIG"
 DEFAULT_CONFIG_FILE = "clientguard.toml"
 COMMON_RULE_KEYS = ("enabled", "weight")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(ValueError):
@@ -90,6 +91,7 @@ class ServiceSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1024 * 1024  # a webhook body larger than this is refused (413)
+    log_level: str = "INFO"  # what `serve` and `worker` log to standard error
 
 
 class ServiceSchema(_Strict):
@@ -119,6 +121,9 @@ class ServiceSchema(_Strict):
                           validate=validate.Range(min=1, max=65535))
     max_body_bytes = fields.Integer(load_default=ServiceSettings.max_body_bytes,
                                     validate=validate.Range(min=1024))
+    log_level = fields.Function(deserialize=lambda value: str(value).upper(),
+                                load_default=ServiceSettings.log_level,
+                                validate=validate.OneOf(LOG_LEVELS))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> ServiceSettings:

@@ -41,6 +41,7 @@ class Outcome(enum.StrEnum):
     REGISTERED = "registered"  # created now
     EXISTS = "exists"  # a webhook for this URL was there already; left unchanged
     NOT_PERMITTED = "not permitted"  # the account is no Jira administrator: enter it by hand
+    CREDENTIALS_REFUSED = "credentials refused"  # 401: Jira did not accept who we said we are
     FAILED = "failed"  # Jira refused or could not be reached: enter it by hand
 
 
@@ -109,9 +110,10 @@ def register_webhook(connector: JiraConnector, public_url: str, secret: str) -> 
     """Register the webhook with `secret`, unless one for the same URL exists already.
 
     Lists the site's admin webhooks first: an existing one for our URL is left as it is and
-    compared with the descriptor. Never raises for Jira's answers: 401/403 (no
-    administrator) gives `NOT_PERMITTED`, anything else `FAILED`, both with the settings to
-    enter by hand (`render_registration`). Raises `BadPublicUrl`."""
+    compared with the descriptor. Never raises for Jira's answers: 403 (signed in, but no
+    administrator) gives `NOT_PERMITTED`, 401 (the credentials were refused) gives
+    `CREDENTIALS_REFUSED`, anything else `FAILED`, each with the settings to enter by hand
+    (`render_registration`). Raises `BadPublicUrl`."""
     settings = connector.settings
     descriptor = webhook_descriptor(settings, public_url)
     new = secret != settings.webhook_secret
@@ -133,6 +135,10 @@ def register_webhook(connector: JiraConnector, public_url: str, secret: str) -> 
                 signed=existing.get("isSigned"), problems=problems)
         created = client.request("POST", WEBHOOKS_PATH, json={**descriptor, "secret": secret})
     except AuthError as error:
+        if error.status == 401:
+            return Registration(Outcome.CREDENTIALS_REFUSED,
+                                f"Jira did not accept the credentials of [jira] ({error}): "
+                                f"{_credentials(settings)}", descriptor, secret, new, page)
         return Registration(Outcome.NOT_PERMITTED,
                             f"only a Jira administrator may register webhooks ({error})",
                             descriptor, secret, new, page)
@@ -146,6 +152,15 @@ def register_webhook(connector: JiraConnector, public_url: str, secret: str) -> 
         "in Jira administration and enter the secret",)
     return Registration(Outcome.REGISTERED, "webhook registered", descriptor, secret, new, page,
                         webhook=created.get("self"), signed=signed, problems=problems)
+
+
+def _credentials(settings: JiraSettings) -> str:
+    """What to check when Jira answers 401: the credentials the flavour signs in with."""
+    if settings.flavour == "cloud":
+        return ("check jira → email and jira → api_token (CLIENTGUARD_JIRA__API_TOKEN): a "
+                "classic API token of that e-mail's account, not expired")
+    return ("check jira → personal_access_token (CLIENTGUARD_JIRA__PERSONAL_ACCESS_TOKEN): "
+            "a personal access token of the service account, not expired or revoked")
 
 
 def _differences(existing: Mapping[str, Any], descriptor: Mapping[str, Any]) -> tuple[str, ...]:

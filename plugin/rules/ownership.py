@@ -94,7 +94,7 @@ class PointOfContactSettings(RuleSettings):
 def single_point_of_contact(e: Engagement, s: Any, now: datetime) -> Outcome:
     contacts = e.roles.points_of_contact
     if contacts is None:
-        return Outcome.not_configured(NOT_MAPPED.note(field="points_of_contact"))
+        return Outcome.not_configured(NOT_MAPPED.note(field="account_manager"))
     reasons = []
     if not contacts:
         reasons.append(NO_CONTACT.fail())
@@ -193,7 +193,7 @@ def _agency_briefs(e: Engagement) -> tuple[list[Document], list[Document]]:
 def pm_briefed(e: Engagement, s: Any, now: datetime) -> Outcome:
     managers = e.roles.project_managers
     if managers is None:
-        return Outcome.not_configured(NOT_MAPPED.note(field="project_managers"))
+        return Outcome.not_configured(NOT_MAPPED.note(field="project_manager"))
     started = e.started_at
     if started is None:
         return PASSED  # not started: nothing can be late yet

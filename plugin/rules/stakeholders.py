@@ -78,7 +78,7 @@ class DecisionMakerSettings(RuleSettings):
 )
 def decision_maker(e: Engagement, s: Any, now: datetime) -> Outcome:
     if e.client.decision_makers is None:
-        return Outcome.not_configured(NOT_MAPPED.note(field="decision_makers"))
+        return Outcome.not_configured(NOT_MAPPED.note(field="decision_maker"))
     # Each person once; someone of the agency in the field is no client-side decision maker.
     deciders = {person.id: person for person in e.client.decision_makers
                 if person.side is not Side.AGENCY}

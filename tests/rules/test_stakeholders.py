@@ -54,7 +54,7 @@ def test_no_decision_maker_field_is_not_configured() -> None:
     outcome = check(deciders=None)
     assert outcome.status is Status.NOT_CONFIGURED
     assert summary(outcome) == [
-        ("not_mapped", Status.NOT_CONFIGURED, {"field": "decision_makers"})]
+        ("not_mapped", Status.NOT_CONFIGURED, {"field": "decision_maker"})]
 
 
 def test_not_configured_even_when_many_client_people_give_orders() -> None:

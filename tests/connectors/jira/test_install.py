@@ -214,11 +214,43 @@ def test_non_admin_gets_the_settings_to_enter_by_hand(jira):
 def test_a_refused_post_also_gives_the_manual_settings(jira):
     guard = connector()
     jira.get(SITE + WEBHOOKS_PATH, json=[])
-    jira.post(SITE + WEBHOOKS_PATH, status=401, json={
-        "message": "Client must be authenticated to access this resource.", "status-code": 401})
+    jira.post(SITE + WEBHOOKS_PATH, status=403, json={
+        "message": "Client must be authenticated as an administrator to access this resource.",
+        "status-code": 403})
     registration = register_webhook(guard, PUBLIC, SECRET)
     assert registration.outcome is Outcome.NOT_PERMITTED
     assert "Enter it by hand:" in render_registration(registration)
+
+
+# Jira's REST layer answers 401 "Client must be authenticated" when it does not know who is
+# asking (wrong or expired token), and 403 "... as an administrator" when it does but that
+# account is no administrator (atlassian-rest's AdminOnlyResourceFilter).
+UNAUTHENTICATED = {"message": "Client must be authenticated to access this resource.",
+                   "status-code": 401}
+
+
+def test_refused_cloud_credentials_are_not_taken_for_missing_admin_rights(jira):
+    jira.get(SITE + WEBHOOKS_PATH, status=401, json=UNAUTHENTICATED)
+    registration = register_webhook(connector(), PUBLIC, SECRET)
+    assert registration.outcome is Outcome.CREDENTIALS_REFUSED and not registration.done
+    text = render_registration(registration)
+    assert text.startswith("credentials refused: Jira did not accept the credentials of "
+                           "[jira] (Jira answered 401 to GET /rest/webhooks/1.0/webhook: "
+                           "Client must be authenticated to access this resource.): "
+                           "check jira → email and jira → api_token")
+    assert "administrator" not in registration.message
+    assert "Enter it by hand:" in text and f"  URL: {HOOK_URL}" in text
+
+
+def test_a_refused_data_center_token_names_the_personal_access_token(jira):
+    guard = connector(base_url=DC_SITE, flavour="datacenter", email=None, api_token=None,
+                      personal_access_token="witness-pat")
+    jira.get(DC_SITE + WEBHOOKS_PATH, status=401, body="")
+    registration = register_webhook(guard, PUBLIC, SECRET)
+    assert registration.outcome is Outcome.CREDENTIALS_REFUSED
+    assert "check jira → personal_access_token" in registration.message
+    assert "api_token" not in registration.message
+    assert "administrator" not in registration.message
 
 
 def test_other_errors_fail_with_the_manual_settings(jira):

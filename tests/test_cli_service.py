@@ -1,0 +1,285 @@
+"""The long-running commands, `clientguard serve` and `clientguard worker`, as an operator
+runs them: the installed console script in a subprocess. They print their log on standard
+error (INFO and above, timestamped; `--log-level` / `service.log_level`), and a start-up
+that cannot succeed — the port taken, the database out of reach — ends with one
+`clientguard:` line naming what to fix and exit status 2, never a traceback.
+
+Jira is stood in for by a small plain-http server on 127.0.0.1 (a Data Center site inside
+the agency's network), serving the REST answers of tests/connectors/jira/fixtures/rest/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import requests
+import tomli_w
+
+from plugin.config import ConfigError, load_config
+
+CLIENTGUARD = Path(sys.executable).parent / "clientguard"
+FIXTURES = Path(__file__).parent / "connectors" / "jira" / "fixtures"
+ISSUE = json.loads((FIXTURES / "rest" / "issue__datacenter.json").read_text("utf-8"))
+STATUSES = [{"id": "1", "name": "Open", "statusCategory": {"key": "new"}},
+            {"id": "3", "name": "In Progress", "statusCategory": {"key": "indeterminate"}},
+            {"id": "6", "name": "Closed", "statusCategory": {"key": "done"}}]
+PAT = "witness-pat-51c0e2"
+WEBHOOK_SECRET = "witness-hook-secret-a9d4"
+TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) [\w.]+: ")
+
+
+class StandIn(BaseHTTPRequestHandler):
+    """Jira Data Center's answers for issue 10231 / PRJA-7; every write is recorded."""
+
+    writes: ClassVar[list[str]] = []
+
+    def _send(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/rest/api/2/issue/10231"):
+            self._send(200, ISSUE)
+        elif self.path.startswith("/rest/api/2/status"):
+            self._send(200, STATUSES)
+        else:
+            self._send(404, {"errorMessages": [f"no {self.path}"]})
+
+    def do_POST(self) -> None:
+        type(self).writes.append(f"POST {self.path}")
+        self._send(400, {"errorMessages": ["a dry run must write nothing"]})
+
+    do_PUT = do_DELETE = do_POST
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def jira() -> Iterator[str]:
+    StandIn.writes = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def configure(folder: Path, **service: Any) -> Path:
+    """A configuration in `folder`: its own SQLite files, and `[jira]` when given `jira`."""
+    jira = service.pop("jira", None)
+    document: dict[str, Any] = {"service": {
+        "database_url": f"sqlite:///{folder / 'clientguard.sqlite3'}",
+        "queue_url": f"sqlite:///{folder / 'clientguard-queue.sqlite3'}", **service}}
+    if jira:
+        document["jira"] = {
+            "site": "agency-dc", "base_url": jira, "flavour": "datacenter",
+            "personal_access_token": PAT, "webhook_secret": WEBHOOK_SECRET,
+            "service_account": "clientguard",
+            "internal_visibility": {"type": "role", "value": "Developers"},
+            "agency_domains": ["agency.example"], "client_domains": ["acme.example"],
+            "fields": {"account_manager": "customfield_10100",
+                       "project_manager": "customfield_10101"}}
+    path = folder / "clientguard.toml"
+    path.write_text(tomli_w.dumps(document), encoding="utf-8")
+    return path
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    return {**{key: value for key, value in os.environ.items()
+               if not key.startswith("CLIENTGUARD_")}, **extra}
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A command that is expected to end by itself."""
+    return subprocess.run([str(CLIENTGUARD), *args], capture_output=True, text=True,
+                          encoding="utf-8", cwd=cwd, env=_environment(), timeout=60,
+                          check=False)
+
+
+class Running:
+    """A started long-running command, its standard error collected line by line."""
+
+    def __init__(self, *args: str, cwd: Path, **environment: str) -> None:
+        self.process = subprocess.Popen(
+            [str(CLIENTGUARD), *args], cwd=cwd, env=_environment(**environment),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in list(self.lines):
+                if found := re.search(pattern, line):
+                    return found
+            assert self.process.poll() is None or self._reader.is_alive(), (
+                f"exited {self.process.returncode} before {pattern!r}:\n{self.stderr}")
+            assert time.monotonic() < deadline, f"no {pattern!r} within {timeout} s:\n" \
+                                                 f"{self.stderr}"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self._reader.join(timeout=5)
+
+
+def deliver(base: str, jira: str, delivery_id: str) -> None:
+    """A signed Data Center `comment_created` on issue 10231, as Jira posts it."""
+    payload = json.loads((FIXTURES / "comment_created__datacenter_no_issue.json")
+                         .read_text("utf-8"))
+    payload["comment"]["self"] = f"{jira}/rest/api/2/issue/10231/comment/555"
+    body = json.dumps(payload).encode()
+    signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = requests.post(f"{base}/hooks/jira", data=body, timeout=10, headers={
+        "X-Hub-Signature": f"sha256={signature}", "X-Atlassian-Webhook-Identifier": delivery_id})
+    assert response.status_code == 202, response.text
+
+
+def _serve_dry_run(tmp_path: Path, jira: str, *extra: str) -> Running:
+    config = configure(tmp_path, jira=jira, coalesce_seconds=0)
+    server = Running("--config", str(config), "serve", "--dry-run", "--port", "0", *extra,
+                     cwd=tmp_path)
+    base = server.wait_for(r"^ClientGuard listening on (http://127\.0\.0\.1:\d+) ").group(1)
+    deliver(base, jira, "d-1")
+    return server
+
+
+# -- the log ---------------------------------------------------------------------------
+
+def test_serve_dry_run_prints_what_it_would_write(tmp_path: Path, jira: str) -> None:
+    server = _serve_dry_run(tmp_path, jira)
+    try:
+        line = server.wait_for(r"dry run: would create the sticky comment on jira PRJA-7, "
+                               r"restricted to role Developers").string
+    finally:
+        server.stop()
+    assert TIMESTAMPED.match(line), line
+    assert " INFO plugin.pipeline.process: dry run: " in line
+    assert StandIn.writes == []
+    assert "Traceback" not in server.stderr
+
+
+def test_no_secret_reaches_the_printed_log_even_at_debug(tmp_path: Path, jira: str) -> None:
+    server = _serve_dry_run(tmp_path, jira, "--log-level", "debug")
+    try:
+        server.wait_for(r"dry run: would create the sticky comment on jira PRJA-7")
+    finally:
+        server.stop()
+    assert " DEBUG " in server.stderr  # the debug records were printed: the check means something
+    assert PAT not in server.stderr and WEBHOOK_SECRET not in server.stderr
+
+
+def test_the_worker_logs_at_info_by_default(tmp_path: Path) -> None:
+    worker = Running("--config", str(configure(tmp_path)), "worker", cwd=tmp_path)
+    try:
+        line = worker.wait_for(r" INFO huey\.consumer: Huey consumer started").string
+    finally:
+        worker.stop()
+    assert TIMESTAMPED.match(line), line
+
+
+def test_the_log_level_comes_from_the_configuration(tmp_path: Path) -> None:
+    worker = Running("--config", str(configure(tmp_path)), "worker", cwd=tmp_path,
+                     CLIENTGUARD_SERVICE__LOG_LEVEL="warning")
+    try:
+        worker.wait_for(r"^ClientGuard worker with 2 thread\(s\)$")
+        time.sleep(1.0)  # the consumer has started meanwhile, and said so at INFO
+    finally:
+        worker.stop()
+    assert " INFO " not in worker.stderr, worker.stderr
+
+
+def test_a_log_level_that_does_not_exist_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "clientguard.toml"
+    path.write_text('[service]\nlog_level = "loud"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={})
+    assert ("service → log_level: Must be one of: DEBUG, INFO, WARNING, ERROR."
+            in str(raised.value))
+    environ = {"CLIENTGUARD_SERVICE__LOG_LEVEL": "debug"}
+    assert load_config(configure(tmp_path), environ=environ).service.log_level == "DEBUG"
+
+
+# -- start-up failures ----------------------------------------------------------------------
+
+def assert_one_line(process: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """Exit 2 and a last line `clientguard: …` with every fragment; no traceback."""
+    assert process.returncode == 2, process.stderr
+    assert "Traceback" not in process.stderr, process.stderr
+    last = process.stderr.rstrip("\n").splitlines()[-1]
+    assert last.startswith("clientguard: "), process.stderr
+    for fragment in fragments:
+        assert fragment in last, (fragment, last)
+    return last
+
+
+def test_serve_on_a_port_in_use_says_so_before_announcing_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = run("--config", str(configure(tmp_path)), "serve", "--port", str(port),
+                      cwd=tmp_path)
+    assert_one_line(process, f"cannot listen on 127.0.0.1:{port}", "service → port",
+                    "Address already in use")
+    assert "ClientGuard listening" not in process.stderr
+    assert "Huey consumer started" not in process.stderr  # no worker started either
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_sqlite_file_that_cannot_be_opened_names_the_database_url(tmp_path: Path,
+                                                                    command: str) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-folder' / 'clientguard.sqlite3'}"
+    config = configure(tmp_path, database_url=url)
+    process = run("--config", str(config), command, cwd=tmp_path)
+    assert_one_line(process, f"service → database_url {url}: unable to open database file")
+    assert "ClientGuard" not in process.stderr  # neither listening nor a worker announced
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_an_unreachable_postgresql_names_the_database_url(tmp_path: Path, command: str) -> None:
+    pytest.importorskip("psycopg")
+    with socket.socket() as closed:  # bound, never listening: a connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        url = f"postgresql+psycopg://clientguard:witness-db-password@127.0.0.1:{port}/guard"
+        process = run("--config", str(configure(tmp_path, database_url=url)), command,
+                      cwd=tmp_path)
+    assert_one_line(process, "service → database_url postgresql+psycopg://clientguard:***@"
+                             f"127.0.0.1:{port}/guard: ", "Connection refused")
+    assert "witness-db-password" not in process.stderr
