@@ -4,7 +4,9 @@ out, one agency-internal sticky comment written back."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 from connectors.base import (
@@ -36,6 +38,7 @@ from connectors.jira.snapshot import build_engagement, fetch_issue_data, in_serv
 from plugin.core.comment import StickyContent
 from plugin.core.model import StatusCategory
 
+GROUP_MEMBERS_SECONDS = 900.0  # how long the members of `agency_groups` are taken as read
 ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+")  # ACME-12, or the issue id
 
 
@@ -47,11 +50,14 @@ class JiraConnector:
     pages: Mapping[str, Callable[[PageRequest], PageReply]] = MappingProxyType({})
 
     def __init__(self, settings: JiraSettings, client: JiraClient | None = None, *,
-                 observer: CallObserver | None = None) -> None:
+                 observer: CallObserver | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self._client = client
         self._observer = observer  # told of every call the client it builds makes
         self._statuses: dict[str, StatusCategory] = {}  # status id -> category, per site
+        self._clock = clock
+        self._group_members: tuple[float, tuple[str, ...]] | None = None  # (read at, ids)
 
     @property
     def client(self) -> JiraClient:
@@ -70,7 +76,7 @@ class JiraConnector:
         found = find_sticky(data.comments, known_sticky_id,
                             author=self.settings.service_account)
         engagement = build_engagement(ref, data.issue, data.comments, data.worklogs,
-                                      data.changelog, self._statuses, self.settings)
+                                      data.changelog, self._statuses, self._who_is_who())
         sticky_id = str(found.comment["id"]) if found.comment else None
         stale = tuple(str(comment["id"]) for comment in found.stale)
         as_written = found.comment is None or left_as_written(
@@ -79,6 +85,20 @@ class JiraConnector:
         return Snapshot(ref, engagement, sticky_id,
                         context=(data.issue, stale, sticky_id or known_sticky_id),
                         sticky_as_written=as_written)
+
+    def _who_is_who(self) -> JiraSettings:
+        """The settings with every member of `agency_groups` among `agency_accounts`: the
+        members are read from Jira once per `GROUP_MEMBERS_SECONDS`, not per snapshot."""
+        if not self.settings.agency_groups:
+            return self.settings
+        now = self._clock()
+        if self._group_members is None or now - self._group_members[0] > GROUP_MEMBERS_SECONDS:
+            ids = (user.get(key) for group in self.settings.agency_groups
+                   for user in self.client.iter_group_members(group)
+                   for key in ("accountId", "name", "key"))
+            self._group_members = (now, tuple(dict.fromkeys(i for i in ids if i)))
+        return replace(self.settings, agency_accounts=(
+            *self.settings.agency_accounts, *self._group_members[1]))
 
     def recently_updated(self, minutes: int) -> list[EngagementRef]:
         """Engagements changed in the last `minutes` (JQL `updated >= -Nm` within

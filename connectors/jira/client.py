@@ -424,6 +424,12 @@ class JiraClient:
             raise TypeError("Jira Data Center (API v2) takes a comment body as wiki markup")
         return body
 
+    def iter_group_members(self, group: str) -> Iterator[dict[str, Any]]:
+        """Every active member of `group` (Cloud asks for the *Browse users and groups*
+        global permission)."""
+        yield from self._iter_offset_pages(f"{self.api}/group/member", "values",
+                                           {"groupname": group})
+
     def _iter_offset_pages(self, path: str, items_key: str,
                            params: Mapping[str, Any] | None = None
                            ) -> Iterator[dict[str, Any]]:

@@ -1,9 +1,10 @@
 """Is this Jira site ready for ClientGuard? The checks behind `clientguard doctor jira`.
 
 `diagnose` never raises for what Jira answers: every problem is a failing or warning
-`Check` with what to do about it. It makes at most three calls: `GET myself` (who the
+`Check` with what to do about it. Its calls: `GET myself` (who the
 credentials are), `GET mypermissions` (the permissions `manifest.json` lists), `GET field`
-(does each mapped field exist, and does its type suit its meaning). The rest is read from
+(does each mapped field exist, and does its type suit its meaning), and one `GET group/member`
+per group in `agency_groups` (may its members be read). The rest is read from
 the `[jira]` settings. `fields_table` lists the site's fields for choosing the mapping.
 
 The report's shapes, which rule needs which field and the text are `connectors.doctor`'s:
@@ -25,7 +26,7 @@ from connectors.doctor import (
     mapped_check,
     unmapped_checks,
 )
-from connectors.errors import ConnectorNotConfigured, PlatformError
+from connectors.errors import AuthError, ConnectorNotConfigured, NotFound, PlatformError
 from connectors.jira import JiraConnector
 from connectors.jira.client import JiraClient
 from connectors.jira.settings import JiraSettings
@@ -90,6 +91,7 @@ def diagnose(connector: JiraConnector, project: str | None = None) -> Diagnosis:
     else:
         checks.append(_service_account(settings, client.flavour, me))
         checks.append(_permissions(client, project))
+        checks += [_agency_group(client, group) for group in settings.agency_groups]
         try:
             site_fields = client.list_fields()
         except PlatformError as error:
@@ -180,6 +182,25 @@ def _permissions(client: JiraClient, project: str | None) -> Check:
                      "Grant them to the account (or a group or role it is in) in the "
                      "permission scheme of every project ClientGuard watches.")
     return Check("permissions", Level.OK, f"{', '.join(wanted)} granted {where}")
+
+
+def _agency_group(client: JiraClient, group: str) -> Check:
+    """Can the account read who is in `group` (its first member is enough to tell)?"""
+    label = f"agency group {group}"
+    try:
+        first = next(client.iter_group_members(group), None)
+    except AuthError as error:
+        return Check(label, Level.FAIL, f"cannot read its members: {error}",
+                     "Grant the account the Browse users and groups global permission.")
+    except NotFound:
+        return Check(label, Level.FAIL, "no such group",
+                     "Correct the name in agency_groups (group names, as Jira spells them).")
+    except PlatformError as error:
+        return Check(label, Level.FAIL, f"cannot read its members: {error}", "Try again.")
+    if first is None:
+        return Check(label, Level.WARN, "has no active members",
+                     "Add the agency's staff to it, or remove it from agency_groups.")
+    return Check(label, Level.OK, "its members count as agency")
 
 
 def _shape(schema: Mapping[str, Any] | None) -> str:

@@ -501,3 +501,26 @@ def test_docs_jira_md_names_every_rule_meaning_event_and_permission():
     flowing = " ".join(text.split())
     assert f"{UI['sticky_footer'].en} {STICKY_MARKER}" in flowing
     assert "ClientGuard — " + UI["score"].en.format(score=68, band="amber") in flowing
+
+
+GROUP_MEMBERS = f"{SITE}/rest/api/3/group/member"
+
+
+@pytest.mark.parametrize(("answer", "level", "said"), [
+    ({"json": {"startAt": 0, "maxResults": 100, "total": 1, "isLast": True,
+               "values": [{"accountId": ACCOUNT_ID}]}}, Level.OK,
+     "its members count as agency"),
+    ({"json": {"startAt": 0, "maxResults": 100, "total": 0, "isLast": True, "values": []}},
+     Level.WARN, "has no active members"),
+    ({"status": 403, "json": {"errorMessages": ["You do not have permission."]}},
+     Level.FAIL, "cannot read its members"),
+    ({"status": 404, "json": {"errorMessages": ["Specified group does not exist."]}},
+     Level.FAIL, "no such group"),
+], ids=["readable", "empty", "not permitted", "unknown"])
+def test_each_agency_group_is_checked_readable(jira, answer, level, said):
+    stub_site(jira)
+    jira.get(GROUP_MEMBERS, match=[matchers.query_param_matcher(
+        {"groupname": "agency-staff", "startAt": "0", "maxResults": "100"})], **answer)
+    group = check(diagnose(connector({**GOOD, "agency_groups": ["agency-staff"]})),
+                  "agency group agency-staff")
+    assert (group.level, group.message.startswith(said)) == (level, True), group

@@ -23,6 +23,7 @@ import responses
 from responses import matchers
 
 from connectors.base import EngagementRef
+from connectors.jira import GROUP_MEMBERS_SECONDS, JiraConnector
 from connectors.jira.client import JiraClient
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import (
@@ -574,3 +575,47 @@ def test_without_the_brief_pm_briefed_fails() -> None:
     report = evaluate(engagement_of(issue), build_config({}), NOW)
     [result] = [result for result in report.findings if result.rule.id == "pm-briefed"]
     assert [reason.message.code for reason in result.outcome.reasons] == ["no_brief"]
+
+
+# -- agency groups --------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stub_group(jira: responses.RequestsMock, *account_ids: str) -> None:
+    jira.get(f"{SITE}/rest/api/3/group/member", json={
+        "startAt": 0, "maxResults": 100, "total": len(account_ids), "isLast": True,
+        "values": [{"accountId": account_id, "displayName": "…", "active": True}
+                   for account_id in account_ids]},
+        match=page(0, groupname="agency-staff"))
+
+
+def test_members_of_an_agency_group_are_agency_and_the_group_is_read_every_15_minutes(
+        jira, cloud) -> None:
+    """Peter hides his e-mail and is not listed in agency_accounts: only the group tells."""
+    settings = replace(CLOUD, agency_accounts=(), agency_groups=("agency-staff",))
+    clock = Clock()
+    connector = JiraConnector(settings, cloud, clock=clock)
+    jira.get(f"{SITE}/rest/api/3/status", json=[
+        {"id": status_id, "statusCategory": {"key": key}} for status_id, key in (
+            ("10000", "new"), ("3", "indeterminate"), ("10003", "indeterminate"),
+            ("10001", "done"))])
+    stub_issue(jira, ISSUE_URL, CLOUD_FIELDS, cloud_issue())
+    stub_group(jira, PETER.id)
+    first = connector.fetch_snapshot(CLOUD_REF, None).engagement
+    assert first.roles.project_managers == (PETER,)
+    assert first == engagement_of(cloud_issue())  # as when Peter is listed by account
+    clock.now += GROUP_MEMBERS_SECONDS - 1
+    connector.fetch_snapshot(CLOUD_REF, None)
+    assert [call.request.url.split("?")[0] for call in jira.calls].count(
+        f"{SITE}/rest/api/3/group/member") == 1
+    clock.now += 2
+    jira.replace(responses.GET, f"{SITE}/rest/api/3/group/member", json={
+        "startAt": 0, "maxResults": 100, "total": 0, "isLast": True, "values": []})
+    later = connector.fetch_snapshot(CLOUD_REF, None).engagement
+    assert later.roles.project_managers == (replace(PETER, side=Side.UNKNOWN),)
