@@ -13,7 +13,6 @@ import json
 import logging
 import signal
 import sys
-import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -165,6 +164,8 @@ def backfill(ctx: click.Context, connector_name: str, query: str | None,
     Exit status: 0 every one done, 1 some failed, 2 bad input (or the platform refused the
     search).
     """
+    from plugin.pipeline.process import ACTION_WORDS
+
     config = _config(ctx)
     connector = _live(config, connector_name)
     with _platform_errors(connector):
@@ -183,8 +184,8 @@ def backfill(ctx: click.Context, connector_name: str, query: str | None,
                 continue
             done[planned.action] += 1
             if dry_run:
-                click.echo(_plan_text(planned, audience, dry_run))
-    counts = [f"{said[dry_run]} {done[action]}" for action, said in WORDS.items()]
+                click.echo(planned.describe(audience, dry_run=dry_run))
+    counts = [f"{said[dry_run]} {done[action]}" for action, said in ACTION_WORDS.items()]
     click.echo(", ".join([f"scanned {len(found)}", *counts, f"failed {len(failed)}"])
                + (" (dry run: nothing written)" if dry_run else ""))
     for failure in failed:
@@ -193,12 +194,6 @@ def backfill(ctx: click.Context, connector_name: str, query: str | None,
 
 
 # -- helpers of check and backfill -------------------------------------------------------
-
-WORDS = {"create": ("created", "would create"), "update": ("updated", "would update"),
-         "delete": ("deleted", "would delete"), "unchanged": ("unchanged", "unchanged")}
-"""Each `plugin.pipeline.process.Action` as said when done, and on a dry run (index:
-`dry_run`)."""
-
 
 def _read_input(path: str, connector_name: str | None, config: Config) -> Engagement:
     """The engagement in `path`: engagement JSON, or a saved issue of `connector_name`
@@ -311,17 +306,6 @@ def _review(ref: EngagementRef, connector: Any, database: Database, config: Conf
     return planned, connector.audience(planned.snapshot)
 
 
-def _plan_text(planned: CommentPlan, audience: str, dry_run: bool) -> str:
-    """`ACME-12: would update sticky comment 10206, as a JSM internal note`; on a dry run
-    followed by the comment itself, indented."""
-    snapshot, said = planned.snapshot, WORDS[planned.action][dry_run]
-    comment = (f"sticky comment {snapshot.sticky_id}" if snapshot.sticky_id
-               else "the sticky comment")
-    what = f"{comment} {said}" if planned.action == "unchanged" else f"{said} {comment}"
-    line = f"{snapshot.engagement.key}: {what}, {audience}"
-    return f"{line}\n{textwrap.indent(plain_text(planned.content), '    ')}" if dry_run else line
-
-
 def _print_report(report: Report, language: Language, output_format: str,
                   shown: tuple[CommentPlan, str, bool] | None = None) -> None:
     """The report on standard output, and after it a live check's sticky comment — its
@@ -329,7 +313,8 @@ def _print_report(report: Report, language: Language, output_format: str,
     if output_format == "text":
         click.echo(report_text(report, language), nl=False)
         if shown is not None:
-            click.echo(f"\n{_plan_text(*shown)}")
+            planned, audience, dry_run = shown
+            click.echo(f"\n{planned.describe(audience, dry_run=dry_run)}")
         return
     document = report_document(report, language)
     if shown is not None:

@@ -184,12 +184,12 @@ def _serve_dry_run(tmp_path: Path, jira: str, *extra: str) -> Running:
 def test_serve_dry_run_prints_what_it_would_write(tmp_path: Path, jira: str) -> None:
     server = _serve_dry_run(tmp_path, jira)
     try:
-        line = server.wait_for(r"dry run: would create the sticky comment on jira PRJA-7, "
+        line = server.wait_for(r"dry run, jira PRJA-7: would create the sticky comment, "
                                r"restricted to role Developers").string
     finally:
         server.stop()
     assert TIMESTAMPED.match(line), line
-    assert " INFO plugin.pipeline.process: dry run: " in line
+    assert " INFO plugin.pipeline.process: dry run, " in line
     assert StandIn.writes == []
     assert "Traceback" not in server.stderr
 
@@ -197,7 +197,7 @@ def test_serve_dry_run_prints_what_it_would_write(tmp_path: Path, jira: str) -> 
 def test_no_secret_reaches_the_printed_log_even_at_debug(tmp_path: Path, jira: str) -> None:
     server = _serve_dry_run(tmp_path, jira, "--log-level", "debug")
     try:
-        server.wait_for(r"dry run: would create the sticky comment on jira PRJA-7")
+        server.wait_for(r"dry run, jira PRJA-7: would create the sticky comment")
     finally:
         server.stop()
     assert " DEBUG " in server.stderr  # the debug records were printed: the check means something

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import textwrap
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from connectors.errors import (
     NotFound,
     Transient,
 )
+from connectors.markup import plain_text
 from plugin.config import Config
 from plugin.core.comment import StickyContent, sticky_content
 from plugin.core.engine import Report, evaluate
@@ -62,6 +64,11 @@ class Action(enum.StrEnum):
 
 METRIC_ACTION = {Action.CREATE: "created", Action.UPDATE: "updated",
                  Action.DELETE: "deleted", Action.UNCHANGED: "skipped"}
+ACTION_WORDS = {Action.CREATE: ("created", "would create"),
+                Action.UPDATE: ("updated", "would update"),
+                Action.DELETE: ("deleted", "would delete"),
+                Action.UNCHANGED: ("unchanged", "unchanged")}
+"""Each action as said when done, and on a dry run (index: `dry_run`)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,16 @@ class CommentPlan:
     report: Report
     content: StickyContent
     action: Action
+
+    def describe(self, audience: str, *, dry_run: bool) -> str:
+        """`ACME-12: would update sticky comment 10206, as a JSM internal note`; on a dry
+        run followed by the comment itself, indented."""
+        said = ACTION_WORDS[self.action][dry_run]
+        comment = (f"sticky comment {self.snapshot.sticky_id}" if self.snapshot.sticky_id
+                   else "the sticky comment")
+        what = f"{comment} {said}" if self.action is Action.UNCHANGED else f"{said} {comment}"
+        line = f"{self.snapshot.engagement.key}: {what}, {audience}"
+        return f"{line}\n{textwrap.indent(plain_text(self.content), '    ')}" if dry_run else line
 
 
 @dataclass(frozen=True)
@@ -95,9 +112,8 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
     try:
         plan = plan_comment(ref, connector, config, metrics, now, known)
         if config.service.dry_run:
-            log.info("dry run: would %s the sticky comment on %s %s, %s (%d findings)",
-                     plan.action.value, ref.connector, plan.snapshot.engagement.key,
-                     connector.audience(plan.snapshot), len(plan.report.findings))
+            log.info("dry run, %s %s", ref.connector,
+                     plan.describe(connector.audience(plan.snapshot), dry_run=True))
             wrote = False
             with database.session() as session, session.begin():
                 finish(session, claimed, now)

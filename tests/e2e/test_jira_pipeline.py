@@ -347,8 +347,9 @@ def test_the_service_in_dry_run_decides_and_logs_but_writes_nothing(
             app.extensions["clientguard.metrics"])
     assert jira.written == []
     assert statuses(app) == {"done"}
-    assert ("dry run: would create the sticky comment on jira PRJA-7, restricted to role "
-            "Developers") in caplog.text
+    assert ("dry run, jira PRJA-7: would create the sticky comment, restricted to role "
+            "Developers\n") in caplog.text
+    assert "    Agency-internal: the client cannot see this." in caplog.text  # the comment
 
 
 def test_a_clean_ticket_loses_its_comment_when_the_agency_wants_none(app: Flask,
