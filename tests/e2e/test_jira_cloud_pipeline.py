@@ -1,7 +1,8 @@
-"""End to end on Jira Cloud (a Jira Service Management project), on the real app, database
-and queue: the sticky comment goes out as a JSM internal note, and every request to the
-Cloud platform REST API is validated against Atlassian's OpenAPI spec (the servicedeskapi
-route is outside that spec and checked by its body)."""
+"""End to end on Jira Cloud, on the real app, database and queue: on a Jira Service
+Management project the sticky comment goes out as a JSM internal note, on any other project
+restricted to the configured role; every request to the Cloud platform REST API is
+validated against Atlassian's OpenAPI spec (the servicedeskapi route is outside that spec and
+checked by its body)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ STATUS_LIST = json.loads((FIXTURES / "rest" / "status__cloud.json").read_text("u
 SERVICE_ACCOUNT = "5f8a1c2b3d4e5f6a7b8c9dff"
 
 
+ROLE = {"type": "role", "value": "Agency Staff"}
+
+
 @pytest.fixture
 def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     app = create_app(build_config({
@@ -38,7 +42,7 @@ def app(database_url: str, queue_url: str) -> Iterator[Flask]:
                     "coalesce_seconds": 0.2},
         "jira": {"site": "agency", "base_url": SITE, "email": "guard@agency.example",
                  "api_token": "witness-token", "webhook_secret": SECRET,
-                 "service_account": SERVICE_ACCOUNT,
+                 "service_account": SERVICE_ACCOUNT, "internal_visibility": ROLE,
                  "agency_domains": ["agency.example"], "client_domains": ["acme.example"],
                  "fields": {"account_manager": "customfield_10100",
                             "project_manager": "customfield_10101"}},
@@ -83,4 +87,36 @@ def test_a_jsm_ticket_gets_its_internal_note_updated_and_every_request_fits_the_
                                        "value": {"internal": True}}]
         assert "visibility" not in body  # role visibility would not hide it from the portal
         assert body["body"]["type"] == "doc"  # Cloud writes ADF
+        assert_calls_match_spec(call.request for call in jira.calls)
+
+
+def test_a_software_project_ticket_gets_a_role_restricted_comment_and_every_request_fits_the_spec(
+        app: Flask):
+    """The same issue on a software project, without ClientGuard's note yet: it is created
+    restricted to `internal_visibility`, and read back restricted."""
+    issue = json.loads(json.dumps(ISSUE))
+    issue["fields"]["project"]["projectTypeKey"] = "software"
+    comments = issue["fields"]["comment"]
+    comments["comments"] = [c for c in comments["comments"] if c["id"] != "10206"]
+    for comment in comments["comments"]:
+        comment.pop("jsdPublic", None)
+    comments["total"] = comments["maxResults"] = len(comments["comments"])
+    written = {"id": "10300", "body": {"type": "doc", "version": 1, "content": []},
+               "visibility": {**ROLE, "identifier": ROLE["value"]},
+               "author": {"accountId": SERVICE_ACCOUNT}}
+    with responses.RequestsMock() as jira:
+        jira.get(re.compile(rf"{SITE}/rest/api/3/issue/{ISSUE['id']}\?.*"), json=issue)
+        jira.get(f"{SITE}/rest/api/3/status", json=STATUS_LIST)
+        created = jira.post(f"{SITE}/rest/api/3/issue/{ISSUE['key']}/comment", status=201,
+                            json=written)
+        jira.get(f"{SITE}/rest/api/3/issue/{ISSUE['key']}/comment/10300", json=written,
+                 match=[matchers.query_param_matcher({"expand": "properties"})])
+        deliver(app, "d-1")
+        run_jobs_until_done(app)
+        assert statuses(app) == {"done"}
+        assert created.call_count == 1
+        body: dict[str, Any] = json.loads(created.calls[0].request.body)
+        assert body["visibility"] == ROLE
+        assert "properties" not in body
+        assert body["body"]["type"] == "doc"
         assert_calls_match_spec(call.request for call in jira.calls)
