@@ -371,14 +371,28 @@ def _log_to_standard_error(level: str) -> None:
 
 
 def _service_app(config: Config) -> Flask:
-    """`create_app(config)`, or exit 2 naming `service → database_url` when the state
-    database cannot be reached or opened (no traceback)."""
-    from plugin.app import create_app
+    """`create_app(config)` with its queue answering, or exit 2 naming `service →
+    database_url` or `service → queue_url` and why (no traceback): a worker that cannot
+    reach its queue would only log the same error for ever."""
+    from plugin.app import close_app, create_app
 
     try:
-        return create_app(config)
+        app = create_app(config)
     except SQLAlchemyError as error:
         _unreachable_database(config.service.database_url, error)
+    except OSError as error:  # the queue's SQLite folder (the database's come as SQLAlchemy's)
+        _unreachable_queue(config.service.queue_url, error)
+    try:
+        app.extensions["clientguard.jobs"].pending()
+    except Exception as error:  # whatever the queue's client raises (sqlite3, redis)
+        close_app(app)
+        _unreachable_queue(config.service.queue_url, error)
+    return app
+
+
+def _unreachable_queue(url: str, error: Exception) -> NoReturn:
+    reason = " ".join(str(error).split())
+    _bad_input(f"service → queue_url {redacted_url(url)}: {reason}")
 
 
 @cli.command()

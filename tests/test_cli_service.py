@@ -283,3 +283,20 @@ def test_an_unreachable_postgresql_names_the_database_url(tmp_path: Path, comman
     assert_one_line(process, "service → database_url postgresql+psycopg://clientguard:***@"
                              f"127.0.0.1:{port}/guard: ", "Connection refused")
     assert "witness-db-password" not in process.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+@pytest.mark.parametrize(("queue", "said"), [
+    ("redis://:witness-queue-password@127.0.0.1:{port}/0", "Connection refused"),
+    ("sqlite:////proc/no-such-folder/queue.sqlite3", "No such file or directory"),
+], ids=["redis down", "sqlite folder impossible"])
+def test_a_queue_that_cannot_be_reached_names_the_queue_url(tmp_path: Path, command: str,
+                                                             queue: str, said: str) -> None:
+    with socket.socket() as closed:  # bound, never listening: a connection is refused
+        closed.bind(("127.0.0.1", 0))
+        url = queue.format(port=closed.getsockname()[1])
+        process = run("--config", str(configure(tmp_path, queue_url=url)), command,
+                      cwd=tmp_path)
+    assert_one_line(process, "service → queue_url ", said)
+    assert "witness-queue-password" not in process.stderr
+    assert "ClientGuard" not in process.stderr  # neither listening nor a worker announced
