@@ -30,6 +30,11 @@ class Metrics:
             "clientguard_evaluation_seconds", "Time to evaluate one snapshot",
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1))
+        self.evaluations = Counter(
+            "clientguard_evaluations_total",
+            "Evaluation runs of an engagement's waiting events, by outcome: done, gone (the "
+            "ticket no longer exists), postponed (the platform could not be used), failed",
+            ["connector", "outcome"], registry=self.registry)
         self.platform_errors = Counter(
             "clientguard_platform_errors_total",
             "Platform calls (every attempt) that failed, by HTTP status, or timeout/connection/"

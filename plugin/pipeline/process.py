@@ -124,6 +124,7 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
         with database.session() as session, session.begin():
             close_engagement(session, ref)
             finish(session, claimed, now)
+        metrics.evaluations.labels(ref.connector, "gone").inc()
         return Processed(len(claimed), False)
     except Exception as error:  # released for a later attempt, never left claimed
         if isinstance(error, LeakPrevented):
@@ -131,14 +132,17 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
             log.error("ALERT %s: %s", ref, error)
         reason = f"{type(error).__name__}: {error}"
         with database.session() as session, session.begin():
-            if isinstance(error, Transient | AuthError | Misrouted):  # not the events' fault
+            postponed = isinstance(error, Transient | AuthError | Misrouted)  # not the events'
+            if postponed:
                 retry_at = postpone(session, claimed, reason, now,
                                     getattr(error, "retry_after", None))
                 log.warning("%s: %s; its events wait until %s", ref, reason,
                             f"{retry_at:%H:%M:%S} UTC")
             else:
                 fail(session, claimed, reason, now)
+        metrics.evaluations.labels(ref.connector, "postponed" if postponed else "failed").inc()
         raise
+    metrics.evaluations.labels(ref.connector, "done").inc()
     with database.reading() as session:
         more_waiting = waiting_count(session, ref) > 0
     return Processed(len(claimed), wrote, more_waiting)

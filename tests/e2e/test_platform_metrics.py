@@ -5,6 +5,7 @@ tests, `FakePortal`); nothing waits for real."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -21,13 +22,20 @@ import connectors.bitrix24
 from connectors.base import EngagementRef
 from connectors.bitrix24.client import Bitrix24Client
 from connectors.bitrix24.throttle import LeakyBucket
-from connectors.errors import Transient
+from connectors.errors import AuthError, PayloadError, Transient
 from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.pipeline.process import process
 from tests.connectors.bitrix24.portal import OUTGOING_TOKEN, WEBHOOK_URL, FakePortal, event_body
 from tests.e2e.running import run_jobs_until_done, statuses
-from tests.e2e.test_jira_pipeline import JIRA, ROLE, SECRET, FakeJira, deliver
+from tests.e2e.test_jira_pipeline import (
+    COMMENT_URL,
+    JIRA,
+    ROLE,
+    SECRET,
+    FakeJira,
+    deliver,
+)
 
 JIRA_REF = EngagementRef("jira", "agency-dc", "10231")
 ISSUE_URL = re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*")
@@ -119,6 +127,33 @@ def test_a_call_that_gets_no_answer_is_counted_by_what_happened(
 
     assert errors(jira_app, "jira") == {status: 1.0}
     assert timed(jira_app, "jira")["POST"] == 1.0  # timed although unanswered
+
+
+def test_each_evaluation_run_is_counted_by_its_outcome(jira_app: Flask, jira: FakeJira):
+    def run_once() -> None:
+        with contextlib.suppress(AuthError, PayloadError):
+            process(JIRA_REF, jira_app.extensions["clientguard.connectors"]["jira"],
+                    jira_app.extensions["clientguard.database"],
+                    jira_app.extensions["clientguard.config"],
+                    jira_app.extensions["clientguard.metrics"])
+
+    deliver(jira_app, "d-1")
+    run_once()  # done
+    jira.issue["fields"]["customfield_10100"] = None  # a change: an update is due
+    jira.mock.replace(responses.PUT, COMMENT_URL, status=400,
+                      json={"errorMessages": ["Comment body can not be empty!"]})
+    deliver(jira_app, "d-2")
+    run_once()  # failed: Jira refuses the request
+    jira.mock.replace(responses.GET, ISSUE_URL, status=401,
+                      json={"errorMessages": ["You are not authenticated."]})
+    deliver(jira_app, "d-3")
+    run_once()  # postponed: Jira refuses the credentials (someone revoked the token)
+    jira.mock.replace(responses.GET, ISSUE_URL, status=404, json={
+        "errorMessages": ["Issue does not exist or you do not have permission to see it."]})
+    run_once()  # gone
+    assert {dict(labels)["outcome"]: value for labels, value in
+            scrape(jira_app, "clientguard_evaluations_total").items()} == {
+        "done": 1.0, "failed": 1.0, "postponed": 1.0, "gone": 1.0}
 
 
 def test_the_labels_name_no_issue_and_no_url(jira_app: Flask, jira: FakeJira):
