@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +30,7 @@ import requests
 import tomli_w
 
 from plugin.config import ConfigError, load_config
+from tests.e2e.running import JsonStandIn
 
 CLIENTGUARD = Path(sys.executable).parent / "clientguard"
 FIXTURES = Path(__file__).parent / "connectors" / "jira" / "fixtures"
@@ -42,35 +43,24 @@ WEBHOOK_SECRET = "witness-hook-secret-a9d4"
 TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) [\w.]+: ")
 
 
-class StandIn(BaseHTTPRequestHandler):
+class StandIn(JsonStandIn):
     """Jira Data Center's answers for issue 10231 / PRJA-7; every write is recorded."""
 
     writes: ClassVar[list[str]] = []
 
-    def _send(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
     def do_GET(self) -> None:
         if self.path.startswith("/rest/api/2/issue/10231"):
-            self._send(200, ISSUE)
+            self.answer(200, ISSUE)
         elif self.path.startswith("/rest/api/2/status"):
-            self._send(200, STATUSES)
+            self.answer(200, STATUSES)
         else:
-            self._send(404, {"errorMessages": [f"no {self.path}"]})
+            self.answer(404, {"errorMessages": [f"no {self.path}"]})
 
     def do_POST(self) -> None:
         type(self).writes.append(f"POST {self.path}")
-        self._send(400, {"errorMessages": ["a dry run must write nothing"]})
+        self.answer(400, {"errorMessages": ["a dry run must write nothing"]})
 
     do_PUT = do_DELETE = do_POST
-
-    def log_message(self, *_: object) -> None:
-        pass
 
 
 @pytest.fixture

@@ -1,9 +1,13 @@
-"""Running the real queue in end-to-end tests."""
+"""Running the real queue in end-to-end tests, and platform stand-ins on a real socket for
+tests that run the service as a process."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import select
@@ -33,3 +37,19 @@ def run_jobs_until_done(app: Flask, workers: int = 2, timeout: float = 20.0) -> 
             time.sleep(0.05)
     finally:
         consumer.stop(graceful=True)
+
+
+class JsonStandIn(BaseHTTPRequestHandler):
+    """A platform stand-in answering JSON (subclasses say what, in `do_GET` and friends),
+    quietly: the test's output is the service's."""
+
+    def answer(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass

@@ -54,8 +54,9 @@ COMMENT_URL = re.compile(rf"{JIRA}/rest/api/2/issue/PRJA-7/comment/(\d+)")
 REF = EngagementRef("jira", "agency-dc", "10231")
 
 
-@pytest.fixture
-def app(database_url: str, queue_url: str) -> Iterator[Flask]:
+def running_app(database_url: str, queue_url: str) -> Iterator[Flask]:
+    """The service on one Data Center site (PRJA-7 is its engagement), until the test ends:
+    the body of this module's `app` fixture, and of others'."""
     app = create_app(build_config({
         "service": {"database_url": database_url, "queue_url": queue_url,
                     "coalesce_seconds": 0.2},
@@ -69,6 +70,11 @@ def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     yield app
     app.extensions["clientguard.jobs"].huey.flush()
     close_app(app)
+
+
+@pytest.fixture
+def app(database_url: str, queue_url: str) -> Iterator[Flask]:
+    yield from running_app(database_url, queue_url)
 
 
 class FakeJira:

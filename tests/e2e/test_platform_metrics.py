@@ -31,10 +31,9 @@ from tests.e2e.running import run_jobs_until_done, statuses
 from tests.e2e.test_jira_pipeline import (
     COMMENT_URL,
     JIRA,
-    ROLE,
-    SECRET,
     FakeJira,
     deliver,
+    running_app,
 )
 
 JIRA_REF = EngagementRef("jira", "agency-dc", "10231")
@@ -69,19 +68,7 @@ def timed(app: Flask, connector: str) -> dict[str, float]:
 
 @pytest.fixture
 def jira_app(database_url: str, queue_url: str) -> Iterator[Flask]:
-    app = create_app(build_config({
-        "service": {"database_url": database_url, "queue_url": queue_url,
-                    "coalesce_seconds": 0.2},
-        "jira": {"site": "agency-dc", "base_url": JIRA, "flavour": "datacenter",
-                 "personal_access_token": "witness-pat-7c1f", "webhook_secret": SECRET,
-                 "service_account": "clientguard", "internal_visibility": ROLE,
-                 "agency_domains": ["agency.example"], "client_domains": ["acme.example"],
-                 "fields": {"account_manager": "customfield_10100",
-                            "project_manager": "customfield_10101"}},
-    }))
-    yield app
-    app.extensions["clientguard.jobs"].huey.flush()
-    close_app(app)
+    yield from running_app(database_url, queue_url)
 
 
 @pytest.fixture

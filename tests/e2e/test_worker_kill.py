@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,25 +27,18 @@ from sqlalchemy import select
 from plugin.app import close_app, create_app
 from plugin.config import load_config
 from plugin.storage.models import EventRecord
+from tests.e2e.running import JsonStandIn
 from tests.e2e.test_jira_pipeline import ISSUE, REF, ROLE, STATUSES, deliver
 
 CLIENTGUARD = Path(sys.executable).parent / "clientguard"
 
 
-class StandIn(BaseHTTPRequestHandler):
+class StandIn(JsonStandIn):
     """Jira's answers for issue 10231 / PRJA-7; the first issue read can be made slow."""
 
     slow_first_read: ClassVar[threading.Event] = threading.Event()
     issue_reads: ClassVar[int] = 0
     comments: ClassVar[list[dict[str, Any]]] = []
-
-    def _send(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self) -> None:
         if self.path.startswith("/rest/api/2/issue/10231"):
@@ -54,13 +47,13 @@ class StandIn(BaseHTTPRequestHandler):
                 time.sleep(30)  # the worker is killed while it waits here
             issue = json.loads(json.dumps(ISSUE))
             issue["fields"]["comment"]["comments"] += self.comments
-            self._send(200, issue)
+            self.answer(200, issue)
         elif self.path.startswith("/rest/api/2/status"):
-            self._send(200, STATUSES)
+            self.answer(200, STATUSES)
         elif match := re.match(r"/rest/api/2/issue/PRJA-7/comment/(\d+)", self.path):
-            self._send(200, next(c for c in self.comments if c["id"] == match.group(1)))
+            self.answer(200, next(c for c in self.comments if c["id"] == match.group(1)))
         else:
-            self._send(404, {"errorMessages": [f"no {self.path}"]})
+            self.answer(404, {"errorMessages": [f"no {self.path}"]})
 
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
@@ -68,10 +61,7 @@ class StandIn(BaseHTTPRequestHandler):
         comment = {"id": str(90001 + len(self.comments)), "body": body["body"],
                    "visibility": body["visibility"], "author": {"name": "clientguard"}}
         type(self).comments.append(comment)
-        self._send(201, comment)
-
-    def log_message(self, *_: object) -> None:
-        pass
+        self.answer(201, comment)
 
 
 @pytest.fixture
