@@ -3,11 +3,13 @@ out, one agency-internal sticky comment written back."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
+from typing import Any
 
 from connectors.base import (
     Delivery,
@@ -19,7 +21,7 @@ from connectors.base import (
     PageRequest,
     Snapshot,
 )
-from connectors.errors import ConnectorNotConfigured
+from connectors.errors import AuthError, ConnectorNotConfigured, NotFound
 from connectors.http import CallObserver
 from connectors.jira import events
 from connectors.jira.client import JiraClient
@@ -37,6 +39,8 @@ from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import build_engagement, fetch_issue_data, in_service_desk
 from plugin.core.comment import StickyContent
 from plugin.core.model import StatusCategory
+
+log = logging.getLogger(__name__)
 
 GROUP_MEMBERS_SECONDS = 900.0  # how long the members of `agency_groups` are taken as read
 ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+")  # ACME-12, or the issue id
@@ -94,11 +98,24 @@ class JiraConnector:
         now = self._clock()
         if self._group_members is None or now - self._group_members[0] > GROUP_MEMBERS_SECONDS:
             ids = (user.get(key) for group in self.settings.agency_groups
-                   for user in self.client.iter_group_members(group)
+                   for user in self._group_members_of(group)
                    for key in ("accountId", "name", "key"))
             self._group_members = (now, tuple(dict.fromkeys(i for i in ids if i)))
         return replace(self.settings, agency_accounts=(
             *self.settings.agency_accounts, *self._group_members[1]))
+
+    def _group_members_of(self, group: str) -> list[dict[str, Any]]:
+        """The group's members; none, with a warning, when Jira will not list them (no such
+        group, or no permission to browse groups): a setting to fix, which must neither hold
+        every evaluation back nor pass for a deleted ticket (a 404). Its members then count
+        by their e-mail domain; `clientguard doctor jira` says what is wrong."""
+        try:
+            return list(self.client.iter_group_members(group))
+        except (NotFound, AuthError) as error:
+            log.warning("jira %s: cannot read the members of agency group %r (%s); they "
+                        "count by e-mail domain until it can be read", self.settings.site,
+                        group, error)
+            return []
 
     def recently_updated(self, minutes: int) -> list[EngagementRef]:
         """Engagements changed in the last `minutes` (JQL `updated >= -Nm` within

@@ -619,3 +619,24 @@ def test_members_of_an_agency_group_are_agency_and_the_group_is_read_every_15_mi
         "startAt": 0, "maxResults": 100, "total": 0, "isLast": True, "values": []})
     later = connector.fetch_snapshot(CLOUD_REF, None).engagement
     assert later.roles.project_managers == (replace(PETER, side=Side.UNKNOWN),)
+
+
+@pytest.mark.parametrize(("status", "message"), [
+    (404, "Specified group does not exist."),
+    (403, "You do not have permission to browse users and groups."),
+], ids=["no such group", "not permitted"])
+def test_an_agency_group_jira_will_not_list_leaves_people_to_their_e_mail_domain(
+        jira, cloud, caplog: pytest.LogCaptureFixture, status: int, message: str) -> None:
+    """A setting to fix, not a deleted ticket (a 404 would close the engagement) nor a reason
+    to hold every evaluation back: the snapshot is taken, and the log says why."""
+    settings = replace(CLOUD, agency_accounts=(), agency_groups=("agency-staff",))
+    connector = JiraConnector(settings, cloud)
+    jira.get(f"{SITE}/rest/api/3/status", json=[
+        {"id": status_id, "statusCategory": {"key": "indeterminate"}}
+        for status_id in STATUSES])
+    stub_issue(jira, ISSUE_URL, CLOUD_FIELDS, cloud_issue())
+    jira.get(f"{SITE}/rest/api/3/group/member", status=status,
+             json={"errorMessages": [message], "errors": {}})
+    engagement = connector.fetch_snapshot(CLOUD_REF, None).engagement
+    assert engagement.roles.project_managers == (replace(PETER, side=Side.UNKNOWN),)
+    assert "cannot read the members of agency group 'agency-staff'" in caplog.text
