@@ -25,7 +25,7 @@ from huey.storage import SqliteStorage
 
 from connectors.base import Connector, EngagementRef, ResolvesIndirect
 from connectors.errors import ConnectorNotConfigured, PlatformError
-from plugin.pipeline.process import Processed
+from plugin.pipeline.process import POSTPONED_BY, Processed
 from plugin.pipeline.resolve import resolve_waiting
 from plugin.storage import Database, write_lock
 from plugin.storage.repository import (
@@ -38,7 +38,7 @@ from plugin.storage.repository import (
 
 log = logging.getLogger(__name__)
 
-JOB_RETRIES, JOB_RETRY_DELAY = 2, 30  # seconds; after that the sweep takes over
+JOB_RETRIES, JOB_RETRY_DELAY = 2, 30  # seconds, for failures not POSTPONED_BY; then the sweep
 STALE_AFTER_SECONDS = 120.0  # a pending event with no job done by then is re-rung
 REVIEW_AFTER_SECONDS = 3600.0  # an open engagement is re-evaluated at least hourly
 SCHEDULER_RESOLUTION = 1.0  # seconds: huey checks its schedule once a second
@@ -90,7 +90,11 @@ class Jobs:
             if ref.indirect:
                 self.resolve(ref)
                 return
-            if evaluate(ref).more_waiting:
+            try:
+                processed = evaluate(ref)
+            except POSTPONED_BY:  # no job retry: the events wait their turn, then the sweep
+                return            # rings (a retry in 30 s would only ask the platform again)
+            if processed.more_waiting:
                 self.ring(ref, delay_seconds=0)
 
         @self.huey.periodic_task(crontab(minute="*"), name="sweep")

@@ -62,6 +62,10 @@ class Action(enum.StrEnum):
     UNCHANGED = "unchanged"  # what a reader sees is what was written last: no write
 
 
+POSTPONED_BY = (Transient, AuthError, Misrouted)
+"""Failures of the platform, not of the events: they are postponed (`repository.postpone`),
+using up no attempt, and the sweep rings for them when their wait is over."""
+
 METRIC_ACTION = {Action.CREATE: "created", Action.UPDATE: "updated",
                  Action.DELETE: "deleted", Action.UNCHANGED: "skipped"}
 ACTION_WORDS = {Action.CREATE: ("created", "would create"),
@@ -132,7 +136,7 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
             log.error("ALERT %s: %s", ref, error)
         reason = f"{type(error).__name__}: {error}"
         with database.session() as session, session.begin():
-            postponed = isinstance(error, Transient | AuthError | Misrouted)  # not the events'
+            postponed = isinstance(error, POSTPONED_BY)
             if postponed:
                 retry_at = postpone(session, claimed, reason, now,
                                     getattr(error, "retry_after", None))

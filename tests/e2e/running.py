@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -22,9 +23,16 @@ def statuses(app: Flask) -> set[str]:
 
 
 def run_jobs_until_done(app: Flask, workers: int = 2, timeout: float = 20.0) -> None:
-    """Run the real queue's consumer until no stored event is pending or in progress —
-    without the periodic tasks: tests sweep and review when they mean to, not when the wall
-    clock says (a review at :00, :15, :30 and :45 would read the platform mid-test)."""
+    """Run the real queue's consumer until no stored event is pending or in progress."""
+    run_jobs_until(app, lambda: not statuses(app) & {"pending", "processing"}, workers,
+                   timeout)
+
+
+def run_jobs_until(app: Flask, done: Callable[[], bool], workers: int = 2,
+                   timeout: float = 20.0) -> None:
+    """Run the real queue's consumer until `done()` — without the periodic tasks: tests
+    sweep and review when they mean to, not when the wall clock says (a review at :00, :15,
+    :30 and :45 would read the platform mid-test)."""
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     consumer = app.extensions["clientguard.jobs"].consumer(workers, periodic=False)
     consumer.start()
@@ -32,8 +40,8 @@ def run_jobs_until_done(app: Flask, workers: int = 2, timeout: float = 20.0) -> 
     signal.signal(signal.SIGINT, handlers[1])
     try:
         deadline = time.monotonic() + timeout
-        while statuses(app) & {"pending", "processing"}:
-            assert time.monotonic() < deadline, f"events still waiting: {statuses(app)}"
+        while not done():
+            assert time.monotonic() < deadline, f"not done; events: {statuses(app)}"
             time.sleep(0.05)
     finally:
         consumer.stop(graceful=True)

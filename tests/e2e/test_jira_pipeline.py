@@ -40,7 +40,7 @@ from plugin.storage.repository import (
     claim_pending,
     due_for_review,
 )
-from tests.e2e.running import run_jobs_until_done, statuses
+from tests.e2e.running import run_jobs_until, run_jobs_until_done, statuses
 
 JIRA = "https://jira.agency.example"
 FIXTURES = Path(__file__).parent.parent / "connectors" / "jira" / "fixtures"
@@ -249,6 +249,22 @@ def test_an_outage_of_hours_loses_no_event_and_retries_ever_less_often(app: Flas
     run_jobs_until_done(app)
     assert statuses(app) == {"done"}
     assert [c["method"] for c in jira.written] == ["POST"]
+
+
+def test_a_job_meeting_an_outage_leaves_the_next_try_to_the_sweep(app: Flask,
+                                                                   jira: FakeJira):
+    """No job retry 30 s later: the events wait their turn (`postpone`), then the sweep
+    rings for them."""
+    use_client_without_waits(app)
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      status=503, body="Service Unavailable")
+    deliver(app, "d-1")
+    run_jobs_until(app, lambda: only_event(app)[0] == "pending"
+                   and only_event(app)[2] is not None)  # tried once, postponed
+    status, attempts, retry_at = only_event(app)
+    assert (status, attempts) == ("pending", 0)
+    assert retry_at > datetime.now(UTC)
+    assert app.extensions["clientguard.jobs"].huey.scheduled_count() == 0
 
 
 def test_an_outage_of_more_than_a_day_fails_the_events_it_held(app: Flask, jira: FakeJira):
