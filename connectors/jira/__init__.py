@@ -84,8 +84,7 @@ class JiraConnector:
         sticky_id = str(found.comment["id"]) if found.comment else None
         stale = tuple(str(comment["id"]) for comment in found.stale)
         as_written = found.comment is None or left_as_written(
-            found.comment, self.settings.service_account,
-            service_desk=in_service_desk(data.issue.get("fields") or {}))
+            found.comment, service_desk=in_service_desk(data.issue.get("fields") or {}))
         return Snapshot(ref, engagement, sticky_id,
                         context=(data.issue, stale, sticky_id or known_sticky_id),
                         sticky_as_written=as_written)

@@ -185,15 +185,21 @@ def client_visible(comment: Mapping[str, Any], *, service_desk: bool) -> bool:
                 and (visibility.get("value") or visibility.get("identifier")))
 
 
-def left_as_written(comment: Mapping[str, Any], service_account: str | None, *,
-                    service_desk: bool) -> bool:
-    """Whether our sticky comment is as ClientGuard left it: hidden from the client and,
-    when the service account is known, last edited by it. A person may have shared it with
-    the client or changed its text; then it is written again even though its content did not
-    change."""
-    editor = comment.get("updateAuthor") or comment.get("author")
+def left_as_written(comment: Mapping[str, Any], *, service_desk: bool) -> bool:
+    """Whether our sticky comment is as ClientGuard left it: hidden from the client, and
+    last edited by whoever wrote it (ClientGuard's account, whatever `service_account`
+    says). A person may have shared it with the client or changed its text; then it is
+    written again even though its content did not change."""
+    editor, author = comment.get("updateAuthor"), comment.get("author")
     return not client_visible(comment, service_desk=service_desk) and (
-        service_account is None or is_account(editor, service_account))
+        not isinstance(editor, Mapping) or _same_user(editor, author))
+
+
+def _same_user(one: Mapping[str, Any], other: Any) -> bool:
+    """Whether two Jira user objects name the same account (by any id both carry)."""
+    other = other if isinstance(other, Mapping) else {}
+    return any(one.get(key) and one.get(key) == other.get(key)
+               for key in ("accountId", "name", "key"))
 
 
 def _ensure_internal(client: JiraClient, key: str, comment_id: str, *,

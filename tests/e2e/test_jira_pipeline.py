@@ -54,9 +54,10 @@ COMMENT_URL = re.compile(rf"{JIRA}/rest/api/2/issue/PRJA-7/comment/(\d+)")
 REF = EngagementRef("jira", "agency-dc", "10231")
 
 
-def running_app(database_url: str, queue_url: str) -> Iterator[Flask]:
-    """The service on one Data Center site (PRJA-7 is its engagement), until the test ends:
-    the body of this module's `app` fixture, and of others'."""
+def running_app(database_url: str, queue_url: str, **jira: Any) -> Iterator[Flask]:
+    """The service on one Data Center site (PRJA-7 is its engagement; `jira` overrides
+    settings), until the test ends: the body of this module's `app` fixture, and of
+    others'."""
     app = create_app(build_config({
         "service": {"database_url": database_url, "queue_url": queue_url,
                     "coalesce_seconds": 0.2},
@@ -65,7 +66,7 @@ def running_app(database_url: str, queue_url: str) -> Iterator[Flask]:
                  "service_account": "clientguard", "internal_visibility": ROLE,
                  "agency_domains": ["agency.example"], "client_domains": ["acme.example"],
                  "fields": {"account_manager": "customfield_10100",
-                            "project_manager": "customfield_10101"}},
+                            "project_manager": "customfield_10101"}, **jira},
     }))
     yield app
     app.extensions["clientguard.jobs"].huey.flush()
@@ -97,7 +98,9 @@ class FakeJira:
         match = COMMENT_URL.match(request.url)
         comment = {"id": match.group(1) if match else str(90001 + len(self.written)),
                    "body": body["body"], "visibility": body.get("visibility"),
-                   "author": {"name": "clientguard"}}
+                   "author": {"name": "clientguard"}, "updateAuthor": {"name": "clientguard"},
+                   "created": "2026-11-20T10:00:00.000+0000",
+                   "updated": "2026-11-20T10:00:00.000+0000"}
         self.written.append({"method": request.method, **comment,
                              "url": request.url})
         comments = self.issue["fields"]["comment"]
@@ -110,7 +113,8 @@ class FakeJira:
         comment_id = COMMENT_URL.match(request.url).group(1)
         latest = [c for c in self.written if c["id"] == comment_id][-1]
         return 200, {}, json.dumps({key: latest[key] for key in
-                                    ("id", "body", "visibility", "author")})
+                                    ("id", "body", "visibility", "author", "updateAuthor",
+                                     "created", "updated")})
 
 
 @pytest.fixture
@@ -180,6 +184,20 @@ def test_a_sticky_comment_someone_shared_with_the_client_is_made_internal_again(
     assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE),
                                                                       ("PUT", ROLE)]
     assert jira.written[1]["id"] == jira.written[0]["id"]
+
+
+def test_a_service_account_set_to_another_account_costs_no_rewrite_loop(
+        database_url: str, queue_url: str, jira: FakeJira):
+    """The echoes of our writes then look like someone else's events: each costs one more
+    evaluation, which finds the comment as written (by its own author) and writes nothing."""
+    for app in running_app(database_url, queue_url, service_account="clientguard-bot"):
+        deliver(app, "d-1")
+        run_jobs_until_done(app)
+        for n in range(3):  # Jira's webhook of our own write, by the account we write as
+            sticky = jira.issue["fields"]["comment"]["comments"][-1]
+            deliver(app, f"echo-{n}", text=sticky["body"])
+            run_jobs_until_done(app)
+        assert [c["method"] for c in jira.written] == ["POST"]
 
 
 def test_a_rate_limit_storm_is_ridden_out(app: Flask, jira: FakeJira):
