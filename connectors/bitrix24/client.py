@@ -40,6 +40,7 @@ from connectors.bitrix24.auth import Bitrix24Auth, checked_method, redact
 from connectors.bitrix24.throttle import LeakyBucket
 from connectors.errors import (
     AuthError,
+    Misrouted,
     NotFound,
     PayloadError,
     PlatformError,
@@ -153,8 +154,9 @@ def typed_error(code: str | None, description: str | None, *, status: int | None
         error = Transient(message, status=status, retry_after=retry_after)
     elif status in (401, 403):
         error = AuthError(message, status=status)
-    elif status == 404:
-        error = NotFound(message, status=status)
+    elif status == 404:  # no Bitrix24 error code said what is missing: not the portal's REST
+        error = Misrouted(f"{message} (not the portal's REST API answering: check the "
+                          "webhook or portal URL and any proxy in between)", status=status)
     elif status == 429:
         error = RateLimited(message, status=status, retry_after=retry_after)
     elif status is not None and (status >= 500 or status == 408):

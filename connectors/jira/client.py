@@ -148,8 +148,8 @@ def parse_errors(response: requests.Response, *, now: datetime | None = None) ->
                f"{_error_detail(response)}")
     if status in (401, 403):
         return AuthError(message, status=status)
-    if status == 404:  # Jira's REST API says what it did not find, in JSON
-        return (NotFound(message, status=status) if _is_json(response)
+    if status == 404:  # Jira's REST API says what it did not find, in its error object
+        return (NotFound(message, status=status) if _is_jira_error(response)
                 else Misrouted(f"{message} (not Jira's REST API answering: check "
                                "jira.base_url and any proxy in between)", status=status))
     if status == 429:
@@ -162,11 +162,15 @@ def parse_errors(response: requests.Response, *, now: datetime | None = None) ->
     return PayloadError(message, status=status)
 
 
-def _is_json(response: requests.Response) -> bool:
+def _is_jira_error(response: requests.Response) -> bool:
+    """Whether the body is Jira's own error object (`errorMessages`/`errors`, or JSM's
+    `errorMessage`), not a gateway's or a proxy's page or JSON."""
     try:
-        return isinstance(response.json(), dict)
+        body = response.json()
     except ValueError:
         return False
+    return isinstance(body, dict) and bool(
+        {"errorMessages", "errors", "errorMessage"} & body.keys())
 
 
 def _error_detail(response: requests.Response) -> str:
@@ -425,10 +429,11 @@ class JiraClient:
         return body
 
     def iter_group_members(self, group: str) -> Iterator[dict[str, Any]]:
-        """Every active member of `group` (Cloud asks for the *Browse users and groups*
-        global permission)."""
+        """Every member of `group`, deactivated ones too (staff who left wrote comments
+        that are still on the tickets). Cloud asks for the *Browse users and groups* global
+        permission, Data Center for Jira administrator."""
         yield from self._iter_offset_pages(f"{self.api}/group/member", "values",
-                                           {"groupname": group})
+                                           {"groupname": group, "includeInactiveUsers": "true"})
 
     def _iter_offset_pages(self, path: str, items_key: str,
                            params: Mapping[str, Any] | None = None

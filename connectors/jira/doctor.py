@@ -191,14 +191,16 @@ def _agency_group(client: JiraClient, group: str) -> Check:
         first = next(client.iter_group_members(group), None)
     except AuthError as error:
         return Check(label, Level.FAIL, f"cannot read its members: {error}",
-                     "Grant the account the Browse users and groups global permission.")
+                     "Grant the account the Browse users and groups global permission "
+                     "(Jira Cloud); on Data Center only a Jira administrator may list a "
+                     "group's members: list the staff in agency_accounts instead.")
     except NotFound:
         return Check(label, Level.FAIL, "no such group",
                      "Correct the name in agency_groups (group names, as Jira spells them).")
     except PlatformError as error:
         return Check(label, Level.FAIL, f"cannot read its members: {error}", "Try again.")
     if first is None:
-        return Check(label, Level.WARN, "has no active members",
+        return Check(label, Level.WARN, "has no members",
                      "Add the agency's staff to it, or remove it from agency_groups.")
     return Check(label, Level.OK, "its members count as agency")
 

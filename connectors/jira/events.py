@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from connectors.base import STICKY_MARKER, Delivery, EngagementRef, Event, Ignored
 from connectors.errors import BadSignature, MalformedDelivery
+from connectors.jira.comments import is_account
 from connectors.jira.settings import JiraSettings
 from connectors.mapping import dig
 
@@ -214,7 +215,7 @@ def parse_delivery(delivery: Delivery, settings: JiraSettings) -> Event | Ignore
     if actor is not None and settings.service_account is not None:
         # Who caused it decides: a person who edits our comment, shares it with the client
         # or quotes it is not us, and the evaluation this asks for puts the comment right.
-        by_us = actor == settings.service_account
+        by_us = is_account(subject.user, settings.service_account)
     else:  # no one to go by: a comment carrying our marker is taken for our own write
         by_us = isinstance(subject.comment_body, str) and STICKY_MARKER in subject.comment_body
     return Event(

@@ -115,6 +115,17 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
         known = get_engagement(session, ref)
     try:
         plan = plan_comment(ref, connector, config, metrics, now, known)
+    except NotFound as gone:  # the ticket is deleted, or out of the service account's sight
+        log.info("%s: %s; not evaluated again until an event brings it back", ref, gone)
+        with database.session() as session, session.begin():
+            close_engagement(session, ref)
+            finish(session, claimed, now)
+        metrics.evaluations.labels(ref.connector, "gone").inc()
+        return Processed(len(claimed), False)
+    except Exception as error:
+        _give_back(claimed, error, ref, database, metrics, now)
+        raise
+    try:
         if config.service.dry_run:
             log.info("dry run, %s %s", ref.connector,
                      plan.describe(connector.audience(plan.snapshot), dry_run=True))
@@ -123,33 +134,32 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
                 finish(session, claimed, now)
         else:
             wrote = carry_out(plan, connector, database, config, metrics, now, answers=claimed)
-    except NotFound as gone:  # the ticket is deleted, or out of the service account's sight
-        log.info("%s: %s; not evaluated again until an event brings it back", ref, gone)
-        with database.session() as session, session.begin():
-            close_engagement(session, ref)
-            finish(session, claimed, now)
-        metrics.evaluations.labels(ref.connector, "gone").inc()
-        return Processed(len(claimed), False)
-    except Exception as error:  # released for a later attempt, never left claimed
-        if isinstance(error, LeakPrevented):
-            metrics.leaks_prevented.labels(ref.connector).inc()
-            log.error("ALERT %s: %s", ref, error)
-        reason = f"{type(error).__name__}: {error}"
-        with database.session() as session, session.begin():
-            postponed = isinstance(error, POSTPONED_BY)
-            if postponed:
-                retry_at = postpone(session, claimed, reason, now,
-                                    getattr(error, "retry_after", None))
-                log.warning("%s: %s; its events wait until %s", ref, reason,
-                            f"{retry_at:%H:%M:%S} UTC")
-            else:
-                fail(session, claimed, reason, now)
-        metrics.evaluations.labels(ref.connector, "postponed" if postponed else "failed").inc()
+    except Exception as error:  # a 404 here is no proof the ticket is gone: a failure
+        _give_back(claimed, error, ref, database, metrics, now)
         raise
     metrics.evaluations.labels(ref.connector, "done").inc()
     with database.reading() as session:
         more_waiting = waiting_count(session, ref) > 0
     return Processed(len(claimed), wrote, more_waiting)
+
+
+def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
+               database: Database, metrics: Metrics, now: datetime) -> None:
+    """Release the claimed events for a later attempt, never leave them claimed: postponed
+    when the platform failed (`POSTPONED_BY`), else with an attempt used up."""
+    if isinstance(error, LeakPrevented):
+        metrics.leaks_prevented.labels(ref.connector).inc()
+        log.error("ALERT %s: %s", ref, error)
+    reason = f"{type(error).__name__}: {error}"
+    postponed = isinstance(error, POSTPONED_BY)
+    with database.session() as session, session.begin():
+        if postponed:
+            retry_at = postpone(session, claimed, reason, now, getattr(error, "retry_after", None))
+            log.warning("%s: %s; its events wait until %s", ref, reason,
+                        f"{retry_at:%H:%M:%S} UTC")
+        else:
+            fail(session, claimed, reason, now)
+    metrics.evaluations.labels(ref.connector, "postponed" if postponed else "failed").inc()
 
 
 def review(ref: EngagementRef, connector: Connector, database: Database, config: Config,

@@ -105,7 +105,7 @@ class EventRecord(Base):
     status: Mapped[str] = mapped_column(String(16), default=EventStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # times a worker took it
     # processing: until when the worker's claim holds; pending after a platform outage:
-    # not retried before then (`repository.postpone`)
+    # the sweep rings for it no sooner (`repository.postpone`)
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None]

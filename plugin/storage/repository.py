@@ -342,13 +342,15 @@ def postpone(session: Session, ids: Collection[int], error: str, now: datetime,
     is wrong with these events, so they are given back without using up an attempt, not to
     be retried before a wait of half the oldest one's age (`RETRY_WAIT_MIN` to
     `RETRY_WAIT_MAX`, or `at_least` seconds, the platform's Retry-After) — the sweep rings
-    for them then. One waiting longer than `GIVE_UP_AFTER` is marked failed. Returns when
-    they may be retried."""
+    for them then (a new event of the engagement tries at once: webhooks flow again). One
+    waiting longer than `GIVE_UP_AFTER` that failed before is marked failed; one that never
+    had a try (workers were down) gets its wait first. Returns when they may be retried."""
     oldest = session.scalar(select(func.min(EventRecord.received_at))
                             .where(EventRecord.id.in_(ids))) or now
     wait = min(max((now - oldest) / 2, RETRY_WAIT_MIN), RETRY_WAIT_MAX)
     retry_at = now + max(wait, timedelta(seconds=at_least or 0))
-    too_old = EventRecord.received_at < _aware(now - GIVE_UP_AFTER)
+    too_old = and_(EventRecord.received_at < _aware(now - GIVE_UP_AFTER),
+                   EventRecord.last_error.is_not(None))  # it failed before: at least one wait
     session.execute(
         update(EventRecord).where(EventRecord.id.in_(ids))
         .values(

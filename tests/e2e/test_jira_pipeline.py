@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from connectors.base import EngagementRef
-from connectors.errors import AuthError, Misrouted, Transient
+from connectors.errors import AuthError, Misrouted, NotFound, Transient
 from connectors.jira import JiraConnector
 from connectors.jira.client import JiraClient
 from plugin.app import close_app, create_app
@@ -230,6 +230,18 @@ def test_a_deleted_issue_finishes_its_events_and_is_no_longer_reviewed(app: Flas
                                          REVIEW_AFTER_SECONDS)
 
 
+def test_a_404_answering_a_write_is_a_failure_not_a_deleted_issue(app: Flask,
+                                                                   jira: FakeJira):
+    """Only the issue read proves the issue gone; a write refused with 404 uses up an
+    attempt, and the engagement stays open."""
+    jira.mock.replace(responses.POST, f"{JIRA}/rest/api/2/issue/PRJA-7/comment", status=404,
+                      json={"errorMessages": ["Issue does not exist."], "errors": {}})
+    deliver(app, "d-1")
+    with pytest.raises(NotFound):
+        process_at(app, datetime.now(UTC))
+    assert only_event(app)[:2] == ("pending", 1)
+
+
 def test_a_404_that_is_not_jiras_answer_closes_nothing(app: Flask, jira: FakeJira):
     """A wrong base URL or a proxy answers an HTML 404 for everything: that says nothing
     about the issue, so its events wait for the configuration to be put right."""
@@ -286,12 +298,18 @@ def test_a_job_meeting_an_outage_leaves_the_next_try_to_the_sweep(app: Flask,
 
 
 def test_an_outage_of_more_than_a_day_fails_the_events_it_held(app: Flask, jira: FakeJira):
+    """Failed only after a try that failed before: events stored a day ago while the workers
+    were down get their wait first."""
     use_client_without_waits(app)
     jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
                       status=503, body="Service Unavailable")
     deliver(app, "d-1")
+    day_later = datetime.now(UTC) + GIVE_UP_AFTER + timedelta(minutes=1)
     with pytest.raises(Transient):
-        process_at(app, datetime.now(UTC) + GIVE_UP_AFTER + timedelta(minutes=1))
+        process_at(app, day_later)  # its first try
+    assert only_event(app)[0] == "pending"
+    with pytest.raises(Transient):
+        process_at(app, day_later + RETRY_WAIT_MAX)
     assert only_event(app)[0] == "failed"
 
 

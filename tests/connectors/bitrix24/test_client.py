@@ -32,6 +32,7 @@ from connectors.bitrix24.client import (
 from connectors.bitrix24.throttle import LeakyBucket
 from connectors.errors import (
     AuthError,
+    Misrouted,
     NotFound,
     PayloadError,
     PlatformError,
@@ -398,6 +399,8 @@ def test_an_error_in_a_200_answer_is_an_error(portal):
     (200, {"body": "<html><title>Bitrix24</title></html>", "content_type": "text/html"},
      Transient, None),
     (504, {"body": ""}, Transient, None),
+    (404, {"body": "<html><title>404 Not Found</title></html>", "content_type": "text/html"},
+     Misrouted, None),  # a wrong portal URL or a proxy: not "the deal is gone"
 ])
 def test_other_error_shapes(portal, status, kwargs, error, code):
     raised = parse_errors(answered(portal, status, **kwargs), where="POST x.y", now=NOW)

@@ -25,6 +25,7 @@ from responses import matchers
 
 from connectors.errors import (
     AuthError,
+    Misrouted,
     NotFound,
     PayloadError,
     PlatformError,
@@ -126,6 +127,10 @@ ERROR_SHAPES = [
     pytest.param(404, JSON, '{"errorMessages":["Issue does not exist or you do not have '
                  'permission to see it."],"errors":{}}', NotFound,
                  "Issue does not exist or you do not have permission to see it.", id="404"),
+    pytest.param(404, JSON, '{"message":"no Route matched with those values"}', Misrouted,
+                 "check jira.base_url", id="404-gateway-json"),
+    pytest.param(404, "text/html", "<html><title>404 Not Found</title></html>", Misrouted,
+                 "404 Not Found", id="404-html-page"),
     pytest.param(410, JSON, '{"errorMessages":["The requested API has been removed. Please '
                  'migrate to the /rest/api/3/search/jql API. A full migration guideline is '
                  'available at https://developer.atlassian.com/changelog/#CHANGE-2046"],'

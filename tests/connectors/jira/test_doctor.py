@@ -511,7 +511,7 @@ GROUP_MEMBERS = f"{SITE}/rest/api/3/group/member"
                "values": [{"accountId": ACCOUNT_ID}]}}, Level.OK,
      "its members count as agency"),
     ({"json": {"startAt": 0, "maxResults": 100, "total": 0, "isLast": True, "values": []}},
-     Level.WARN, "has no active members"),
+     Level.WARN, "has no members"),
     ({"status": 403, "json": {"errorMessages": ["You do not have permission."]}},
      Level.FAIL, "cannot read its members"),
     ({"status": 404, "json": {"errorMessages": ["Specified group does not exist."]}},
@@ -520,7 +520,8 @@ GROUP_MEMBERS = f"{SITE}/rest/api/3/group/member"
 def test_each_agency_group_is_checked_readable(jira, answer, level, said):
     stub_site(jira)
     jira.get(GROUP_MEMBERS, match=[matchers.query_param_matcher(
-        {"groupname": "agency-staff", "startAt": "0", "maxResults": "100"})], **answer)
+        {"groupname": "agency-staff", "includeInactiveUsers": "true", "startAt": "0",
+         "maxResults": "100"})], **answer)
     group = check(diagnose(connector({**GOOD, "agency_groups": ["agency-staff"]})),
                   "agency group agency-staff")
     assert (group.level, group.message.startswith(said)) == (level, True), group

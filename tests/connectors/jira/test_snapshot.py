@@ -592,7 +592,7 @@ def stub_group(jira: responses.RequestsMock, *account_ids: str) -> None:
         "startAt": 0, "maxResults": 100, "total": len(account_ids), "isLast": True,
         "values": [{"accountId": account_id, "displayName": "…", "active": True}
                    for account_id in account_ids]},
-        match=page(0, groupname="agency-staff"))
+        match=page(0, groupname="agency-staff", includeInactiveUsers="true"))
 
 
 def test_members_of_an_agency_group_are_agency_and_the_group_is_read_every_15_minutes(
