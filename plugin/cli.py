@@ -287,13 +287,14 @@ def _migrated(url: str) -> None:
     try:
         upgrade(url)
     except SQLAlchemyError as error:
-        _unreachable_database(url, error)
+        _unreachable("database_url", url, error)
 
 
-def _unreachable_database(url: str, error: SQLAlchemyError) -> NoReturn:
-    """Exit 2 naming `service → database_url` and why the database refused, on one line."""
+def _unreachable(setting: str, url: str, error: Exception) -> NoReturn:
+    """Exit 2 naming `service → <setting>` (its URL, password masked) and why the database
+    or queue refused, on one line (the driver's own error when SQLAlchemy wraps one)."""
     reason = " ".join(str(getattr(error, "orig", None) or error).split())
-    _bad_input(f"service → database_url {redacted_url(url)}: {reason}")
+    _bad_input(f"service → {setting} {redacted_url(url)}: {reason}")
 
 
 def _review(ref: EngagementRef, connector: Any, database: Database, config: Config,
@@ -379,20 +380,15 @@ def _service_app(config: Config) -> Flask:
     try:
         app = create_app(config)
     except SQLAlchemyError as error:
-        _unreachable_database(config.service.database_url, error)
+        _unreachable("database_url", config.service.database_url, error)
     except OSError as error:  # the queue's SQLite folder (the database's come as SQLAlchemy's)
-        _unreachable_queue(config.service.queue_url, error)
+        _unreachable("queue_url", config.service.queue_url, error)
     try:
         app.extensions["clientguard.jobs"].pending()
     except Exception as error:  # whatever the queue's client raises (sqlite3, redis)
         close_app(app)
-        _unreachable_queue(config.service.queue_url, error)
+        _unreachable("queue_url", config.service.queue_url, error)
     return app
-
-
-def _unreachable_queue(url: str, error: Exception) -> NoReturn:
-    reason = " ".join(str(error).split())
-    _bad_input(f"service → queue_url {redacted_url(url)}: {reason}")
 
 
 @cli.command()

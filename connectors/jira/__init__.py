@@ -31,6 +31,7 @@ from connectors.jira.comments import (
     is_service_desk,
     left_as_written,
     staff_only,
+    user_ids,
     write_sticky,
 )
 from connectors.jira.export import loads_export
@@ -96,10 +97,9 @@ class JiraConnector:
             return self.settings
         now = self._clock()
         if self._group_members is None or now - self._group_members[0] > GROUP_MEMBERS_SECONDS:
-            ids = (user.get(key) for group in self.settings.agency_groups
-                   for user in self._group_members_of(group)
-                   for key in ("accountId", "name", "key"))
-            self._group_members = (now, tuple(dict.fromkeys(i for i in ids if i)))
+            self._group_members = (now, tuple(dict.fromkeys(
+                person_id for group in self.settings.agency_groups
+                for user in self._group_members_of(group) for person_id in user_ids(user))))
         return replace(self.settings, agency_accounts=(
             *self.settings.agency_accounts, *self._group_members[1]))
 

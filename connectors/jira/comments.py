@@ -55,11 +55,19 @@ def carries_marker(comment: Mapping[str, Any]) -> bool:
     return STICKY_MARKER in text
 
 
+def user_ids(user: Any) -> tuple[str, ...]:
+    """A Jira user object's ids, the most lasting first: accountId on Cloud, name and key on
+    Data Center (Cloud payloads may still carry the retired name, "admin", beside the
+    accountId: comment_created__cloud.json)."""
+    if not isinstance(user, Mapping):
+        return ()
+    return tuple(value for value in (user.get("accountId"), user.get("name"), user.get("key"))
+                 if isinstance(value, str) and value)
+
+
 def is_account(user: Any, account: str) -> bool:
-    """Whether a Jira user object is `account` (accountId on Cloud, name or key on Data
-    Center; Cloud payloads may still carry the retired name beside the accountId)."""
-    user = user if isinstance(user, Mapping) else {}
-    return account in (user.get("accountId"), user.get("name"), user.get("key"))
+    """Whether a Jira user object is `account` (any of its ids)."""
+    return account in user_ids(user)
 
 
 def is_ours(comment: Mapping[str, Any], service_account: str | None) -> bool:
@@ -190,16 +198,9 @@ def left_as_written(comment: Mapping[str, Any], *, service_desk: bool) -> bool:
     last edited by whoever wrote it (ClientGuard's account, whatever `service_account`
     says). A person may have shared it with the client or changed its text; then it is
     written again even though its content did not change."""
-    editor, author = comment.get("updateAuthor"), comment.get("author")
+    editor = user_ids(comment.get("updateAuthor"))
     return not client_visible(comment, service_desk=service_desk) and (
-        not isinstance(editor, Mapping) or _same_user(editor, author))
-
-
-def _same_user(one: Mapping[str, Any], other: Any) -> bool:
-    """Whether two Jira user objects name the same account (by any id both carry)."""
-    other = other if isinstance(other, Mapping) else {}
-    return any(one.get(key) and one.get(key) == other.get(key)
-               for key in ("accountId", "name", "key"))
+        not editor or bool(set(editor) & set(user_ids(comment.get("author")))))
 
 
 def _ensure_internal(client: JiraClient, key: str, comment_id: str, *,

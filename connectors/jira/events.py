@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from connectors.base import STICKY_MARKER, Delivery, EngagementRef, Event, Ignored
 from connectors.errors import BadSignature, MalformedDelivery
-from connectors.jira.comments import is_account
+from connectors.jira.comments import is_account, user_ids
 from connectors.jira.settings import JiraSettings
 from connectors.mapping import dig
 
@@ -182,16 +182,6 @@ def _occurred_at(timestamp: Any) -> datetime | None:
         return None
 
 
-def _user_id(user: Any) -> str | None:
-    # Cloud payloads may still carry the retired `name`/`key` ("admin") beside `accountId`
-    # (comment_created__cloud.json); Data Center users have only `name`/`key`.
-    for field in ("accountId", "name", "key"):
-        value = dig(user, field)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
 def parse_delivery(delivery: Delivery, settings: JiraSettings) -> Event | Ignored:
     """Verify one delivery and say which engagement to re-evaluate, or why it is dropped.
 
@@ -211,7 +201,7 @@ def parse_delivery(delivery: Delivery, settings: JiraSettings) -> Event | Ignore
     subject = handler(payload)
     if subject.issue_id is None:
         return Ignored(name, "no issue reference")
-    actor = _user_id(subject.user)
+    actor = next(iter(user_ids(subject.user)), None)
     if actor is not None and settings.service_account is not None:
         # Who caused it decides: a person who edits our comment, shares it with the client
         # or quotes it is not us, and the evaluation this asks for puts the comment right.

@@ -18,7 +18,7 @@ from typing import Any
 
 from connectors.base import EngagementRef
 from connectors.jira.client import JiraClient
-from connectors.jira.comments import client_visible, is_ours
+from connectors.jira.comments import client_visible, is_ours, user_ids
 from connectors.jira.settings import JiraSettings
 from connectors.mapping import (
     adf_text,
@@ -201,23 +201,21 @@ class _People:
     def __call__(self, user: Any) -> Person | None:
         if not isinstance(user, dict):
             return None
-        # Cloud may still send the retired `name`/`key` beside `accountId`; Data Center has
-        # only `name` (the username, what settings list) and `key`.
-        ids = [user.get(name) for name in ("accountId", "name", "key")]
-        person_id = next((value for value in ids if isinstance(value, str) and value), None)
-        if person_id is None:
+        ids = user_ids(user)
+        if not ids:
             return None
+        person_id = ids[0]
         if person_id not in self._seen:
             email = user.get("emailAddress") or None
             self._seen[person_id] = Person(person_id, user.get("displayName") or person_id,
                                            self._side(user, ids, email), email)
         return self._seen[person_id]
 
-    def _side(self, user: Json, ids: list[Any], email: str | None) -> Side:
+    def _side(self, user: Json, ids: tuple[str, ...], email: str | None) -> Side:
         settings = self._settings
         if user.get("accountType") == "customer":  # a JSM customer
             return Side.CLIENT
-        if any(value in settings.agency_accounts for value in ids if value):
+        if any(value in settings.agency_accounts for value in ids):
             return Side.AGENCY
         domain = email.rpartition("@")[2].lower() if email else ""
         if domain and _within(domain, settings.client_domains):
