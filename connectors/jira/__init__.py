@@ -28,6 +28,7 @@ from connectors.jira.client import JiraClient
 from connectors.jira.comments import (
     delete_sticky,
     find_sticky,
+    in_service_desk,
     is_service_desk,
     left_as_written,
     staff_only,
@@ -37,7 +38,7 @@ from connectors.jira.comments import (
 from connectors.jira.export import loads_export
 from connectors.jira.jql import narrowed, open_engagements_jql
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
-from connectors.jira.snapshot import build_engagement, fetch_issue_data, in_service_desk
+from connectors.jira.snapshot import build_engagement, fetch_issue_data
 from plugin.core.comment import StickyContent
 from plugin.core.model import StatusCategory
 
@@ -80,9 +81,12 @@ class JiraConnector:
         data = fetch_issue_data(self.client, self.settings, ref, self._statuses)
         found = find_sticky(data.comments, known_sticky_id,
                             author=self.settings.service_account)
-        engagement = build_engagement(ref, data.issue, data.comments, data.worklogs,
-                                      data.changelog, self._statuses, self._who_is_who())
+        # The sticky found by its stored id is ours even when another account wrote it (a
+        # `service_account` naming the wrong one): never a comment the rules read.
         sticky_id = str(found.comment["id"]) if found.comment else None
+        comments = [comment for comment in data.comments if str(comment["id"]) != sticky_id]
+        engagement = build_engagement(ref, data.issue, comments, data.worklogs,
+                                      data.changelog, self._statuses, self._who_is_who())
         stale = tuple(str(comment["id"]) for comment in found.stale)
         as_written = found.comment is None or left_as_written(
             found.comment, service_desk=in_service_desk(data.issue.get("fields") or {}))

@@ -87,15 +87,20 @@ def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *,
     return _find_sticky(comments, known_id, id_key="id", marked=lambda c: is_ours(c, author))
 
 
+def in_service_desk(fields: Mapping[str, Any]) -> bool:
+    """Whether an issue's `fields` place it in a JSM project (reading: unknown counts as no)."""
+    return (fields.get("project") or {}).get("projectTypeKey") == SERVICE_DESK
+
+
 def is_service_desk(issue: Mapping[str, Any]) -> bool:
-    """Whether the issue is a JSM request. The project type must be in the issue (fetch
-    `project` with it): guessing wrong would choose the wrong kind of internal."""
+    """Whether the issue is a JSM request, for writing. The project type must be in the issue
+    (fetch `project` with it): guessing wrong would choose the wrong kind of internal."""
     try:
-        project_type = issue["fields"]["project"]["projectTypeKey"]
+        issue["fields"]["project"]["projectTypeKey"]
     except (KeyError, TypeError):
         raise StickyRefused(f"{issue.get('key')}: no fields.project.projectTypeKey in the "
                             "issue; cannot tell a JSM request from another issue") from None
-    return project_type == SERVICE_DESK
+    return in_service_desk(issue["fields"])
 
 
 def write_sticky(client: JiraClient, settings: JiraSettings, issue: Mapping[str, Any],

@@ -24,13 +24,9 @@ from typing import Any
 
 from connectors.base import EngagementRef, Export
 from connectors.errors import ExportError
+from connectors.jira.comments import in_service_desk
 from connectors.jira.settings import JiraSettings
-from connectors.jira.snapshot import (
-    build_engagement,
-    category_of,
-    in_service_desk,
-    page_complete,
-)
+from connectors.jira.snapshot import build_engagement, category_of, page_complete
 from plugin.core.model import StatusCategory
 from plugin.core.schema import decode_json
 

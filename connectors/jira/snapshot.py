@@ -18,7 +18,7 @@ from typing import Any
 
 from connectors.base import EngagementRef
 from connectors.jira.client import JiraClient
-from connectors.jira.comments import client_visible, is_ours, user_ids
+from connectors.jira.comments import client_visible, in_service_desk, is_ours, user_ids
 from connectors.jira.settings import JiraSettings
 from connectors.mapping import (
     adf_text,
@@ -53,7 +53,6 @@ ISSUE_FIELDS = ("summary", "status", "created", "updated", "duedate", "labels", 
 
 CATEGORY_BY_KEY = {"new": StatusCategory.TODO, "indeterminate": StatusCategory.IN_PROGRESS,
                    "done": StatusCategory.DONE}
-SERVICE_DESK = "service_desk"
 ANONYMOUS = Person("anonymous", "Anonymous", Side.UNKNOWN)
 
 
@@ -106,14 +105,6 @@ def fetch_issue_data(client: JiraClient, settings: JiraSettings, ref: Engagement
     if not _status_ids(changelog) <= statuses.keys():
         statuses.update(fetch_statuses(client))
     return IssueData(issue, comments, worklogs, changelog)
-
-
-def fetch_snapshot(client: JiraClient, settings: JiraSettings, ref: EngagementRef,
-                   statuses: MutableMapping[str, StatusCategory]) -> Engagement:
-    """The engagement now: `fetch_issue_data` mapped by `build_engagement`."""
-    data = fetch_issue_data(client, settings, ref, statuses)
-    return build_engagement(ref, data.issue, data.comments, data.worklogs, data.changelog,
-                            statuses, settings)
 
 
 def page_complete(page: Mapping[str, Any], items_key: str) -> bool:
@@ -280,10 +271,6 @@ def _document(attachment: Json, people: _People, settings: JiraSettings) -> Docu
     return Document(id=str(attachment["id"]), kind=document_kind(name, settings.document_patterns),
                     name=name, added_at=_moment(attachment["created"]),
                     author=people(attachment.get("author")))
-
-
-def in_service_desk(fields: Json) -> bool:
-    return (fields.get("project") or {}).get("projectTypeKey") == SERVICE_DESK
 
 
 def _comments(comments: Iterable[Json], people: _People, settings: JiraSettings,

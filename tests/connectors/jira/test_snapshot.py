@@ -28,7 +28,6 @@ from connectors.jira.client import JiraClient
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import (
     build_engagement,
-    fetch_snapshot,
     fetch_statuses,
     wiki_text,
 )
@@ -448,6 +447,15 @@ def stub_issue(jira: responses.RequestsMock, url: str, fields: str, issue: dict)
         {"fields": fields, "expand": "changelog,names"})])
 
 
+def fetch_snapshot(client: JiraClient, settings: JiraSettings, ref: EngagementRef,
+                   statuses: dict[str, StatusCategory]) -> Engagement:
+    """The engagement as the connector reads it, with `statuses` as its status cache (the
+    same dict: a test sees what the connector learns)."""
+    connector = JiraConnector(settings, client)
+    connector._statuses = statuses
+    return connector.fetch_snapshot(ref, None).engagement
+
+
 def page(start: int, **extra: str) -> list:
     return [matchers.query_param_matcher({"startAt": str(start), "maxResults": "100", **extra})]
 
@@ -640,3 +648,15 @@ def test_an_agency_group_jira_will_not_list_leaves_people_to_their_e_mail_domain
     engagement = connector.fetch_snapshot(CLOUD_REF, None).engagement
     assert engagement.roles.project_managers == (replace(PETER, side=Side.UNKNOWN),)
     assert "cannot read the members of agency group 'agency-staff'" in caplog.text
+
+
+def test_the_sticky_found_by_its_stored_id_is_never_read_as_a_comment(jira, cloud) -> None:
+    """`service_account` naming another account than the one writing (a setting doctor
+    flags): the sticky, found by its stored id, must still not count as an agency reply."""
+    settings = replace(CLOUD, service_account="5f8a1c2b3d4e5f6a7b8c9d77")
+    stub_issue(jira, ISSUE_URL, CLOUD_FIELDS, cloud_issue())
+    connector = JiraConnector(settings, cloud)
+    connector._statuses = dict(STATUSES)
+    snapshot = connector.fetch_snapshot(CLOUD_REF, "10206")
+    assert snapshot.sticky_id == "10206"
+    assert snapshot.engagement.comments == engagement_of(cloud_issue()).comments
