@@ -75,6 +75,11 @@ class ConnectorNotConfigured(Exception):
     names the key."""
 
 
+class NotInstalled(ConnectorNotConfigured):
+    """Configured, but no site has installed ClientGuard yet: the service must run so that
+    one can (a Bitrix24 application's install callback)."""
+
+
 class StickyRefused(Exception):
     """Nothing was written: the comment could not be made provably agency-internal
     (no `internal_visibility` configured, or the project type is unknown)."""

@@ -32,6 +32,7 @@ from connectors.errors import (
     ExportError,
     LeakPrevented,
     NotFound,
+    NotInstalled,
     PlatformError,
     StickyRefused,
 )
@@ -372,9 +373,10 @@ def _log_to_standard_error(level: str) -> None:
 
 
 def _service_app(config: Config) -> Flask:
-    """`create_app(config)` with its queue answering, or exit 2 naming `service →
-    database_url` or `service → queue_url` and why (no traceback): a worker that cannot
-    reach its queue would only log the same error for ever."""
+    """`create_app(config)` with its queue answering and every connector able to reach its
+    platform, or exit 2 naming the setting (`service → database_url`, `service → queue_url`,
+    `jira → api_token` …) and why, with no traceback: a service that cannot do its work
+    would only log the same error for every event, or fail them all."""
     from plugin.app import close_app, create_app
 
     try:
@@ -388,6 +390,14 @@ def _service_app(config: Config) -> Flask:
     except Exception as error:  # whatever the queue's client raises (sqlite3, redis)
         close_app(app)
         _unreachable("queue_url", config.service.queue_url, error)
+    for connector in app.extensions["clientguard.connectors"].values():
+        try:
+            connector.ready()
+        except NotInstalled as waiting:  # the service is how a site installs: run, and say so
+            logging.getLogger(__name__).warning("%s", waiting)
+        except ConnectorNotConfigured as error:  # every event would fail: refuse to start
+            close_app(app)
+            _bad_input(str(error))
     return app
 
 

@@ -290,3 +290,33 @@ def test_a_queue_that_cannot_be_reached_names_the_queue_url(tmp_path: Path, comm
     assert_one_line(process, "service → queue_url ", said)
     assert "witness-queue-password" not in process.stderr
     assert "ClientGuard" not in process.stderr  # neither listening nor a worker announced
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_jira_section_without_credentials_names_the_key_and_does_not_start(
+        tmp_path: Path, command: str) -> None:
+    """Started anyway, it would answer webhooks 202 and then fail every evaluation."""
+    config = configure(tmp_path)
+    config.write_text(config.read_text("utf-8") + tomli_w.dumps({"jira": {
+        "site": "acme", "base_url": "https://acme.atlassian.net",
+        "webhook_secret": WEBHOOK_SECRET}}), encoding="utf-8")
+    process = run("--config", str(config), command, cwd=tmp_path)
+    assert_one_line(process, "jira → email and api_token are needed for Jira Cloud")
+    assert "ClientGuard" not in process.stderr
+
+
+def test_a_bitrix24_application_no_portal_installed_yet_is_served_and_said(
+        tmp_path: Path) -> None:
+    """The service is how a portal installs the application, so it must run meanwhile."""
+    config = configure(tmp_path)
+    config.write_text(config.read_text("utf-8") + tomli_w.dumps({"bitrix24": {
+        "client_id": "local.0123456789abcd.12345678", "client_secret": "witness-b24-secret",
+        "public_url": "https://guard.agency.example"}}), encoding="utf-8")
+    served = Running("--config", str(config), "serve", "--port", "0", cwd=tmp_path)
+    try:
+        served.wait_for(r"ClientGuard listening on ")
+        assert re.search(r"WARNING [\w.]+: bitrix24: no portal has installed the ClientGuard "
+                         r"application yet", served.stderr)
+    finally:
+        served.stop()
+

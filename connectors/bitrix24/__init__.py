@@ -33,7 +33,7 @@ from connectors.bitrix24.offline import pull_offline
 from connectors.bitrix24.settings import Bitrix24Settings, Bitrix24SettingsSchema
 from connectors.bitrix24.snapshot import DealContext
 from connectors.bitrix24.throttle import StoredBucketState, bucket_for
-from connectors.errors import ConnectorNotConfigured, ExportError, PlatformError
+from connectors.errors import ConnectorNotConfigured, ExportError, NotInstalled, PlatformError
 from connectors.http import CallObserver
 from plugin.core.comment import StickyContent
 from plugin.core.schema import decode_json
@@ -295,7 +295,7 @@ class Bitrix24Connector:
         if self.settings.mode == "webhook":
             self._auth_for(self.settings.site)
         elif not self.sites():
-            raise ConnectorNotConfigured("bitrix24: no portal has installed the ClientGuard "
+            raise NotInstalled("bitrix24: no portal has installed the ClientGuard "
                                          "application yet (clientguard install bitrix24)")
 
     def ref_for(self, key: str) -> EngagementRef:

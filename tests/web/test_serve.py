@@ -26,7 +26,8 @@ def _free_port() -> int:
 
 def test_serve_answers_webhooks_and_keeps_state_in_a_sqlite_file(tmp_path: Path) -> None:
     (tmp_path / "clientguard.toml").write_text(
-        '[jira]\nsite = "acme"\nwebhook_secret = "s3cret"\n', encoding="utf-8")
+        '[jira]\nsite = "acme"\nwebhook_secret = "s3cret"\nflavour = "datacenter"\n'
+        'base_url = "http://127.0.0.1:9"\npersonal_access_token = "pat"\n', encoding="utf-8")
     port = _free_port()
     server = subprocess.Popen([str(CLIENTGUARD), "serve", "--port", str(port)], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
