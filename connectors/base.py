@@ -88,6 +88,9 @@ class Snapshot:
     # False when someone else changed the sticky comment found (shared it with the client,
     # edited its text): it is written again even if its content is unchanged.
     sticky_as_written: bool = True
+    # Other copies of the sticky comment (left by a crash between a write and storing its
+    # id, or by two evaluations at once): the next write or delete removes them.
+    duplicates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

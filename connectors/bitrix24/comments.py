@@ -140,11 +140,10 @@ def delete_sticky(client: RestClient, deal_id: int | str, comment_id: str) -> No
             "ownerId": deal})
 
 
-def delete_stale(client: RestClient, deal_id: int | str, stale: Iterable[Mapping[str, Any]]
-                 ) -> None:
-    """Delete the stale duplicates `find_sticky` reported."""
-    for comment in stale:
-        delete_sticky(client, deal_id, str(comment["ID"]))
+def delete_stale(client: RestClient, deal_id: int | str, comment_ids: Iterable[str]) -> None:
+    """Delete the stale duplicates `find_sticky` reported (by id)."""
+    for comment_id in comment_ids:
+        delete_sticky(client, deal_id, comment_id)
 
 
 # -- the notification -------------------------------------------------------------------

@@ -616,8 +616,8 @@ def fetch_snapshot(client: Bitrix24Api, ref: EngagementRef, settings: Bitrix24Se
     deal = deal_item(results.get(DEAL))
     return Snapshot(ref=ref, engagement=engagement, sticky_id=sticky_id,
                     context=DealContext(deal_id=str(deal_number(ref.key)),
-                                        responsible_id=_str_id(deal.get("assignedById")),
-                                        stale=search.stale))
+                                        responsible_id=_str_id(deal.get("assignedById"))),
+                    duplicates=tuple(str(comment["ID"]) for comment in search.stale))
 
 
 @dataclass(frozen=True)
@@ -626,7 +626,6 @@ class DealContext:
 
     deal_id: str
     responsible_id: str | None
-    stale: tuple[dict[str, Any], ...] = ()
 
 
 def _require(batch: BatchResult, commands: Mapping[str, Any], deal_id: str) -> None:

@@ -87,12 +87,12 @@ class JiraConnector:
         comments = [comment for comment in data.comments if str(comment["id"]) != sticky_id]
         engagement = build_engagement(ref, data.issue, comments, data.worklogs,
                                       data.changelog, self._statuses, self._who_is_who())
-        stale = tuple(str(comment["id"]) for comment in found.stale)
         as_written = found.comment is None or left_as_written(
             found.comment, service_desk=in_service_desk(data.issue.get("fields") or {}))
         return Snapshot(ref, engagement, sticky_id,
-                        context=(data.issue, stale, sticky_id or known_sticky_id),
-                        sticky_as_written=as_written)
+                        context=(data.issue, sticky_id or known_sticky_id),
+                        sticky_as_written=as_written,
+                        duplicates=tuple(str(comment["id"]) for comment in found.stale))
 
     def _who_is_who(self) -> JiraSettings:
         """The settings with every member of `agency_groups` among `agency_accounts`: the
@@ -167,19 +167,19 @@ class JiraConnector:
 
     def delete_sticky(self, snapshot: Snapshot) -> None:
         """Remove the sticky comment and any duplicate (a comment already gone is fine)."""
-        issue, stale, existing = snapshot.context
-        for comment_id in (existing, *stale):
+        issue, existing = snapshot.context
+        for comment_id in (existing, *snapshot.duplicates):
             if comment_id is not None:
                 delete_sticky(self.client, issue["key"], comment_id)
 
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the sticky comment (internal by construction), and remove
         duplicates a past crash left behind."""
-        issue, stale, existing = snapshot.context
+        issue, existing = snapshot.context
         # Not seen among the comments but known: update it by id (a comment a person
         # deleted answers 404 and is written anew), never add a second one.
         comment_id = write_sticky(self.client, self.settings, issue, content, existing)
-        for duplicate in stale:
+        for duplicate in snapshot.duplicates:
             delete_sticky(self.client, issue["key"], duplicate)
         return comment_id
 

@@ -178,8 +178,8 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
 def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metrics: Metrics,
                  now: datetime, known: EngagementRecord | None) -> CommentPlan:
     """Fetch, evaluate and decide; nothing is written. The comment is unchanged when it is
-    still on the ticket as we left it and its content has the fingerprint stored for the
-    last write."""
+    still on the ticket as we left it, alone, and its content has the fingerprint stored for
+    the last write: copies of it are removed by a write."""
     snapshot = connector.fetch_snapshot(ref, known.sticky_comment_id if known else None)
     started = time.perf_counter()
     report = evaluate(snapshot.engagement, config, now)
@@ -189,13 +189,17 @@ def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metri
         log.warning("%s %s: someone else changed the sticky comment %s (shared it with the "
                     "client or edited it); it is written again, agency-internal", ref.connector,
                     snapshot.engagement.key, snapshot.sticky_id)
+    if snapshot.duplicates:
+        log.warning("%s %s: %d more copies of the sticky comment (%s); they are deleted",
+                    ref.connector, snapshot.engagement.key, len(snapshot.duplicates),
+                    ", ".join(snapshot.duplicates))
     clean = not report.findings and not report.faulty
     if clean and config.service.comment_when_clean == "delete":
         action = Action.DELETE if snapshot.sticky_id is not None else Action.UNCHANGED
     elif snapshot.sticky_id is None:
         action = Action.CREATE
     elif (known is not None and content.fingerprint == known.sticky_hash
-          and snapshot.sticky_as_written):
+          and snapshot.sticky_as_written and not snapshot.duplicates):
         action = Action.UNCHANGED
     else:
         action = Action.UPDATE

@@ -186,6 +186,25 @@ def test_a_sticky_comment_someone_shared_with_the_client_is_made_internal_again(
     assert jira.written[1]["id"] == jira.written[0]["id"]
 
 
+def test_a_copy_of_the_sticky_comment_is_deleted_though_nothing_else_changed(
+        app: Flask, jira: FakeJira, caplog: pytest.LogCaptureFixture):
+    """Two evaluations at once (a lease run out) may each have created the comment: the
+    next evaluation keeps one, even when its content is what was written last."""
+    deliver(app, "d-1")
+    run_jobs_until_done(app)
+    comments = jira.issue["fields"]["comment"]
+    copy_of_it = {**copy.deepcopy(comments["comments"][-1]), "id": "90007"}
+    comments["comments"].append(copy_of_it)
+    comments["total"] = comments["maxResults"] = len(comments["comments"])
+    deleted = jira.mock.delete(f"{JIRA}/rest/api/2/issue/PRJA-7/comment/90007", status=204)
+    deliver(app, "d-2")
+    run_jobs_until_done(app)
+    assert deleted.call_count == 1
+    assert [(c["method"], c["id"], c["visibility"]) for c in jira.written] == [
+        ("POST", "90001", ROLE), ("PUT", "90001", ROLE)]  # the one whose id is stored stays
+    assert "1 more copies of the sticky comment (90007); they are deleted" in caplog.text
+
+
 def test_a_service_account_set_to_another_account_costs_no_rewrite_loop(
         database_url: str, queue_url: str, jira: FakeJira):
     """The echoes of our writes then look like someone else's events: each costs one more

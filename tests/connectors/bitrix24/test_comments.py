@@ -217,7 +217,7 @@ def test_stale_duplicates_are_deleted(rest):
     rest.expect("crm.timeline.comment.delete", {"id": 1001, "ownerTypeId": 2, "ownerId": 42})
     rest.expect("crm.timeline.comment.delete", {"id": 1002, "ownerTypeId": 2, "ownerId": 42},
                 error=gone())
-    delete_stale(rest, 42, [{"ID": "1001"}, {"ID": "1002"}])
+    delete_stale(rest, 42, ["1001", "1002"])
 
 
 # -- finding it again -------------------------------------------------------------------

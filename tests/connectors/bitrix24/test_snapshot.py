@@ -264,7 +264,7 @@ def test_a_cold_snapshot_takes_two_batches_and_a_warm_one_one() -> None:
     assert list(portal.calls[2]) == ["deal", "company", "comments", "activities", "tasks",
                                      "invoices", "documents", "stage_history"]
     assert warm.engagement == cold.engagement == engagement_of()
-    assert (warm.sticky_id, [c["ID"] for c in warm.context.stale]) == ("1001", ["998"])
+    assert (warm.sticky_id, warm.duplicates) == ("1001", ("998",))
     assert (warm.context.deal_id, warm.context.responsible_id) == ("410", "1")
 
 
