@@ -102,6 +102,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
                    "docs/bitrix24.md)")
 @click.option("--dry-run", is_flag=True,
               help="With KEY: show the sticky comment that would be written; write nothing")
+@click.option("--resume", is_flag=True,
+              help="With KEY: write to it again after a leak stopped writes (fix the "
+                   "visibility first); the write is read back as always")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--lang", type=click.Choice(LANGUAGES), default=None,
@@ -110,7 +113,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
               help="Evaluate as of this ISO-8601 time [default: the current time]")
 @click.pass_context
 def check(ctx: click.Context, key: str | None, input_path: str | None,
-          connector_name: str | None, dry_run: bool, output_format: str,
+          connector_name: str | None, dry_run: bool, resume: bool, output_format: str,
           lang: Language | None, now_text: str | None) -> None:
     """Evaluate one engagement and print its health report.
 
@@ -118,7 +121,8 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
     bitrix24 a deal id; like the service, the check then brings its sticky comment up to date,
     writing only when it changed. With --dry-run it shows that comment instead (ticket,
     visibility, created, updated or unchanged) and writes nothing. --input FILE is never
-    written to.
+    written to. A sticky comment that turned out client-visible stops every write to its
+    ticket; --resume lifts that once the visibility is fixed.
 
     Exit status: 0 nothing fails, 1 something fails, 2 bad input (or the platform refused).
     """
@@ -126,6 +130,8 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
         _bad_input("check takes a Jira issue KEY or --input FILE (one of the two)")
     if dry_run and key is None:
         _bad_input("--dry-run goes with a live issue KEY: --input FILE writes nothing anyway")
+    if resume and (key is None or dry_run):
+        _bad_input("--resume goes with a live issue KEY and no --dry-run: it writes")
     config = _config(ctx)
     now = _parse_now(now_text, config)
     language = lang or config.language
@@ -139,7 +145,8 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
                 ref = connector.ref_for(key)
             except ValueError as error:
                 _bad_input(str(error))
-            planned, audience = _review(ref, connector, database, config, now, dry_run)
+            planned, audience = _review(ref, connector, database, config, now, dry_run,
+                                        resume=resume)
         report = planned.report
         _print_report(report, language, output_format, (planned, audience, dry_run))
     failing = report.has_failures or bool(report.faulty)
@@ -165,7 +172,7 @@ def backfill(ctx: click.Context, connector_name: str, query: str | None,
     Exit status: 0 every one done, 1 some failed, 2 bad input (or the platform refused the
     search).
     """
-    from plugin.pipeline.process import ACTION_WORDS
+    from plugin.pipeline.process import ACTION_WORDS, Action
 
     config = _config(ctx)
     connector = _live(config, connector_name)
@@ -186,7 +193,8 @@ def backfill(ctx: click.Context, connector_name: str, query: str | None,
             done[planned.action] += 1
             if dry_run:
                 click.echo(planned.describe(audience, dry_run=dry_run))
-    counts = [f"{said[dry_run]} {done[action]}" for action, said in ACTION_WORDS.items()]
+    counts = [f"{said[dry_run]} {done[action]}" for action, said in ACTION_WORDS.items()
+              if action is not Action.STOPPED or done[action]]  # stops are rare: when any
     click.echo(", ".join([f"scanned {len(found)}", *counts, f"failed {len(failed)}"])
                + (" (dry run: nothing written)" if dry_run else ""))
     for failure in failed:
@@ -299,12 +307,13 @@ def _unreachable(setting: str, url: str, error: Exception) -> NoReturn:
 
 
 def _review(ref: EngagementRef, connector: Any, database: Database, config: Config,
-            now: datetime, dry_run: bool) -> tuple[CommentPlan, str]:
+            now: datetime, dry_run: bool, *, resume: bool = False) -> tuple[CommentPlan, str]:
     """The pipeline's plan for `ref` (carried out unless `dry_run`) and who may read it."""
     from plugin.metrics import Metrics
     from plugin.pipeline.process import review
 
-    planned = review(ref, connector, database, config, Metrics(), now, dry_run=dry_run)
+    planned = review(ref, connector, database, config, Metrics(), now, dry_run=dry_run,
+                     resume=resume)
     return planned, connector.audience(planned.snapshot)
 
 
@@ -503,13 +512,15 @@ def doctor_group() -> None:
 def doctor_jira(ctx: click.Context, project: str | None) -> None:
     """Check [jira] against the instance and list its fields for the mapping.
 
-    Exit 0 when nothing fails, 1 when a check fails, 2 when [jira] is incomplete."""
+    Exit 0 when nothing fails, 1 when a check fails (an incomplete [jira] too: the report
+    says what is missing, beside every check that needs no connection)."""
     from connectors.doctor import render_fields
     from connectors.jira.doctor import diagnose, render_diagnosis
 
-    diagnosis = diagnose(_live(_config(ctx), "jira"), project)
+    diagnosis = diagnose(_connector(_config(ctx), "jira"), project)
     click.echo(render_diagnosis(diagnosis))
-    click.echo(render_fields(diagnosis.fields))
+    if diagnosis.fields:  # none when the platform could not be asked
+        click.echo(render_fields(diagnosis.fields))
     sys.exit(EXIT_OK if diagnosis.ok else EXIT_FAILING)
 
 
@@ -535,7 +546,8 @@ def doctor_bitrix24(ctx: click.Context, portal: str | None) -> None:
         else:
             diagnosis = diagnose(client, connector.settings_for(site))
         click.echo(render_diagnosis(diagnosis))
-        click.echo(render_fields(diagnosis.fields))
+        if diagnosis.fields:  # none when the platform could not be asked
+            click.echo(render_fields(diagnosis.fields))
         ok = ok and diagnosis.ok
     sys.exit(EXIT_OK if ok else EXIT_FAILING)
 

@@ -293,6 +293,8 @@ def test_missing_jira_configuration_names_the_key(tmp_path, jira_section, missin
     (["ACME-1", "--input", "x.json"], "check takes a Jira issue KEY or --input FILE"),
     (["--input", "x.json", "--dry-run"], "--dry-run goes with a live issue KEY"),
     (["ACME 1"], "'ACME 1' is not a Jira issue key"),
+    (["--input", "x.json", "--resume"], "--resume goes with a live issue KEY and no --dry-run"),
+    (["ACME-1", "--resume", "--dry-run"], "--resume goes with a live issue KEY and no --dry-run"),
 ])
 def test_check_arguments(tmp_path, args, message):
     assert_bad_input(run(configure(tmp_path, jira=DC_JIRA), "check", *args), message)
@@ -469,10 +471,14 @@ def test_doctor_and_install_are_commands(tmp_path: Path) -> None:
         result = runner.invoke(cli, ["--config", str(config), "doctor", "jira"])
     assert result.exit_code == 0, result.output
     assert "customfield_" in result.output
-    for arguments in (["doctor", "jira"], ["install", "jira", "--url", "https://g.example"]):
-        result = runner.invoke(cli, ["--config", "/dev/null", *arguments])
-        assert result.exit_code == 2, result.output
-        assert "jira → base_url is needed" in result.output
+    result = runner.invoke(cli, ["--config", "/dev/null", "install", "jira", "--url",
+                                 "https://g.example"])
+    assert result.exit_code == 2, result.output
+    assert "jira → base_url is needed" in result.output
+    result = runner.invoke(cli, ["--config", "/dev/null", "doctor", "jira"])
+    assert result.exit_code == 1, result.output  # a report, with what else it can tell
+    assert "FAIL  credentials: jira → base_url is needed" in result.output
+    assert "internal visibility" in result.output
 
 
 def test_install_registers_the_webhook_then_waits_for_a_test_delivery(tmp_path: Path) -> None:

@@ -65,6 +65,14 @@ def _comment_event(payload: dict[str, Any]) -> Subject:
                    dig(comment, "body"))
 
 
+def _comment_deleted_event(payload: dict[str, Any]) -> Subject:
+    # The payload names the deleted comment's author and last editor, not who deleted it
+    # (comment_deleted__cloud.json): no one to go by, and no body to take for our echo. A
+    # person deleting our sticky comment must get it back; our own deletes cost one
+    # evaluation that writes nothing.
+    return Subject(_comment_event(payload).issue_id, None)
+
+
 def _worklog_event(payload: dict[str, Any]) -> Subject:
     # Worklog events have no `issue`, only `worklog.issueId`
     # (worklog_created__cloud_issue_id_only.json).
@@ -83,7 +91,7 @@ EVENT_HANDLERS: dict[str, Callable[[dict[str, Any]], Subject]] = {
     "jira:issue_deleted": _issue_event,
     "comment_created": _comment_event,
     "comment_updated": _comment_event,
-    "comment_deleted": _comment_event,
+    "comment_deleted": _comment_deleted_event,
     "worklog_created": _worklog_event,
     "worklog_updated": _worklog_event,
     "worklog_deleted": _worklog_event,

@@ -47,6 +47,7 @@ from plugin.storage.repository import (
     postpone,
     save_evaluation,
     set_sticky,
+    stop_writes,
     waiting_count,
 )
 
@@ -60,6 +61,7 @@ class Action(enum.StrEnum):
     UPDATE = "update"
     DELETE = "delete"  # everything passes and the agency wants no comment then
     UNCHANGED = "unchanged"  # what a reader sees is what was written last: no write
+    STOPPED = "stopped"  # a comment here turned out client-visible: no write until resumed
 
 
 POSTPONED_BY = (Transient, AuthError, Misrouted)
@@ -67,11 +69,15 @@ POSTPONED_BY = (Transient, AuthError, Misrouted)
 using up no attempt, and the sweep rings for them when their wait is over."""
 
 METRIC_ACTION = {Action.CREATE: "created", Action.UPDATE: "updated",
-                 Action.DELETE: "deleted", Action.UNCHANGED: "skipped"}
+                 Action.DELETE: "deleted", Action.UNCHANGED: "skipped",
+                 Action.STOPPED: "stopped"}
 ACTION_WORDS = {Action.CREATE: ("created", "would create"),
                 Action.UPDATE: ("updated", "would update"),
                 Action.DELETE: ("deleted", "would delete"),
-                Action.UNCHANGED: ("unchanged", "unchanged")}
+                Action.UNCHANGED: ("unchanged", "unchanged"),
+                Action.STOPPED: ("not written (writes stopped after a leak)",
+                                 "not written (writes stopped after a leak)")}
+NO_WRITE = (Action.UNCHANGED, Action.STOPPED)
 """Each action as said when done, and on a dry run (index: `dry_run`)."""
 
 
@@ -91,7 +97,7 @@ class CommentPlan:
         said = ACTION_WORDS[self.action][dry_run]
         comment = (f"sticky comment {self.snapshot.sticky_id}" if self.snapshot.sticky_id
                    else "the sticky comment")
-        what = f"{comment} {said}" if self.action is Action.UNCHANGED else f"{said} {comment}"
+        what = f"{comment} {said}" if self.action in NO_WRITE else f"{said} {comment}"
         line = f"{self.snapshot.engagement.key}: {what}, {audience}"
         return f"{line}\n{textwrap.indent(plain_text(self.content), '    ')}" if dry_run else line
 
@@ -149,7 +155,8 @@ def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
     when the platform failed (`POSTPONED_BY`), else with an attempt used up."""
     if isinstance(error, LeakPrevented):
         metrics.leaks_prevented.labels(ref.connector).inc()
-        log.error("ALERT %s: %s", ref, error)
+        log.error("ALERT %s: %s; nothing more is written to it until a person fixes the "
+                  "visibility and runs `clientguard check <its key> --resume`", ref, error)
     reason = f"{type(error).__name__}: {error}"
     postponed = isinstance(error, POSTPONED_BY)
     with database.session() as session, session.begin():
@@ -163,10 +170,16 @@ def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
 
 
 def review(ref: EngagementRef, connector: Connector, database: Database, config: Config,
-           metrics: Metrics, now: datetime, *, dry_run: bool = False) -> CommentPlan:
+           metrics: Metrics, now: datetime, *, dry_run: bool = False,
+           resume: bool = False) -> CommentPlan:
     """Evaluate `ref` now, outside the event queue (the command line): the plan `process`
     would make, carried out as `process` does unless `dry_run`, which writes nothing —
-    neither to the platform nor to the database. Stored events are left to the service."""
+    neither to the platform nor to the database. Stored events are left to the service.
+    `resume` first lifts a stop after a leak (a person fixed the visibility): the write
+    that follows is read back like any other, and stops writes again if it leaks."""
+    if resume and not dry_run:
+        with database.session() as session, session.begin():
+            stop_writes(session, ref, None)
     with database.reading() as session:
         known = get_engagement(session, ref)
     plan = plan_comment(ref, connector, config, metrics, now, known)
@@ -194,7 +207,13 @@ def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metri
                     ref.connector, snapshot.engagement.key, len(snapshot.duplicates),
                     ", ".join(snapshot.duplicates))
     clean = not report.findings and not report.faulty
-    if clean and config.service.comment_when_clean == "delete":
+    if known is not None and known.writes_stopped:
+        log.warning("%s %s: nothing is written here since a sticky comment turned out "
+                    "client-visible (%s); once the visibility is fixed, `clientguard check "
+                    "%s --resume` writes again", ref.connector, snapshot.engagement.key,
+                    known.writes_stopped, snapshot.engagement.key)
+        action = Action.STOPPED
+    elif clean and config.service.comment_when_clean == "delete":
         action = Action.DELETE if snapshot.sticky_id is not None else Action.UNCHANGED
     elif snapshot.sticky_id is None:
         action = Action.CREATE
@@ -212,12 +231,17 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
     evaluation (and the comment written) in the database and finish the stored events it
     `answers`, all in one transaction. True when something was written."""
     snapshot, report = plan.snapshot, plan.report
-    ref, wrote = snapshot.ref, plan.action is not Action.UNCHANGED
+    ref, wrote = snapshot.ref, plan.action not in NO_WRITE
     comment_id: str | None = None
     if plan.action is Action.DELETE:
         connector.delete_sticky(snapshot)
     elif wrote:
-        comment_id = connector.write_sticky(snapshot, plan.content)
+        try:
+            comment_id = connector.write_sticky(snapshot, plan.content)
+        except LeakPrevented as leak:  # the next write would leak again: stop them here
+            with database.session() as session, session.begin():
+                stop_writes(session, ref, f"{now:%Y-%m-%d %H:%M} UTC: {leak}")
+            raise
     metrics.comments.labels(ref.connector, METRIC_ACTION[plan.action]).inc()
     engagement = snapshot.engagement
     managers = engagement.roles.points_of_contact or ()

@@ -131,6 +131,9 @@ class EngagementRecord(Base):
     last_band: Mapped[str | None] = mapped_column(String(16))
     last_evaluated_at: Mapped[datetime | None]
     open: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when a sticky comment written here turned out client-visible: when and what was
+    # seen. Nothing is written to the ticket again until a person resumes it.
+    writes_stopped: Mapped[str | None] = mapped_column(Text)
 
 
 class FindingStatus(enum.StrEnum):

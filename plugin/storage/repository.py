@@ -519,6 +519,11 @@ _RESOLVED = (update(FindingRecord.__table__).where(_FINDINGS.id == bindparam("fi
 _OPENED = insert(FindingRecord.__table__)
 
 
+def stop_writes(session: Session, ref: EngagementRef, reason: str | None) -> None:
+    """Stop writing to the engagement, saying why (a leak); None resumes writing."""
+    _upsert_engagement(session, ref, {"writes_stopped": reason})
+
+
 def set_sticky(session: Session, ref: EngagementRef, comment_id: str | None,
                rendered_hash: str | None) -> None:
     """Remember the sticky comment we wrote and a hash of its text: the next evaluation

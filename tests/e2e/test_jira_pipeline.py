@@ -24,13 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from connectors.base import EngagementRef
-from connectors.errors import AuthError, Misrouted, NotFound, Transient
+from connectors.errors import AuthError, LeakPrevented, Misrouted, NotFound, Transient
 from connectors.jira import JiraConnector
 from connectors.jira.client import JiraClient
 from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.jobs import REVIEW_AFTER_SECONDS
-from plugin.pipeline.process import process
+from plugin.pipeline.process import process, review
 from plugin.rules import RULES_BY_ID
 from plugin.storage.models import EventRecord
 from plugin.storage.repository import (
@@ -39,6 +39,7 @@ from plugin.storage.repository import (
     RETRY_WAIT_MAX,
     claim_pending,
     due_for_review,
+    get_engagement,
 )
 from tests.e2e.running import run_jobs_until, run_jobs_until_done, statuses
 
@@ -79,12 +80,16 @@ def app(database_url: str, queue_url: str) -> Iterator[Flask]:
 
 
 class FakeJira:
-    """Jira's REST answers for one issue, and a record of every comment written."""
+    """Jira's REST answers for one issue, and a record of every comment written and
+    deleted. With `ignores_visibility`, a site whose restriction does not hold (a role the
+    client is in): every comment reads back visible to all."""
 
     def __init__(self, mock: responses.RequestsMock) -> None:
         self.mock = mock
         self.issue = copy.deepcopy(ISSUE)
         self.written: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.ignores_visibility = False
         mock.add_callback(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
                           callback=lambda request: (200, {}, json.dumps(self.issue)))
         mock.get(f"{JIRA}/rest/api/2/status", json=STATUSES)
@@ -92,6 +97,7 @@ class FakeJira:
                           callback=self._write)
         mock.add_callback(responses.PUT, COMMENT_URL, callback=self._write)
         mock.add_callback(responses.GET, COMMENT_URL, callback=self._read_back)
+        mock.add_callback(responses.DELETE, COMMENT_URL, callback=self._delete)
 
     def _write(self, request: Any) -> tuple[int, dict[str, str], str]:
         body = json.loads(request.body)
@@ -112,9 +118,19 @@ class FakeJira:
     def _read_back(self, request: Any) -> tuple[int, dict[str, str], str]:
         comment_id = COMMENT_URL.match(request.url).group(1)
         latest = [c for c in self.written if c["id"] == comment_id][-1]
-        return 200, {}, json.dumps({key: latest[key] for key in
-                                    ("id", "body", "visibility", "author", "updateAuthor",
-                                     "created", "updated")})
+        answer = {key: latest[key] for key in ("id", "body", "visibility", "author",
+                                               "updateAuthor", "created", "updated")}
+        if self.ignores_visibility:
+            answer["visibility"] = None
+        return 200, {}, json.dumps(answer)
+
+    def _delete(self, request: Any) -> tuple[int, dict[str, str], str]:
+        comment_id = COMMENT_URL.match(request.url).group(1)
+        self.deleted.append(comment_id)
+        comments = self.issue["fields"]["comment"]
+        comments["comments"] = [c for c in comments["comments"] if c["id"] != comment_id]
+        comments["total"] = comments["maxResults"] = len(comments["comments"])
+        return 204, {}, ""
 
 
 @pytest.fixture
@@ -196,13 +212,49 @@ def test_a_copy_of_the_sticky_comment_is_deleted_though_nothing_else_changed(
     copy_of_it = {**copy.deepcopy(comments["comments"][-1]), "id": "90007"}
     comments["comments"].append(copy_of_it)
     comments["total"] = comments["maxResults"] = len(comments["comments"])
-    deleted = jira.mock.delete(f"{JIRA}/rest/api/2/issue/PRJA-7/comment/90007", status=204)
     deliver(app, "d-2")
     run_jobs_until_done(app)
-    assert deleted.call_count == 1
+    assert jira.deleted == ["90007"]
     assert [(c["method"], c["id"], c["visibility"]) for c in jira.written] == [
         ("POST", "90001", ROLE), ("PUT", "90001", ROLE)]  # the one whose id is stored stays
     assert "1 more copies of the sticky comment (90007); they are deleted" in caplog.text
+
+
+def test_a_leak_stops_every_write_to_the_ticket_until_a_person_resumes_them(
+        app: Flask, jira: FakeJira, caplog: pytest.LogCaptureFixture):
+    """The restriction does not hold on this site (a role the client is in): the comment
+    read back visible is deleted, and nothing more is written to the ticket — not on the
+    retry, not for the webhook of that delete, not for new events — until `check --resume`."""
+    jira.ignores_visibility = True
+    deliver(app, "d-1")
+    with pytest.raises(LeakPrevented):
+        process_at(app, datetime.now(UTC))
+    assert (jira.written[0]["method"], jira.deleted) == ("POST", ["90001"])
+    assert "client-visible after writing; deleted it" in (writes_stopped(app) or "")
+    deleted = json.loads((FIXTURES / "comment_deleted__cloud.json").read_text("utf-8"))
+    deleted["issue"]["id"] = "10231"
+    deleted["comment"].update(id="90001", body=jira.written[0]["body"],
+                              author={"name": "clientguard"},
+                              updateAuthor={"name": "clientguard"})
+    post(app, deleted, "our-delete")  # Jira does not say who deleted it: it is evaluated
+    deliver(app, "d-2")
+    run_jobs_until_done(app)  # and d-1 is retried
+    assert statuses(app) == {"done"}
+    assert len(jira.written) == 1
+    assert "nothing is written here since a sticky comment turned out client-visible" in (
+        caplog.text)
+
+    jira.ignores_visibility = False  # the agency fixed the role
+    review(REF, app.extensions["clientguard.connectors"]["jira"],
+           app.extensions["clientguard.database"], app.extensions["clientguard.config"],
+           app.extensions["clientguard.metrics"], datetime.now(UTC), resume=True)
+    assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE)] * 2
+    assert writes_stopped(app) is None
+
+
+def writes_stopped(app: Flask) -> str | None:
+    with app.extensions["clientguard.database"].reading() as session:
+        return get_engagement(session, REF).writes_stopped
 
 
 def test_a_service_account_set_to_another_account_costs_no_rewrite_loop(
@@ -438,12 +490,10 @@ def test_a_clean_ticket_loses_its_comment_when_the_agency_wants_none(app: Flask,
     everything_off = {rule_id: {"enabled": False} for rule_id in RULES_BY_ID}
     app.extensions["clientguard.config"] = build_config({
         "service": {"comment_when_clean": "delete"}, "rules": everything_off})
-    deleted = jira.mock.delete(f"{JIRA}/rest/api/2/issue/PRJA-7/comment/{comment_id}",
-                               status=204)
     deliver(app, "d-2")
     process(REF, app.extensions["clientguard.connectors"]["jira"],
             app.extensions["clientguard.database"], app.extensions["clientguard.config"],
             app.extensions["clientguard.metrics"])
-    assert deleted.call_count == 1
+    assert jira.deleted == [comment_id]
     assert [c["method"] for c in jira.written] == ["POST"]  # nothing written, one removed
     app.extensions["clientguard.config"] = config

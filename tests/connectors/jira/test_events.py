@@ -200,9 +200,22 @@ def test_comment_deleted__cloud() -> None:
         name="comment_deleted",
         delivery_id="cloud-8",
         occurred_at=datetime(2019, 8, 16, 14, 2, 24, 825000, tzinfo=UTC),
-        actor="5c76b994e1bcdf6294d0eb0f",
+        actor=None,  # the payload names the comment's last editor, not who deleted it
         by_us=False,
     )
+
+
+@pytest.mark.parametrize("service_account", ["5c76b994e1bcdf6294d0eb0f", None])
+def test_our_sticky_comment_deleted_is_never_taken_for_our_own_echo(
+        service_account: str | None) -> None:
+    """Its author and last editor are our account and its body carries the marker, but a
+    person may have deleted it: the evaluation must run, and write it again."""
+    def ours(payload: dict[str, Any]) -> None:
+        payload["comment"]["body"] += f"\n\n{STICKY_MARKER}"
+
+    event = parse(edited("comment_deleted__cloud.json", ours), service_account=service_account)
+    assert isinstance(event, Event)
+    assert (event.by_us, event.actor) == (False, None)
 
 
 def test_worklog_created__cloud_issue_id_only() -> None:
