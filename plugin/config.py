@@ -307,7 +307,7 @@ def load_config(path: str | Path | None = None,
     """
     environ = os.environ if environ is None else environ
     if path is None:
-        path = environ.get(CONFIG_PATH_VARIABLE)
+        path = environ.get(CONFIG_PATH_VARIABLE) or None  # set but empty: as if unset
         if path is None and Path(DEFAULT_CONFIG_FILE).exists():
             path = DEFAULT_CONFIG_FILE
     document: dict[str, Any] = {}
@@ -318,6 +318,11 @@ def load_config(path: str | Path | None = None,
             document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such configuration file") from None
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); "
+                              "save it as UTF-8") from None
+        except OSError as error:  # a folder, no permission to read it, …
+            raise ConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML: {error}") from None
     env_document, env_sources = _env_overrides(environ)

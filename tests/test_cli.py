@@ -345,6 +345,26 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert_bad_input(run("--config", config, "config", "show"), "no such configuration file")
 
 
+def test_a_config_variable_naming_a_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["config", "show"],
+                                env={"CLIENTGUARD_CONFIG": str(tmp_path)})
+    assert_bad_input(result, f"{tmp_path}: cannot be read: Is a directory")
+
+
+def test_a_config_file_that_is_not_utf8(tmp_path: Path) -> None:
+    config = tmp_path / "latin1.toml"
+    config.write_bytes('[agency]\nname = "Bureau Ærø"\n'.encode("latin-1"))
+    assert_bad_input(run("--config", str(config), "config", "show"), "not UTF-8 text")
+
+
+def test_an_empty_config_variable_is_as_if_unset(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["config", "show"], env={"CLIENTGUARD_CONFIG": ""})
+    assert result.exit_code == 0, result.output
+    assert "built-in defaults" in result.stdout
+
+
 # --- config show ----------------------------------------------------------------------------
 
 def _effective(result: Result) -> dict[str, Any]:

@@ -76,6 +76,9 @@ class _VisibilitySchema(Schema):
     class Meta:
         unknown = RAISE
 
+    error_messages = {  # noqa: RUF012 -- marshmallow's own class attribute
+        "type": 'must be a table: {type = "role" or "group", value = "<its name>"}'}
+
     type = fields.String(required=True, validate=validate.OneOf(("role", "group")))
     value = fields.String(required=True, validate=validate.Length(min=1))
 

@@ -212,11 +212,12 @@ class EngagementFormatError(ValueError):
 
 
 def error_lines(messages: Any, path: tuple[str, ...] = ()) -> list[str]:
-    """Flatten marshmallow's nested error dict into lines like `comments → 3 → at: ...`."""
+    """Flatten marshmallow's nested error dict into lines like `comments → 3 → at: ...`
+    (marshmallow's `_schema`, an error of the whole object, is said of the object's path)."""
     if isinstance(messages, dict):
         lines: list[str] = []
         for key, value in messages.items():
-            lines.extend(error_lines(value, (*path, str(key))))
+            lines.extend(error_lines(value, path if key == "_schema" else (*path, str(key))))
         return lines
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
         where = " → ".join(path) if path else "(top level)"

@@ -28,9 +28,11 @@ def receive(name: str) -> ResponseReturnValue:
     started = time.perf_counter()
     try:
         body = request.get_data(cache=False)
-    except RequestEntityTooLarge:  # over service.max_body_bytes: Flask's 413, as JSON
+    except RequestEntityTooLarge:  # over service.max_body_bytes
         metrics.events_rejected.labels(name, "size").inc()
-        raise
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return _answer(413, error="request_entity_too_large",
+                       detail=f"the body is over {limit:,} bytes (service.max_body_bytes)")
     delivery = Delivery(
         body=body,
         headers={key.lower(): value for key, value in request.headers.items()},

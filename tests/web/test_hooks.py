@@ -116,7 +116,8 @@ def test_an_oversized_body_gets_413_with_a_json_error(app: Flask, client: FlaskC
     body = b"{" + b" " * (64 * 1024) + b"}"
     response = client.post("/hooks/jira", data=body, headers=signed(body))
     assert response.status_code == 413
-    assert response.json["error"] == "request_entity_too_large"
+    assert response.json == {"error": "request_entity_too_large",
+                             "detail": "the body is over 65,536 bytes (service.max_body_bytes)"}
     assert stored(app) == []
 
 

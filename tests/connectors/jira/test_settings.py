@@ -81,6 +81,16 @@ def test_the_configuration_error_names_the_key_and_https(tmp_path: Path) -> None
     assert "Not a valid URL" not in str(raised.value)
 
 
+def test_internal_visibility_given_as_a_name_says_what_it_must_look_like(
+        tmp_path: Path) -> None:
+    path = tmp_path / "clientguard.toml"
+    path.write_text('[jira]\ninternal_visibility = "Agency Staff"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, environ={})
+    assert ('jira → internal_visibility: must be a table: {type = "role" or "group", '
+            'value = "<its name>"}') in str(raised.value)
+
+
 def test_secret_never_appears_in_repr() -> None:
     settings = JiraSettingsSchema().load({"webhook_secret": "witness-7f3a"})
     assert "witness-7f3a" not in repr(settings)
