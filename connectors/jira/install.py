@@ -206,7 +206,12 @@ def render_registration(registration: Registration) -> str:
     if registration.webhook:
         lines.append(f"  webhook: {registration.webhook}")
     lines += [f"  ! {problem}" for problem in registration.problems]
-    if not registration.done:
+    if registration.outcome is Outcome.REGISTERED and not registration.done:
+        # It exists: creating another would deliver every event twice.
+        lines += ["", "Open the webhook just registered and set its secret:",
+                  f"  Open: {registration.admin_page} → {registration.descriptor['name']}",
+                  f"  Secret: {registration.secret}"]
+    elif not registration.done:
         lines += ["", "Fix it by hand in Jira administration to read:"
                   if registration.outcome is Outcome.EXISTS else "Enter it by hand:"]
         lines += [f"  {line}" for line in manual_settings(registration)]
