@@ -15,6 +15,7 @@ not settings.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -172,9 +173,10 @@ def _check_rule_layer(layer: Mapping[str, Any], path: tuple[str, ...],
         where = (*path, rule_id)
         rule = RULES_BY_ID.get(rule_id)
         if rule is None:
-            problems.append(
-                f"{' → '.join(where)}: unknown rule (known: {', '.join(RULES_BY_ID)})"
-            )
+            near = difflib.get_close_matches(rule_id, RULES_BY_ID, n=1)
+            problems.append(f"{' → '.join(where)}: unknown rule"
+                            + (f"; did you mean {near[0]}?" if near else "")
+                            + f" (known: {', '.join(RULES_BY_ID)})")
             continue
         common = {key: table[key] for key in COMMON_RULE_KEYS if key in table}
         settings = {key: value for key, value in table.items() if key not in COMMON_RULE_KEYS}
@@ -231,10 +233,13 @@ class Config:
         rule = RULES_BY_ID[rule_id]
         table = self._tables(rule_id, client, project)
         settings = {key: value for key, value in table.items() if key not in COMMON_RULE_KEYS}
+        # Loaded, not taken as written: from the environment `enabled` is the text "false".
+        common = _RuleCommonSchema().load(
+            {key: table[key] for key in COMMON_RULE_KEYS if key in table})
         return EffectiveRule(
             rule=rule,
-            enabled=table.get("enabled", True),
-            weight=float(table.get("weight", rule.severity.default_weight)),
+            enabled=common.get("enabled", True),
+            weight=common.get("weight", float(rule.severity.default_weight)),
             settings=rule.settings().load(settings),
         )
 
@@ -273,19 +278,28 @@ def redacted_url(url: str) -> str:
 
 
 def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """Nested settings from `CLIENTGUARD_A__B=value` variables, and where each came from."""
+    """Nested settings from `CLIENTGUARD_A__B=value` variables, and where each came from.
+    A shell allows no `-` in a variable's name, so a rule id may spell it `_`
+    (`CLIENTGUARD_RULES__CLIENT_ANSWERED__SLA_BUSINESS_HOURS`)."""
     document: dict[str, Any] = {}
     sources = []
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX):].split(ENV_SEPARATOR)]
+        path = [_rule_id(part) if index and path[index - 1] == "rules" else part
+                for index, part in enumerate(path)]
         node = document
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = environ[name]
         sources.append(name)
     return document, sources
+
+
+def _rule_id(name: str) -> str:
+    hyphenated = name.replace("_", "-")
+    return hyphenated if hyphenated in RULES_BY_ID else name
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,18 +358,20 @@ def build_config(document: Mapping[str, Any], source: str = "(given)") -> Config
     try:
         data = ConfigSchema().load({key: value for key, value in document.items()
                                     if key not in REGISTRY})
-    except ValidationError as error:
-        raise ConfigError(_report(source, problems + error_lines(error.messages))) from None
-    raw_calendar = data["agency"]["calendar"]
+    except ValidationError as error:  # listed with the rest: what did load is checked on
+        problems += error_lines(error.messages)
+        data = error.valid_data if isinstance(error.valid_data, dict) else {}
+    raw_calendar = (data.get("agency") or {}).get("calendar") or {}
     try:
         calendar = CalendarSchema().load(raw_calendar)
     except ValidationError as error:
         problems += _errors_at(("agency", "calendar"), error)
         calendar, raw_calendar = BusinessCalendar(), {}  # reported once, not per rule
-    problems += _check_rule_layer(data["rules"], ("rules",), raw_calendar)
+    problems += _check_rule_layer(data.get("rules") or {}, ("rules",), raw_calendar)
     for scope in ("clients", "projects"):
-        for key, table in data[scope].items():
-            problems += _check_rule_layer(table["rules"], (scope, key, "rules"), raw_calendar)
+        for key, table in (data.get(scope) or {}).items():
+            problems += _check_rule_layer(table.get("rules") or {}, (scope, key, "rules"),
+                                          raw_calendar)
     if problems:
         raise ConfigError(_report(source, problems))
     return Config(

@@ -340,6 +340,16 @@ def test_config_file_that_is_not_toml(tmp_path: Path) -> None:
     assert_bad_input(run("--config", config, "config", "show"), "not valid TOML", "line 1")
 
 
+def test_every_configuration_problem_is_listed_at_once(tmp_path: Path) -> None:
+    config = _write(tmp_path, "bad.toml", "[service]\nworkers = 0\n"
+                    "[agency.calendar]\ntimezone = \"Mars/Base\"\n"
+                    "[rules.pm-brifed]\nenabled = false\n")
+    assert_bad_input(run("--config", config, "config", "show"),
+                     "service → workers: Must be greater than or equal to 1",
+                     "agency → calendar → timezone: unknown time zone 'Mars/Base'",
+                     "rules → pm-brifed: unknown rule; did you mean pm-briefed?")
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     config = str(tmp_path / "nope.toml")
     assert_bad_input(run("--config", config, "config", "show"), "no such configuration file")

@@ -64,7 +64,8 @@ def test_the_agency_calendar_is_the_rules_calendar_unless_overridden() -> None:
         ({"score": {"green": 40, "amber": 60}}, "score → amber: must not be above score → green"),
         ({"service": {"keep_events_days": 0}},
          "service → keep_events_days: Must be greater than or equal to 1."),
-        ({"rules": {"pm-brifed": {}}}, "rules → pm-brifed: unknown rule (known: "),
+        ({"rules": {"pm-brifed": {}}},
+         "rules → pm-brifed: unknown rule; did you mean pm-briefed? (known: "),
         ({"rules": {"client-answered": {"sla_business_hours": -1}}},
          "rules → client-answered → sla_business_hours: Must be greater than or equal to 0."),
         ({"rules": {"client-answered": {"sla": 4}}},
@@ -108,6 +109,15 @@ def test_file_and_environment(tmp_path: Path) -> None:
     answered = _rule(config, "client-answered").settings
     assert (answered.sla_business_hours, answered.window_days) == (4, 14)
     assert "CLIENTGUARD_AGENCY__LANGUAGE" in config.source
+
+
+def test_a_rule_id_in_a_variable_name_may_spell_its_hyphens_as_underscores() -> None:
+    """What a shell can export: no `-` in a variable's name."""
+    config = load_config(environ={
+        "CLIENTGUARD_RULES__CLIENT_ANSWERED__SLA_BUSINESS_HOURS": "6",
+        "CLIENTGUARD_CLIENTS__ACME__RULES__MEETING_LOAD__ENABLED": "false"})
+    assert _rule(config, "client-answered").settings.sla_business_hours == 6
+    assert _rule(config, "meeting-load", client="acme").enabled is False
 
 
 def test_an_unknown_environment_setting_names_the_key(tmp_path: Path, monkeypatch) -> None:
