@@ -44,6 +44,10 @@ class EngagementRef:
     def indirect(self) -> bool:
         return INDIRECT in self.key
 
+    def __str__(self) -> str:
+        """As the log names it: `jira agency-dc/10231`."""
+        return f"{self.connector} {self.site}/{self.key}"
+
 
 INDIRECT = ":"
 
