@@ -223,6 +223,10 @@ class Connector(Protocol):
         """Remove the sticky comment (everything passes and the agency wants none)."""
         ...
 
+    def delete_duplicates(self, snapshot: Snapshot) -> None:
+        """Remove only the other copies (`snapshot.duplicates`); the comment stays as it is."""
+        ...
+
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the one sticky comment, agency-internal by construction; returns
         its id. There is no way to ask for a visible comment."""

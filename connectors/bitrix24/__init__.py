@@ -268,7 +268,11 @@ class Bitrix24Connector:
         client = self.client_for(snapshot.ref.site)
         if snapshot.sticky_id is not None:
             comments.delete_sticky(client, context.deal_id, snapshot.sticky_id)
-        comments.delete_stale(client, context.deal_id, snapshot.duplicates)
+        self.delete_duplicates(snapshot)
+
+    def delete_duplicates(self, snapshot: Snapshot) -> None:
+        comments.delete_stale(self.client_for(snapshot.ref.site), snapshot.context.deal_id,
+                              snapshot.duplicates)
 
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the deal's sticky timeline comment, remove duplicates a crash
@@ -277,7 +281,7 @@ class Bitrix24Connector:
         client = self.client_for(snapshot.ref.site)
         comment_id = comments.write_sticky(client, context.deal_id, snapshot.sticky_id,
                                            content, pin=self.settings.pin_sticky)
-        comments.delete_stale(client, context.deal_id, snapshot.duplicates)
+        self.delete_duplicates(snapshot)
         if self.settings.notify_responsible and context.responsible_id is not None:
             url = snapshot.engagement.url or ""
             try:

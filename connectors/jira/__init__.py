@@ -168,9 +168,13 @@ class JiraConnector:
     def delete_sticky(self, snapshot: Snapshot) -> None:
         """Remove the sticky comment and any duplicate (a comment already gone is fine)."""
         issue, existing = snapshot.context
-        for comment_id in (existing, *snapshot.duplicates):
-            if comment_id is not None:
-                delete_sticky(self.client, issue["key"], comment_id)
+        if existing is not None:
+            delete_sticky(self.client, issue["key"], existing)
+        self.delete_duplicates(snapshot)
+
+    def delete_duplicates(self, snapshot: Snapshot) -> None:
+        for comment_id in snapshot.duplicates:
+            delete_sticky(self.client, snapshot.context[0]["key"], comment_id)
 
     def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
         """Create or update the sticky comment (internal by construction), and remove
@@ -179,8 +183,7 @@ class JiraConnector:
         # Not seen among the comments but known: update it by id (a comment a person
         # deleted answers 404 and is written anew), never add a second one.
         comment_id = write_sticky(self.client, self.settings, issue, content, existing)
-        for duplicate in snapshot.duplicates:
-            delete_sticky(self.client, issue["key"], duplicate)
+        self.delete_duplicates(snapshot)
         return comment_id
 
 

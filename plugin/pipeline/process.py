@@ -77,8 +77,8 @@ ACTION_WORDS = {Action.CREATE: ("created", "would create"),
                 Action.UNCHANGED: ("unchanged", "unchanged"),
                 Action.STOPPED: ("not written (writes stopped after a leak)",
                                  "not written (writes stopped after a leak)")}
-NO_WRITE = (Action.UNCHANGED, Action.STOPPED)
 """Each action as said when done, and on a dry run (index: `dry_run`)."""
+NO_WRITE = (Action.UNCHANGED, Action.STOPPED)  # the sticky comment is left as it is
 
 
 @dataclass(frozen=True)
@@ -175,24 +175,28 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
     """Evaluate `ref` now, outside the event queue (the command line): the plan `process`
     would make, carried out as `process` does unless `dry_run`, which writes nothing —
     neither to the platform nor to the database. Stored events are left to the service.
-    `resume` first lifts a stop after a leak (a person fixed the visibility): the write
-    that follows is read back like any other, and stops writes again if it leaks."""
-    if resume and not dry_run:
-        with database.session() as session, session.begin():
-            stop_writes(session, ref, None)
+    `resume` plans as if writes were not stopped after a leak (a person fixed the
+    visibility); the stop is lifted only by what follows succeeding — a write read back
+    agency-internal, or the comment found on the ticket as written — and a new leak stops
+    writes again."""
     with database.reading() as session:
         known = get_engagement(session, ref)
-    plan = plan_comment(ref, connector, config, metrics, now, known)
+    plan = plan_comment(ref, connector, config, metrics, now, known, resume=resume)
     if not dry_run:
         carry_out(plan, connector, database, config, metrics, now)
+        if resume and plan.action is Action.UNCHANGED:  # a write lifts it in carry_out
+            with database.session() as session, session.begin():
+                stop_writes(session, ref, None)
     return plan
 
 
 def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metrics: Metrics,
-                 now: datetime, known: EngagementRecord | None) -> CommentPlan:
+                 now: datetime, known: EngagementRecord | None, *,
+                 resume: bool = False) -> CommentPlan:
     """Fetch, evaluate and decide; nothing is written. The comment is unchanged when it is
-    still on the ticket as we left it, alone, and its content has the fingerprint stored for
-    the last write: copies of it are removed by a write."""
+    still on the ticket as we left it and its content has the fingerprint stored for the
+    last write (copies of it are deleted even then). Nothing is written while a leak stopped
+    writes, unless `resume`."""
     snapshot = connector.fetch_snapshot(ref, known.sticky_comment_id if known else None)
     started = time.perf_counter()
     report = evaluate(snapshot.engagement, config, now)
@@ -202,12 +206,13 @@ def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metri
         log.warning("%s %s: someone else changed the sticky comment %s (shared it with the "
                     "client or edited it); it is written again, agency-internal", ref.connector,
                     snapshot.engagement.key, snapshot.sticky_id)
-    if snapshot.duplicates:
-        log.warning("%s %s: %d more copies of the sticky comment (%s); they are deleted",
+    stopped = known is not None and known.writes_stopped and not resume
+    if snapshot.duplicates and not stopped:
+        log.warning("%s %s: %d more copies of the sticky comment (%s), to delete",
                     ref.connector, snapshot.engagement.key, len(snapshot.duplicates),
                     ", ".join(snapshot.duplicates))
     clean = not report.findings and not report.faulty
-    if known is not None and known.writes_stopped:
+    if stopped:
         log.warning("%s %s: nothing is written here since a sticky comment turned out "
                     "client-visible (%s); once the visibility is fixed, `clientguard check "
                     "%s --resume` writes again", ref.connector, snapshot.engagement.key,
@@ -218,7 +223,7 @@ def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metri
     elif snapshot.sticky_id is None:
         action = Action.CREATE
     elif (known is not None and content.fingerprint == known.sticky_hash
-          and snapshot.sticky_as_written and not snapshot.duplicates):
+          and snapshot.sticky_as_written):
         action = Action.UNCHANGED
     else:
         action = Action.UPDATE
@@ -240,8 +245,10 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
             comment_id = connector.write_sticky(snapshot, plan.content)
         except LeakPrevented as leak:  # the next write would leak again: stop them here
             with database.session() as session, session.begin():
-                stop_writes(session, ref, f"{now:%Y-%m-%d %H:%M} UTC: {leak}")
+                stop_writes(session, ref, f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC: {leak}")
             raise
+    elif plan.action is Action.UNCHANGED and snapshot.duplicates:
+        connector.delete_duplicates(snapshot)  # no rewrite (and no notification) for them
     metrics.comments.labels(ref.connector, METRIC_ACTION[plan.action]).inc()
     engagement = snapshot.engagement
     managers = engagement.roles.points_of_contact or ()

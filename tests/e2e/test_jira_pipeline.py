@@ -215,9 +215,8 @@ def test_a_copy_of_the_sticky_comment_is_deleted_though_nothing_else_changed(
     deliver(app, "d-2")
     run_jobs_until_done(app)
     assert jira.deleted == ["90007"]
-    assert [(c["method"], c["id"], c["visibility"]) for c in jira.written] == [
-        ("POST", "90001", ROLE), ("PUT", "90001", ROLE)]  # the one whose id is stored stays
-    assert "1 more copies of the sticky comment (90007); they are deleted" in caplog.text
+    assert [c["method"] for c in jira.written] == ["POST"]  # the stored one stays, unedited
+    assert "1 more copies of the sticky comment (90007), to delete" in caplog.text
 
 
 def test_a_leak_stops_every_write_to_the_ticket_until_a_person_resumes_them(
@@ -244,6 +243,17 @@ def test_a_leak_stops_every_write_to_the_ticket_until_a_person_resumes_them(
     assert "nothing is written here since a sticky comment turned out client-visible" in (
         caplog.text)
 
+    issue_url = re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*")
+    jira.mock.replace(responses.GET, issue_url, status=401,
+                      json={"errorMessages": ["token revoked"], "errors": {}})
+    with pytest.raises(AuthError):  # a resume that writes nothing lifts nothing
+        review(REF, app.extensions["clientguard.connectors"]["jira"],
+               app.extensions["clientguard.database"], app.extensions["clientguard.config"],
+               app.extensions["clientguard.metrics"], datetime.now(UTC), resume=True)
+    assert writes_stopped(app) is not None
+    jira.mock.remove(responses.GET, issue_url)
+    jira.mock.add_callback(responses.GET, issue_url,
+                           callback=lambda request: (200, {}, json.dumps(jira.issue)))
     jira.ignores_visibility = False  # the agency fixed the role
     review(REF, app.extensions["clientguard.connectors"]["jira"],
            app.extensions["clientguard.database"], app.extensions["clientguard.config"],

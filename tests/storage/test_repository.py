@@ -112,6 +112,28 @@ def test_upgrade_to_head_twice_gives_the_models_schema(database_url: str) -> Non
                       "installations"}
 
 
+def test_going_back_a_migration_keeps_findings_and_scores(database_url: str) -> None:
+    """Dropping a column of `engagements` must not drop the table: its ON DELETE CASCADE
+    would empty what hangs off it (SQLite copies a table to alter it in batch mode)."""
+    from alembic import command
+    from alembic.config import Config
+
+    upgrade(database_url)
+    database = open_database(database_url)
+    save(database, {"pm-briefed": "fail"}, datetime(2026, 11, 20, 12, tzinfo=UTC))
+    with database.engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    with database.engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == "0002"
+    assert transaction(database, lambda s: (s.scalar(select(func.count()).select_from(
+        FindingRecord)), s.scalar(select(func.count()).select_from(DailyScore)))) == (1, 1)
+    database.close()
+    upgrade(database_url)  # and forward again
+
+
 def test_services_starting_together_migrate_once(database_url: str) -> None:
     # Processes, not threads: Alembic keeps its migration context in a module global.
     script = f"from plugin.storage import upgrade; upgrade({database_url!r})"

@@ -19,10 +19,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("engagements") as table:
-        table.add_column(sa.Column("writes_stopped", sa.Text(), nullable=True))
+    op.add_column("engagements", sa.Column("writes_stopped", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("engagements") as table:
-        table.drop_column("writes_stopped")
+    # A plain ALTER (SQLite >= 3.35 drops a column in place): a batch operation would copy
+    # the table and drop the old one, and with foreign keys on, its ON DELETE CASCADE would
+    # empty findings and daily scores.
+    op.drop_column("engagements", "writes_stopped")
