@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -41,6 +42,17 @@ MAX_TOTAL_WAIT = 60.0
 BACKOFF_FIRST = 2.0
 BACKOFF_CAP = 30.0
 JITTER = (0.7, 1.3)
+
+STOPPING = threading.Event()
+"""Set when the service stops (`serve`): see `platform_sleep`."""
+
+
+def platform_sleep(seconds: float) -> None:
+    """The wait before a platform call (a retry's backoff, rate-limit spacing). Once the
+    service is stopping it ends at once with `Transient`, so the job gives its events back
+    (postponed, none lost) instead of holding the stop for up to `MAX_TOTAL_WAIT`."""
+    if STOPPING.wait(seconds):
+        raise Transient("the service is stopping; the events are retried after its restart")
 
 
 class SessionWithTimeout(requests.Session):

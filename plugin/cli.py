@@ -36,6 +36,7 @@ from connectors.errors import (
     PlatformError,
     StickyRefused,
 )
+from connectors.http import STOPPING
 from connectors.jira import JiraConnector
 from connectors.markup import plain_text
 from plugin.config import LOG_LEVELS, Config, ConfigError, load_config, redacted_url
@@ -460,6 +461,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int,
     try:
         server.run()
     finally:
+        STOPPING.set()  # a job waiting on a platform gives its events back at once
         consumer.stop(graceful=True)
         close_app(app)
 

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -319,4 +320,28 @@ def test_a_bitrix24_application_no_portal_installed_yet_is_served_and_said(
                          r"application yet", served.stderr)
     finally:
         served.stop()
+
+
+def test_serve_stops_at_once_while_a_job_waits_for_jira_and_loses_nothing(
+        tmp_path: Path) -> None:
+    """Jira unreachable: the job's call is between retries (up to a minute of backoff) when
+    the stop comes. It gives its events back, postponed, and the process ends promptly."""
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        jira = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        config = configure(tmp_path, jira=jira, coalesce_seconds=0)
+        server = Running("--config", str(config), "serve", "--port", "0", cwd=tmp_path)
+        try:
+            base = server.wait_for(r"^ClientGuard listening on (http://127\.0\.0\.1:\d+) "
+                                   ).group(1)
+            deliver(base, jira, "d-1")
+            server.wait_for(r"retrying after .* waiting")
+            server.process.terminate()
+            server.process.wait(timeout=30)
+        finally:
+            server.stop()
+    assert "the service is stopping; the events are retried after its restart" in (
+        server.stderr)
+    with sqlite3.connect(tmp_path / "clientguard.sqlite3") as database:
+        assert database.execute("SELECT status FROM events").fetchall() == [("pending",)]
 

@@ -33,7 +33,7 @@ import requests
 
 from connectors.base import InstallationStore
 from connectors.errors import AuthError, PayloadError, Transient
-from connectors.http import new_session, send
+from connectors.http import new_session, platform_sleep, send
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class PortalAuth:
     def __init__(self, store: InstallationStore, member_id: str, client_id: str,
                  client_secret: str, session: requests.Session | None = None, *,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = platform_sleep) -> None:
         if not member_id or not client_id or not client_secret:
             raise ValueError("PortalAuth needs member_id, client_id and client_secret")
         self._store = store

@@ -52,6 +52,7 @@ from connectors.http import (
     USER_AGENT,
     CallObserver,
     new_session,
+    platform_sleep,
     retry_after_seconds,
     send,
 )
@@ -257,7 +258,7 @@ class Bitrix24Client:
 
     def __init__(self, auth: Bitrix24Auth, throttle: LeakyBucket,
                  session: requests.Session | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep,
+                 sleep: Callable[[float], None] = platform_sleep,
                  clock: Callable[[], float] = time.time,
                  observer: CallObserver | None = None) -> None:
         self._auth = auth

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from connectors.base import InstallationStore
+from connectors.http import platform_sleep
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class LeakyBucket:
 
     def __init__(self, rate_per_second: float, burst: int, *,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep,
+                 sleep: Callable[[float], None] = platform_sleep,
                  state: BucketState | None = None) -> None:
         self.configure(rate_per_second, burst)
         self._clock = clock

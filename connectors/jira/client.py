@@ -45,6 +45,7 @@ from connectors.http import (
     RETRY_IDEMPOTENT,
     CallObserver,
     new_session,
+    platform_sleep,
     retry_after_seconds,
     send,
 )
@@ -253,7 +254,7 @@ class JiraClient:
 
     def __init__(self, base_url: str, auth: tuple[str, str] | str, flavour: Flavour = "cloud",
                  session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
+                 sleep: Callable[[float], None] = platform_sleep,
                  clock: Callable[[], float] = time.monotonic,
                  observer: CallObserver | None = None) -> None:
         if flavour not in API_PREFIX:
