@@ -90,6 +90,7 @@ class CommentPlan:
     report: Report
     content: StickyContent
     action: Action
+    resumes: bool = False  # carried out, it lifts a stop after a leak (`check --resume`)
 
     def describe(self, audience: str, *, dry_run: bool) -> str:
         """`ACME-12: would update sticky comment 10206, as a JSM internal note`; on a dry
@@ -184,9 +185,6 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
     plan = plan_comment(ref, connector, config, metrics, now, known, resume=resume)
     if not dry_run:
         carry_out(plan, connector, database, config, metrics, now)
-        if resume and plan.action is Action.UNCHANGED:  # a write lifts it in carry_out
-            with database.session() as session, session.begin():
-                stop_writes(session, ref, None)
     return plan
 
 
@@ -227,7 +225,8 @@ def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metri
         action = Action.UNCHANGED
     else:
         action = Action.UPDATE
-    return CommentPlan(snapshot, report, content, action)
+    return CommentPlan(snapshot, report, content, action,
+                       resumes=resume and known is not None and bool(known.writes_stopped))
 
 
 def carry_out(plan: CommentPlan, connector: Connector, database: Database, config: Config,
@@ -266,6 +265,8 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
         if wrote:
             set_sticky(session, ref, comment_id,
                        None if comment_id is None else plan.content.fingerprint)
+        if plan.resumes:  # the write was read back internal, or the comment found as written
+            stop_writes(session, ref, None)
         if answers:
             finish(session, answers, now)
     return wrote

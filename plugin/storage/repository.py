@@ -527,7 +527,6 @@ def stop_writes(session: Session, ref: EngagementRef, reason: str | None) -> Non
 def set_sticky(session: Session, ref: EngagementRef, comment_id: str | None,
                rendered_hash: str | None) -> None:
     """Remember the sticky comment we wrote and a hash of its text: the next evaluation
-    writes nothing when the text hashes the same. A write that got here was read back
-    agency-internal, so it lifts a stop after a leak."""
+    writes nothing when the text hashes the same."""
     _upsert_engagement(session, ref, {"sticky_comment_id": comment_id,
-                                      "sticky_hash": rendered_hash, "writes_stopped": None})
+                                      "sticky_hash": rendered_hash})
