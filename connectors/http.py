@@ -108,6 +108,11 @@ class CallObserver(Protocol):
         "error"."""
         ...
 
+    def platform_error(self, connector: str, status: str) -> None:
+        """A failure `connector` reported inside a call answered 200 (a Bitrix24 batch
+        command refused); `status` is a bounded name of what failed ("batch NotFound")."""
+        ...
+
 
 def send(session: requests.Session, method: str, url: str, *, where: str,
          observer: CallObserver | None = None, connector: str = "", call: str | None = None,

@@ -69,4 +69,9 @@ class Metrics:
         error when it was answered with 400 or above or not answered at all."""
         self.platform_call_seconds.labels(connector, method).observe(seconds)
         if not (status.isdigit() and int(status) < 400):
-            self.platform_errors.labels(connector, status).inc()
+            self.platform_error(connector, status)
+
+    def platform_error(self, connector: str, status: str) -> None:
+        """A failed call, or a failure inside an answered one
+        (`connectors.http.CallObserver`)."""
+        self.platform_errors.labels(connector, status).inc()

@@ -351,7 +351,11 @@ class Bitrix24Client:
         repeatable = all(retry_safe(method) for method, _ in commands.values())
         page = self.call_full("batch", {"halt": 1 if halt else 0, "cmd": cmd},
                               repeatable=repeatable)
-        return decode_batch(page.result, commands, secrets=self._auth.secrets())
+        decoded = decode_batch(page.result, commands, secrets=self._auth.secrets())
+        if self._observer is not None:  # the batch answered 200: its failures count apart
+            for error in (*decoded.errors.values(), *decoded.unmapped_errors):
+                self._observer.platform_error("bitrix24", f"batch {type(error).__name__}")
+        return decoded
 
     # -- one attempt --------------------------------------------------------------------
 

@@ -207,3 +207,18 @@ def test_a_bitrix24_limit_storm_the_retries_ride_out_shows_every_refusal(
     assert timed(bitrix24_app, "bitrix24") == {method: float(methods.count(method))
                                                for method in set(methods)}
     assert methods.count("batch") >= 3  # the refused batch twice, then the one answered
+
+
+def test_a_bitrix24_batch_command_refused_inside_a_200_answer_is_counted(
+        bitrix24_app: Flask, portal: FakePortal):
+    response = bitrix24_app.test_client().post(
+        "/hooks/bitrix24", data=event_body("ONCRMDEALUPDATE", 410),
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 202, response.json
+    del portal.deals[410]  # deleted on the portal before the evaluation reads it
+    run_jobs_until_done(bitrix24_app)
+
+    assert statuses(bitrix24_app) == {"done"}  # the deal is gone: nothing left to do
+    assert ("crm.item.get", "NOT_FOUND") in portal.refused_in_batch
+    assert errors(bitrix24_app, "bitrix24") == {
+        "batch NotFound": float(len(portal.refused_in_batch))}

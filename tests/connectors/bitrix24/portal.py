@@ -162,6 +162,7 @@ class FakePortal:
         self._now = now or (lambda: datetime.now(UTC))
         self._ids = itertools.count(10_001)  # every object created here gets a new id
         self.calls: list[Call] = []
+        self.refused_in_batch: list[tuple[str, str]] = []  # (method, error code) per command
         self.writes: list[Write] = []
         self.token_requests: list[dict[str, str]] = []
         self.before_call: Callable[[Call], None] | None = None
@@ -519,6 +520,7 @@ class FakePortal:
                     code = ""  # as captured: "" with "Not found" [fixtures response_batch.json]
                 parts["result_error"][key] = {"error": code,
                                               "error_description": error.description}
+                self.refused_in_batch.append((method, code))
                 if halt:
                     break
                 continue
