@@ -50,6 +50,7 @@ from plugin.rules.docs import rules_markdown
 
 if TYPE_CHECKING:
     from flask import Flask
+    from huey.consumer import Consumer
 
     from plugin.pipeline.process import CommentPlan
     from plugin.storage import Database
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILING, EXIT_BAD_INPUT = 0, 1, 2
 PLATFORMS = sorted(REGISTRY)
+WORKER_HEALTH_CHECK_SECONDS = 10.0  # as huey's own run loop
 
 
 def _bad_input(message: str) -> NoReturn:
@@ -449,21 +451,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int,
         _bad_input(f"cannot listen on {host}:{port} (service → host, service → port; "
                    f"--host, --port): {reason}")
     _freeze_startup_heap()
-    consumer = app.extensions["clientguard.jobs"].consumer(config.service.workers)
-    consumer.start()
-    # The consumer took over SIGTERM/SIGINT for its own run loop, which `serve` does not use:
-    # give them back, so a stop signal ends the web server and the finally below.
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    click.echo(f"ClientGuard listening on {_addresses(server)} with "
-               f"{config.service.workers} worker(s)"
-               + (" (dry run: nothing is written)" if config.service.dry_run else ""), err=True)
-    try:
+    with _consumer_running(app, config.service.workers):
+        click.echo(f"ClientGuard listening on {_addresses(server)} with "
+                   f"{config.service.workers} worker(s)"
+                   + (" (dry run: nothing is written)" if config.service.dry_run else ""),
+                   err=True)
         server.run()
-    finally:
-        STOPPING.set()  # a job waiting on a platform gives its events back at once
-        consumer.stop(graceful=True)
-        close_app(app)
 
 
 def _addresses(server: Any) -> str:
@@ -472,6 +465,28 @@ def _addresses(server: Any) -> str:
                  or [(server.effective_host, server.effective_port)])
     return ", ".join(f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
                      for host, port in listening)
+
+
+@contextlib.contextmanager
+def _consumer_running(app: Flask, workers: int) -> Iterator[Consumer]:
+    """The job workers and the periodic jobs run while the block runs; SIGTERM or SIGINT
+    ends the block. Then a job waiting on a platform gives its events back at once
+    (`STOPPING`), the running jobs finish, and the app is closed.
+
+    Why not huey's own run loop: its SIGTERM abandons the jobs in flight, and its SIGINT
+    waits out a job's retry backoff (up to a minute), longer than a container's grace."""
+    from plugin.app import close_app
+
+    consumer = app.extensions["clientguard.jobs"].consumer(workers)
+    consumer.start()
+    signal.signal(signal.SIGTERM, _stop)  # start() took both over for huey's run loop
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield consumer
+    finally:
+        STOPPING.set()
+        consumer.stop(graceful=True)
+        close_app(app)
 
 
 def _stop(*_: object) -> NoReturn:
@@ -498,9 +513,13 @@ def worker(ctx: click.Context, log_level: str | None) -> None:
     _log_to_standard_error(log_level or config.service.log_level)
     app = _service_app(config)
     _freeze_startup_heap()
-    click.echo(f"ClientGuard worker with {config.service.workers} thread(s)"
-               + (" (dry run: nothing is written)" if config.service.dry_run else ""), err=True)
-    app.extensions["clientguard.jobs"].consumer(config.service.workers).run()
+    with _consumer_running(app, config.service.workers) as consumer:
+        click.echo(f"ClientGuard worker with {config.service.workers} thread(s)"
+                   + (" (dry run: nothing is written)" if config.service.dry_run else ""),
+                   err=True)
+        while True:  # a worker thread that died (it should not) is replaced
+            time.sleep(WORKER_HEALTH_CHECK_SECONDS)
+            consumer.check_worker_health()
 
 
 @cli.group("doctor")

@@ -30,6 +30,7 @@ import pytest
 import requests
 import tomli_w
 
+from plugin.app import close_app, create_app
 from plugin.config import ConfigError, load_config
 from tests.e2e.running import JsonStandIn
 
@@ -149,15 +150,21 @@ class Running:
         self._reader.join(timeout=5)
 
 
-def deliver(base: str, jira: str, delivery_id: str) -> None:
-    """A signed Data Center `comment_created` on issue 10231, as Jira posts it."""
+def signed_delivery(jira: str, delivery_id: str) -> tuple[bytes, dict[str, str]]:
+    """A signed Data Center `comment_created` on issue 10231, as Jira posts it: the body and
+    its headers."""
     payload = json.loads((FIXTURES / "comment_created__datacenter_no_issue.json")
                          .read_text("utf-8"))
     payload["comment"]["self"] = f"{jira}/rest/api/2/issue/10231/comment/555"
     body = json.dumps(payload).encode()
     signature = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    response = requests.post(f"{base}/hooks/jira", data=body, timeout=10, headers={
-        "X-Hub-Signature": f"sha256={signature}", "X-Atlassian-Webhook-Identifier": delivery_id})
+    return body, {"X-Hub-Signature": f"sha256={signature}",
+                  "X-Atlassian-Webhook-Identifier": delivery_id}
+
+
+def deliver(base: str, jira: str, delivery_id: str) -> None:
+    body, headers = signed_delivery(jira, delivery_id)
+    response = requests.post(f"{base}/hooks/jira", data=body, timeout=10, headers=headers)
     assert response.status_code == 202, response.text
 
 
@@ -322,26 +329,41 @@ def test_a_bitrix24_application_no_portal_installed_yet_is_served_and_said(
         served.stop()
 
 
-def test_serve_stops_at_once_while_a_job_waits_for_jira_and_loses_nothing(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_stop_ends_at_once_while_a_job_waits_for_jira_and_loses_nothing(
+        tmp_path: Path, command: str) -> None:
     """Jira unreachable: the job's call is between retries (up to a minute of backoff) when
-    the stop comes. It gives its events back, postponed, and the process ends promptly."""
+    SIGTERM comes (as from a container's stop). It gives its events back, postponed, and
+    the process ends promptly — `serve`, and `worker` beside a separate web process."""
     with socket.socket() as closed:  # bound, never listening: connections are refused
         closed.bind(("127.0.0.1", 0))
         jira = f"http://127.0.0.1:{closed.getsockname()[1]}"
         config = configure(tmp_path, jira=jira, coalesce_seconds=0)
-        server = Running("--config", str(config), "serve", "--port", "0", cwd=tmp_path)
+        if command == "serve":
+            running = Running("--config", str(config), "serve", "--port", "0", cwd=tmp_path)
+        else:
+            running = Running("--config", str(config), "worker", cwd=tmp_path)
         try:
-            base = server.wait_for(r"^ClientGuard listening on (http://127\.0\.0\.1:\d+) "
-                                   ).group(1)
-            deliver(base, jira, "d-1")
-            server.wait_for(r"retrying after .* waiting")
-            server.process.terminate()
-            server.process.wait(timeout=30)
+            if command == "serve":
+                deliver(running.wait_for(r"^ClientGuard listening on (http://127\.0\.0\.1:\d+) "
+                                         ).group(1), jira, "d-1")
+            else:  # the web process: the app on the same database and queue, in this one
+                running.wait_for(r"^ClientGuard worker with ")
+                web = create_app(load_config(config))
+                try:
+                    body, headers = signed_delivery(jira, "d-1")
+                    answer = web.test_client().post("/hooks/jira", data=body, headers=headers)
+                    assert answer.status_code == 202, answer.json
+                finally:
+                    close_app(web)
+            running.wait_for(r"retrying after .* waiting")
+            running.process.terminate()
+            running.process.wait(timeout=30)
         finally:
-            server.stop()
+            running.stop()
+    assert running.process.returncode == 0, running.stderr
     assert "the service is stopping; the events are retried after its restart" in (
-        server.stderr)
+        running.stderr)
     with sqlite3.connect(tmp_path / "clientguard.sqlite3") as database:
         assert database.execute("SELECT status FROM events").fetchall() == [("pending",)]
 
