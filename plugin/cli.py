@@ -13,9 +13,10 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -345,6 +346,35 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 QUIET_BELOW_DEBUG = ("alembic.runtime.plugins",)
 """Loggers whose INFO records say nothing to an operator (Alembic lists its plugins on every
 start): shown at DEBUG only."""
+SUMMARISED = {"waitress.queue": 60.0}
+"""Loggers that repeat one message while a condition lasts, and how many seconds apart their
+records are shown: waitress warns "Task queue depth is N" for every request that waits for a
+free thread, dozens a second while the service is saturated."""
+
+
+class OncePer(logging.Filter):
+    """Lets a record through at most once per `seconds`; the next one shown says how many
+    were held back meanwhile."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_at = float("-inf")
+        self._held = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            now = self._clock()
+            if now < self._next_at:
+                self._held += 1
+                return False
+            held, self._held, self._next_at = self._held, 0, now + self.seconds
+        if held:
+            record.msg = f"{record.msg} ({held} more like it held back in the last " \
+                         f"{self.seconds:g} s)"
+        return True
 
 
 def _log_level_option(command: Any) -> Any:
@@ -382,6 +412,11 @@ def _log_to_standard_error(level: str) -> None:
     for name in QUIET_BELOW_DEBUG:
         logging.getLogger(name).setLevel(logging.NOTSET if level.upper() == "DEBUG"
                                          else logging.WARNING)
+    for name, seconds in SUMMARISED.items():
+        logger = logging.getLogger(name)
+        for known in [f for f in logger.filters if isinstance(f, OncePer)]:
+            logger.removeFilter(known)
+        logger.addFilter(OncePer(seconds))
 
 
 def _service_app(config: Config) -> Flask:

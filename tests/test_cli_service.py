@@ -10,9 +10,11 @@ the agency's network), serving the REST answers of tests/connectors/jira/fixture
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import socket
@@ -31,6 +33,7 @@ import requests
 import tomli_w
 
 from plugin.app import close_app, create_app
+from plugin.cli import OncePer
 from plugin.config import ConfigError, load_config
 from tests.e2e.running import JsonStandIn
 
@@ -367,3 +370,53 @@ def test_a_stop_ends_at_once_while_a_job_waits_for_jira_and_loses_nothing(
     with sqlite3.connect(tmp_path / "clientguard.sqlite3") as database:
         assert database.execute("SELECT status FROM events").fetchall() == [("pending",)]
 
+
+
+def test_a_saturated_serve_warns_of_waiting_requests_once_not_per_request(
+        tmp_path: Path, jira: str) -> None:
+    """Waitress warns "Task queue depth is N" for every request that finds no free thread:
+    while the service is saturated that was dozens of lines a second. One is shown a
+    minute."""
+    config = configure(tmp_path, jira=jira, coalesce_seconds=600)
+    server = Running("--config", str(config), "serve", "--port", "0", "--threads", "1",
+                     cwd=tmp_path)
+    try:
+        base = server.wait_for(r"^ClientGuard listening on (http://127\.0\.0\.1:\d+) ").group(1)
+        deliver(base, jira, "d-0")  # the schema exists; the one thread is warm
+        blocker = sqlite3.connect(tmp_path / "clientguard.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the next delivery's thread waits for this
+        senders = [threading.Thread(target=deliver, args=(base, jira, f"d-{n}"))
+                   for n in range(1, 13)]
+        for sender in senders:
+            sender.start()
+            time.sleep(0.02)  # each arrives while the one thread is still held up
+        time.sleep(0.3)
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        for sender in senders:
+            sender.join(timeout=30)
+        with sqlite3.connect(tmp_path / "clientguard.sqlite3") as database:
+            assert database.execute("SELECT count(*) FROM events").fetchone() == (13,)
+    finally:
+        server.stop()
+    assert len(re.findall(r"WARNING waitress\.queue: Task queue depth is \d+",
+                          server.stderr)) == 1, server.stderr
+
+
+def test_a_repeated_warning_is_shown_once_per_interval_with_how_many_were_held_back() -> None:
+    now = [0.0]
+    once = OncePer(60.0, clock=lambda: now[0])
+    record = functools.partial(logging.LogRecord, "waitress.queue", logging.WARNING, __file__,
+                               1, "Task queue depth is %d", exc_info=None)
+    assert once.filter(record(args=(1,)))
+    for depth in range(2, 30):
+        now[0] += 1.0
+        assert not once.filter(record(args=(depth,)))
+    now[0] = 60.0
+    shown = record(args=(4,))
+    assert once.filter(shown)
+    assert shown.getMessage() == (
+        "Task queue depth is 4 (28 more like it held back in the last 60 s)")
+    now[0] = 200.0
+    quiet = record(args=(1,))
+    assert once.filter(quiet) and quiet.getMessage() == "Task queue depth is 1"
