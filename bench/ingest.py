@@ -10,7 +10,9 @@ duplicate), over keep-alive connections.
 - Throughput: closed loop, `--clients` connections sending back to back for `--seconds`,
   taken in `--slices` alternating slices (bare, clientguard, bare, …) while the other server
   is stopped (SIGSTOP), so a machine whose speed drifts during the run (a shared VM) slows
-  both alike. Target: >= 70 % of the bare endpoint.
+  both alike. Target: >= 70 % of the bare endpoint. Each line gives the server's CPU per
+  request: both servers run at about one core (the interpreter lock), so the share is about
+  the inverse ratio of those (docs/decisions.md says where ClientGuard's go).
 - Latency: open loop at `--rate` requests/s for `--open-seconds`, each request sent at its
   scheduled time and timed from then (a slow answer does not hide the requests queued
   behind it). Target: p99 <= 25 ms.
@@ -379,7 +381,8 @@ def main() -> None:
         print(f"{label} closed loop, {args.clients} clients: {phase.rate:7,.0f} req/s  "
               f"(p50 {ms(percentile(phase.latencies, 0.5))}, p99 "
               f"{ms(percentile(phase.latencies, 0.99))}; {phase.failed} failed; CPU: server "
-              f"{phase.server_cores:.2f} cores, this process {phase.generator_cores:.2f})")
+              f"{phase.server_cores:.2f} cores = {phase.server_cores / phase.rate * 1e6:.0f} µs "
+              f"per request, this process {phase.generator_cores:.2f})")
     for label, phase in (("baseline  bare Flask endpoint", bare_open),
                          ("measured  clientguard serve   ", cg_open)):
         print(f"{label} open loop {args.rate:.0f} req/s:   p50 "
