@@ -342,10 +342,8 @@ def test_a_stop_ends_at_once_while_a_job_waits_for_jira_and_loses_nothing(
         closed.bind(("127.0.0.1", 0))
         jira = f"http://127.0.0.1:{closed.getsockname()[1]}"
         config = configure(tmp_path, jira=jira, coalesce_seconds=0)
-        if command == "serve":
-            running = Running("--config", str(config), "serve", "--port", "0", cwd=tmp_path)
-        else:
-            running = Running("--config", str(config), "worker", cwd=tmp_path)
+        running = Running("--config", str(config), command,
+                          *(["--port", "0"] if command == "serve" else []), cwd=tmp_path)
         try:
             if command == "serve":
                 deliver(running.wait_for(r"^ClientGuard listening on (http://127\.0\.0\.1:\d+) "
@@ -369,7 +367,6 @@ def test_a_stop_ends_at_once_while_a_job_waits_for_jira_and_loses_nothing(
         running.stderr)
     with sqlite3.connect(tmp_path / "clientguard.sqlite3") as database:
         assert database.execute("SELECT status FROM events").fetchall() == [("pending",)]
-
 
 
 def test_a_saturated_serve_warns_of_waiting_requests_once_not_per_request(
