@@ -18,6 +18,8 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from plugin.storage.wal import WalCheckpointer
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -33,6 +35,7 @@ class Database:
     engine: Engine
     sessions: sessionmaker[Session]
     reading_sessions: sessionmaker[Session]
+    checkpointer: WalCheckpointer | None = None  # SQLite files: see `plugin.storage.wal`
 
     def session(self) -> Session:
         """A new session; use as `with database.session() as session, session.begin():`."""
@@ -54,6 +57,8 @@ class Database:
         return None
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.engine.dispose()
 
 
@@ -62,14 +67,18 @@ def open_database(url: str) -> Database:
     parsed = make_url(url)
     if parsed.drivername == "postgresql":  # the one driver we ship
         parsed = parsed.set(drivername="postgresql+psycopg")
+    checkpointer = None
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"factory": _WriterQueueConnection})
         _tune_sqlite(engine)
+        if parsed.database and not parsed.database.startswith(":memory:"):
+            checkpointer = WalCheckpointer(parsed.database, write_lock(parsed.database))
+            checkpointer.start()
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
     return Database(engine, sessionmaker(engine, expire_on_commit=False),
                     sessionmaker(engine.execution_options(**{READS_ONLY: True}),
-                                 expire_on_commit=False))
+                                 expire_on_commit=False), checkpointer)
 
 
 _WRITE_LOCKS: dict[str, threading.Lock] = {}
@@ -140,11 +149,11 @@ class _WriterQueueConnection(sqlite3.Connection):
 
 
 def _tune_sqlite(engine: Engine) -> None:
-    """WAL (readers never block the writer), a busy timeout (writers queue instead of
-    failing), foreign keys on; and every transaction but a `Database.reading` one starts with
-    BEGIN IMMEDIATE, so it takes the write lock up front: a transaction that reads, then
-    writes cannot fail half-way with "database is locked", and read-then-write steps are
-    atomic across processes."""
+    """WAL (readers never block the writer) checkpointed by `WalCheckpointer` rather than
+    inside a commit, a busy timeout (writers queue instead of failing), foreign keys on; and
+    every transaction but a `Database.reading` one starts with BEGIN IMMEDIATE, so it takes
+    the write lock up front: a transaction that reads, then writes cannot fail half-way with
+    "database is locked", and read-then-write steps are atomic across processes."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -152,6 +161,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA wal_autocheckpoint = 0")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

@@ -1,0 +1,76 @@
+"""Copies the SQLite write-ahead log into the database file on a thread of its own.
+
+Why: by default SQLite checkpoints inside the commit that fills the log past 1,000 pages.
+That commit then writes megabytes into the database file and waits for their fsync —
+measured here at 100–160 ms — while every webhook waiting to be stored waits behind it:
+the open-loop p99 at 300 webhooks/s went from 3 ms to 45 ms on a slow-disk day. So our
+connections never checkpoint (`wal_autocheckpoint = 0`); this thread does, in two steps:
+
+1. PASSIVE: copy what is in the log and fsync the database file. Writers go on meanwhile.
+2. RESTART, only once step 1 caught up: copy the few pages written during it and start the
+   log over. It holds this process's write lock (writers queue on it and wake as soon as it
+   is done, ~0.5–3 ms) — without a restart the log never shrinks under steady writes, since
+   SQLite reuses it only when every page has been copied when a write begins.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL_SECONDS = 1.0
+RESTART_BUSY_TIMEOUT_MS = 50  # readers still on the old log: try again next time
+
+
+class WalCheckpointer:
+    """Checkpoints one SQLite file every `interval` seconds until `stop()`."""
+
+    def __init__(self, database_file: str, write_lock: threading.Lock,
+                 interval: float | None = None) -> None:
+        self.database_file = database_file
+        self.write_lock = write_lock
+        self.interval = CHECKPOINT_INTERVAL_SECONDS if interval is None else interval
+        self._stopping = threading.Event()
+        self._last: list[int] = []  # (log, copied) of the last PASSIVE step
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        connection: sqlite3.Connection | None = None
+        while not self._stopping.wait(self.interval):
+            try:
+                if connection is None:
+                    connection = sqlite3.connect(self.database_file, isolation_level=None)
+                    connection.execute(f"PRAGMA busy_timeout = {RESTART_BUSY_TIMEOUT_MS}")
+                self.checkpoint(connection)
+            except sqlite3.Error:  # e.g. a disk error: the log only grows until it passes
+                log.warning("could not checkpoint %s", self.database_file, exc_info=True)
+        if connection is not None:
+            connection.close()
+
+    def checkpoint(self, connection: sqlite3.Connection) -> bool:
+        """One round; True when the log was started over."""
+        _busy, pages, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        caught_up = pages > 0 and copied == pages
+        changed = [pages, copied] != self._last
+        self._last = [pages, copied]
+        if not (caught_up and changed):  # idle, or readers held part of the log back
+            return False
+        with self.write_lock:
+            busy, *self._last = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        return not busy
