@@ -82,8 +82,7 @@ def _no_outside_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def jira() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
-        assert_calls_match_spec(call.request for call in mock.calls  # Cloud: the spec is Cloud's
-                                if call.request.url.startswith(CLOUD))
+        assert_calls_match_spec(call.request for call in mock.calls)
 
 
 

@@ -41,6 +41,7 @@ from plugin.storage.repository import (
     due_for_review,
     get_engagement,
 )
+from tests.connectors.jira.openapi import assert_calls_match_spec
 from tests.e2e.running import run_jobs_until, run_jobs_until_done, statuses
 
 JIRA = "https://jira.agency.example"
@@ -138,6 +139,7 @@ def jira() -> Iterator[FakeJira]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_passthru("http://127.0.0.1")  # nothing of ours goes through here
         yield FakeJira(mock)
+        assert_calls_match_spec(call.request for call in mock.calls)
 
 
 def deliver(app: Flask, delivery_id: str, text: str = "Any news on the launch?") -> None:

@@ -41,6 +41,7 @@ NOT_IN_CLOUD_PLATFORM_SPEC: dict[tuple[str, str], str] = {
         "JSM REST API (servicedeskapi, Cloud and DC): a separate spec, not vendored",
     ("GET", r"/rest/api/2/issue/[^/]+"): _DC,
     ("GET", r"/rest/api/2/issue/[^/]+/comment"): _DC,
+    ("GET", r"/rest/api/2/issue/[^/]+/comment/[^/]+"): _DC,
     ("POST", r"/rest/api/2/issue/[^/]+/comment"): _DC,
     ("PUT", r"/rest/api/2/issue/[^/]+/comment/[^/]+"): _DC,
     ("DELETE", r"/rest/api/2/issue/[^/]+/comment/[^/]+"): _DC,
@@ -50,6 +51,8 @@ NOT_IN_CLOUD_PLATFORM_SPEC: dict[tuple[str, str], str] = {
     ("GET", r"/rest/api/2/field"): _DC,
     ("GET", r"/rest/api/2/myself"): _DC,
     ("GET", r"/rest/api/2/mypermissions"): _DC,
+    ("GET", r"/rest/api/2/status"): _DC,
+    ("GET", r"/rest/api/2/group/member"): _DC,
     ("GET", r"/rest/webhooks/1\.0/webhook"): _ADMIN_WEBHOOKS,
     ("POST", r"/rest/webhooks/1\.0/webhook"): _ADMIN_WEBHOOKS,
 }
