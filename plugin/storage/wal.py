@@ -7,10 +7,11 @@ the open-loop p99 at 300 webhooks/s went from 3 ms to 45 ms on a slow-disk day. 
 connections never checkpoint (`wal_autocheckpoint = 0`); this thread does, in two steps:
 
 1. PASSIVE: copy what is in the log and fsync the database file. Writers go on meanwhile.
-2. RESTART, only once step 1 caught up: copy the few pages written during it and start the
-   log over. It holds this process's write lock (writers queue on it and wake as soon as it
-   is done, ~0.5–3 ms) — without a restart the log never shrinks under steady writes, since
-   SQLite reuses it only when every page has been copied when a write begins.
+2. RESTART, once step 1 left at most `RESTART_AT_MOST_PAGES` to copy (those written during
+   it): copy them and start the log over. It holds this process's write lock (writers queue
+   on it and wake as soon as it is done, ~0.5–3 ms) — without a restart the log never
+   shrinks under steady writes, since SQLite reuses it only when every page has been copied
+   when a write begins.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import threading
 log = logging.getLogger(__name__)
 
 CHECKPOINT_INTERVAL_SECONDS = 1.0
-RESTART_BUSY_TIMEOUT_MS = 50  # readers still on the old log: try again next time
+RESTART_BUSY_TIMEOUT_MS = 10  # readers still on the old log: try again next time
+RESTART_AT_MOST_PAGES = 256  # left to copy under the write lock: about 1 MB, a few ms
 
 
 class WalCheckpointer:
@@ -56,7 +58,6 @@ class WalCheckpointer:
             try:
                 if connection is None:
                     connection = sqlite3.connect(self.database_file, isolation_level=None)
-                    connection.execute(f"PRAGMA busy_timeout = {RESTART_BUSY_TIMEOUT_MS}")
                 self.checkpoint(connection)
             except sqlite3.Error:  # e.g. a disk error: the log only grows until it passes
                 log.warning("could not checkpoint %s", self.database_file, exc_info=True)
@@ -66,11 +67,12 @@ class WalCheckpointer:
     def checkpoint(self, connection: sqlite3.Connection) -> bool:
         """One round; True when the log was started over."""
         _busy, pages, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        caught_up = pages > 0 and copied == pages
+        nearly_all = copied >= 0 and pages - copied <= RESTART_AT_MOST_PAGES
         changed = [pages, copied] != self._last
         self._last = [pages, copied]
-        if not (caught_up and changed):  # idle, or readers held part of the log back
+        if not (pages > 0 and nearly_all and changed):  # idle, or readers hold the log back
             return False
-        with self.write_lock:
+        connection.execute(f"PRAGMA busy_timeout = {RESTART_BUSY_TIMEOUT_MS}")
+        with self.write_lock:  # writers wait here, the restart waits this long for readers
             busy, *self._last = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         return not busy
