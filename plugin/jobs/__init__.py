@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,8 +31,10 @@ from plugin.pipeline.resolve import resolve_waiting
 from plugin.storage import Database, write_lock
 from plugin.storage.repository import (
     due_for_review,
+    last_catch_up,
     oldest_waiting,
     prune_events,
+    record_catch_up,
     record_review,
     stale_engagements,
 )
@@ -43,7 +46,8 @@ STALE_AFTER_SECONDS = 120.0  # a pending event with no job done by then is re-ru
 REVIEW_AFTER_SECONDS = 3600.0  # an open engagement is re-evaluated at least hourly
 SCHEDULER_RESOLUTION = 1.0  # seconds: huey checks its schedule once a second
 POLL_AT_MOST_EVERY = 0.25  # seconds an idle worker waits before looking at the queue again
-CATCH_UP_MINUTES = 30  # the review looks this far back for changes no webhook announced
+CATCH_UP_MINUTES = 30  # the review looks at least this far back for changes no webhook announced
+CATCH_UP_AT_MOST_DAYS = 7  # after a longer outage, `clientguard backfill` catches up
 PRUNE_BATCH = 1000  # events deleted per transaction: a short hold of SQLite's write lock
 
 
@@ -158,18 +162,26 @@ class Jobs:
 
     def review(self, now: datetime | None = None) -> list[EngagementRef]:
         """Ask for a re-evaluation of open engagements not evaluated for an hour (time-based
-        rules), and of engagements the platforms changed recently (webhooks are not
-        guaranteed). Platform errors are logged: the next review tries again."""
+        rules), and of engagements the platforms changed since the last listing that worked
+        (webhooks are not guaranteed; `catch_up_minutes`). Platform errors are logged: the
+        next review tries again, and looks back that much further."""
         now = now or datetime.now(UTC)
         with self._database.reading() as session:
             asked = {(ref, "time") for ref in due_for_review(session, now, REVIEW_AFTER_SECONDS)}
         for connector in self._connectors.values():
+            with self._database.reading() as session:
+                minutes = catch_up_minutes(now, last_catch_up(session, connector.name))
             try:
-                changed = connector.recently_updated(CATCH_UP_MINUTES)
+                changed = connector.recently_updated(minutes)
             except (PlatformError, ConnectorNotConfigured) as error:
                 log.warning("review: cannot list recent changes on %s: %s", connector.name,
                             error)
                 continue
+            with self._database.session() as session, session.begin():
+                record_catch_up(session, connector.name, now)
+            if minutes > CATCH_UP_MINUTES:
+                log.info("review: caught up %d minutes of changes on %s (%d engagements)",
+                         minutes, connector.name, len(changed))
             asked |= {(ref, "catch-up") for ref in changed}
         rung = []
         for ref, reason in sorted(asked, key=lambda item: (*astuple(item[0]), item[1])):
@@ -207,3 +219,19 @@ class Jobs:
     def pending(self) -> int:
         """Jobs waiting in the queue (for /metrics and /readyz)."""
         return self.huey.pending_count() + self.huey.scheduled_count()
+
+
+def catch_up_minutes(now: datetime, listed_at: datetime | None) -> int:
+    """How far back the review lists changes: from the last listing that worked, with a
+    margin of half the usual window, and at least `CATCH_UP_MINUTES` — so a service down for
+    hours, or a platform unreachable for as long, misses nothing. Past
+    `CATCH_UP_AT_MOST_DAYS` it says so and looks back that far only."""
+    if listed_at is None:
+        return CATCH_UP_MINUTES
+    gap = math.ceil((now - listed_at).total_seconds() / 60) + CATCH_UP_MINUTES // 2
+    most = CATCH_UP_AT_MOST_DAYS * 24 * 60
+    if gap > most:
+        log.warning("review: the last listing of recent changes was %s; changes older than "
+                    "%d days are not caught up — run `clientguard backfill`",
+                    f"{listed_at:%Y-%m-%d %H:%M} UTC", CATCH_UP_AT_MOST_DAYS)
+    return min(max(CATCH_UP_MINUTES, gap), most)

@@ -190,3 +190,14 @@ class InstallationRecord(Base):
     data: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime]
+
+
+class CatchUpRecord(Base):
+    """When the review last listed a connector's recent changes without error. The next
+    listing looks back from there, so what changed while the service was down or the
+    platform unreachable is caught up too, not only the last half hour."""
+
+    __tablename__ = "catch_ups"
+
+    connector: Mapped[str] = mapped_column(String(32), primary_key=True)
+    listed_at: Mapped[datetime]

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import INDIRECT, EngagementRef, Event
 from plugin.storage.models import (
+    CatchUpRecord,
     DailyScore,
     EngagementRecord,
     EventRecord,
@@ -411,6 +412,22 @@ def record_review(session: Session, ref: EngagementRef, now: datetime, reason: s
     hour = f"{now.astimezone(UTC):%Y-%m-%dT%H}"
     event = Event(ref, f"review:{reason}", f"review:{reason}:{ref.key}:{hour}", now, None)
     return record_event(session, event, b"{}", now)
+
+
+def last_catch_up(session: Session, connector: str) -> datetime | None:
+    """When the review last listed `connector`'s recent changes without error."""
+    return session.scalar(select(CatchUpRecord.listed_at)
+                          .where(CatchUpRecord.connector == connector))
+
+
+def record_catch_up(session: Session, connector: str, listed_at: datetime) -> None:
+    """Remember a listing of `connector`'s changes up to `listed_at` (never moved back)."""
+    mine = CatchUpRecord.connector == connector
+    if session.scalar(select(CatchUpRecord.listed_at).where(mine)) is None:
+        session.add(CatchUpRecord(connector=connector, listed_at=listed_at))
+    else:
+        session.execute(update(CatchUpRecord).where(mine, CatchUpRecord.listed_at < listed_at)
+                        .values(listed_at=listed_at))
 
 
 def due_for_review(session: Session, now: datetime,

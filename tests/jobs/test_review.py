@@ -94,6 +94,34 @@ def test_a_jira_outage_does_not_stop_the_review(app: Flask) -> None:
         assert app.extensions["clientguard.jobs"].review(NOW) == [ref("10001")]
 
 
+def listed_since(app: Flask, now: datetime, status: int = 200) -> str:
+    """Run the review at `now` with Jira answering `status`; the JQL it sent."""
+    with responses.RequestsMock() as jira:
+        search = jira.get(f"{JIRA}/rest/api/3/search/jql", status=status,
+                          json={"issues": []} if status == 200 else {
+                              "errorMessages": ["Client must be authenticated to access "
+                                                "this resource."]})
+        app.extensions["clientguard.jobs"].review(now)
+        return search.calls[0].request.params["jql"].removeprefix("(project = ACME) AND ")
+
+
+def test_after_an_outage_the_review_catches_up_everything_since_its_last_listing(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    assert listed_since(app, NOW) == "updated >= -30m"  # first ever: the usual window
+    assert listed_since(app, NOW + timedelta(minutes=15)) == "updated >= -30m"
+    # the listing refused for two hours (a revoked token): four failures, each looking back
+    # further
+    for quarter in range(2, 6):
+        assert listed_since(app, NOW + timedelta(minutes=15 * quarter), status=401) == (
+            f"updated >= -{15 * (quarter - 1) + 15}m")
+    # back: everything since the last listing that worked (12:20), plus the margin
+    assert listed_since(app, NOW + timedelta(minutes=135)) == "updated >= -135m"
+    assert listed_since(app, NOW + timedelta(minutes=150)) == "updated >= -30m"
+    # the service down for a fortnight: a week at most, and a word to run a backfill
+    assert listed_since(app, NOW + timedelta(days=14)) == f"updated >= -{7 * 24 * 60}m"
+    assert "run `clientguard backfill`" in caplog.text
+
+
 def store(app: Flask, key: str, status: str, received_at: datetime) -> None:
     database = app.extensions["clientguard.database"]
     with database.session() as session, session.begin():
