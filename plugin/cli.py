@@ -538,21 +538,41 @@ def _freeze_startup_heap() -> None:
 
 
 @cli.command()
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve this worker's Prometheus metrics on this port (0: any free one)")
+@click.option("--metrics-host", default=None,
+              help="Interface for --metrics-port [default: service.host]")
 @_log_level_option
 @click.pass_context
-def worker(ctx: click.Context, log_level: str | None) -> None:
+def worker(ctx: click.Context, metrics_port: int | None, metrics_host: str | None,
+           log_level: str | None) -> None:
     """Run job workers (and the sweep) on their own, for deployments with several web and
     worker processes sharing PostgreSQL and Redis. The log goes to standard error; exit
-    status 2 when it cannot start (a setting, the database)."""
+    status 2 when it cannot start (a setting, the database).
+
+    Evaluations run here, so their metrics (comments written, leaks prevented, platform
+    errors and latencies) are counted here: scrape each worker's --metrics-port."""
+    from prometheus_client import start_http_server
+
     config = _config(ctx)
     _log_to_standard_error(log_level or config.service.log_level)
     app = _service_app(config)
+    metrics, jobs = app.extensions["clientguard.metrics"], app.extensions["clientguard.jobs"]
+    where = ""
+    if metrics_port is not None:
+        host = metrics_host or config.service.host
+        try:
+            server, _thread = start_http_server(metrics_port, host, registry=metrics.registry)
+        except OSError as error:
+            _bad_input(f"cannot serve metrics on {host}:{metrics_port}: {error.strerror}")
+        where = f", metrics on http://{host}:{server.server_port}/metrics"
     _freeze_startup_heap()
     with _consumer_running(app, config.service.workers) as consumer:
-        click.echo(f"ClientGuard worker with {config.service.workers} thread(s)"
+        click.echo(f"ClientGuard worker with {config.service.workers} thread(s){where}"
                    + (" (dry run: nothing is written)" if config.service.dry_run else ""),
                    err=True)
         while True:  # a worker thread that died (it should not) is replaced
+            metrics.count_queue(jobs.pending)
             time.sleep(WORKER_HEALTH_CHECK_SECONDS)
             consumer.check_worker_health()
 

@@ -7,6 +7,8 @@ out still shows in `clientguard_platform_errors_total`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -63,6 +65,14 @@ class Metrics:
             "clientguard_intake_seconds", "Time to verify, parse and store one delivery",
             ["connector"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+
+    def count_queue(self, pending: Callable[[], int]) -> None:
+        """Set the queue depth from `pending()`; NaN when the queue cannot be asked (an
+        unreachable queue shows in /readyz and the log; the metrics still answer)."""
+        try:
+            self.queue_depth.set(pending())
+        except Exception:
+            self.queue_depth.set(float("nan"))
 
     def platform_call(self, connector: str, method: str, status: str, seconds: float) -> None:
         """One attempt of a platform call (`connectors.http.CallObserver`): its time, and an

@@ -332,6 +332,44 @@ def test_a_bitrix24_application_no_portal_installed_yet_is_served_and_said(
         served.stop()
 
 
+def test_a_worker_serves_the_metrics_of_the_evaluations_it_runs(tmp_path: Path,
+                                                                 jira: str) -> None:
+    """In a scale-out deployment evaluations run in `clientguard worker` processes: their
+    counts and platform latencies are scraped from the worker, not from a web process."""
+    config = configure(tmp_path, jira=jira, coalesce_seconds=0, dry_run=True)
+    worker = Running("--config", str(config), "worker", "--metrics-port", "0", cwd=tmp_path)
+    try:
+        scrape = worker.wait_for(r"^ClientGuard worker with \d+ thread\(s\), metrics on "
+                                 r"(http://127\.0\.0\.1:\d+/metrics)").group(1)
+        web = create_app(load_config(config))  # the web process, on the same database and queue
+        try:
+            body, headers = signed_delivery(jira, "d-1")
+            assert web.test_client().post("/hooks/jira", data=body,
+                                          headers=headers).status_code == 202
+        finally:
+            close_app(web)
+        worker.wait_for(r"dry run, jira PRJA-7: would create the sticky comment")
+        metrics = requests.get(scrape, timeout=10).text
+    finally:
+        worker.stop()
+    assert 'clientguard_evaluations_total{connector="jira",outcome="done"} 1.0' in metrics
+    calls = re.search(r'clientguard_platform_call_seconds_count\{connector="jira",'
+                      r'method="GET"\} (\d+)', metrics)
+    assert calls and int(calls.group(1)) >= 1, metrics
+    assert re.search(r"^clientguard_queue_depth \d", metrics, re.MULTILINE), metrics
+
+
+def test_a_worker_metrics_port_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        finished = run("--config", str(configure(tmp_path)), "worker", "--metrics-port",
+                       str(port), cwd=tmp_path)
+    assert finished.returncode == 2, finished.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in finished.stderr
+
+
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_a_stop_ends_at_once_while_a_job_waits_for_jira_and_loses_nothing(
         tmp_path: Path, command: str) -> None:

@@ -28,10 +28,7 @@ def readyz() -> ResponseReturnValue:
 @ops.get("/metrics")
 def metrics() -> ResponseReturnValue:
     metrics = current_app.extensions["clientguard.metrics"]
-    try:
-        metrics.queue_depth.set(current_app.extensions["clientguard.jobs"].pending())
-    except Exception:  # an unreachable queue shows in /readyz; metrics still answer
-        metrics.queue_depth.set(float("nan"))
+    metrics.count_queue(current_app.extensions["clientguard.jobs"].pending)
     return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
 
