@@ -56,11 +56,11 @@ INDIRECT = ":"
 class Event:
     """A delivery we act on: re-evaluate `ref`.
 
-    `delivery_id` is the idempotency key: the platform's delivery id, or — `by_content` —
-    a hash of the body where the platform gives none. A body hash cannot tell a redelivery
-    from a second identical change (two edits of a Bitrix24 deal in one second), so such a
-    copy is a duplicate only while the first still waits. `by_us` marks events caused by
-    our own writes, which must never start another evaluation."""
+    `delivery_id` is the idempotency key: the platform's delivery id, or a hash of the body
+    where the platform gives none. `by_content` marks a hash that cannot tell a redelivery
+    from a second identical change (two edits of a Bitrix24 deal in one second: its bodies
+    count seconds), so such a copy is a duplicate only while the first still waits. `by_us`
+    marks events caused by our own writes, which must never start another evaluation."""
 
     ref: EngagementRef
     name: str

@@ -223,5 +223,7 @@ def parse_delivery(delivery: Delivery, settings: JiraSettings) -> Event | Ignore
         occurred_at=_occurred_at(payload.get("timestamp")),
         actor=actor,
         by_us=by_us,
-        by_content=DELIVERY_ID_HEADER not in delivery.headers,
+        # Jira stamps every body to the millisecond, so a stamped body's hash names one
+        # change, as a delivery id would; only an unstamped one could be two identical changes
+        by_content=DELIVERY_ID_HEADER not in delivery.headers and "timestamp" not in payload,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from plugin.app import close_app, create_app
 from plugin.config import build_config
@@ -88,6 +88,13 @@ def test_data_center_redelivery_without_an_id_is_recognised_by_its_body(
     response = post(client, "comment_created__datacenter_no_issue.json")
     assert response.json["status"] == "duplicate"
     assert len(stored(app)) == 1
+    # processed meanwhile: a copy arriving later (a proxy's retry) is still the same change,
+    # told apart by the millisecond timestamp Jira stamps on every body
+    with app.extensions["clientguard.database"].session() as session, session.begin():
+        session.execute(update(EventRecord).values(status="done"))
+    response = post(client, "comment_created__datacenter_no_issue.json")
+    assert response.json["status"] == "duplicate"
+    assert stored(app) == [("acme", "10013", "comment_created", "done")]
 
 
 def test_a_wrong_signature_is_refused_with_401_and_nothing_stored(app: Flask,

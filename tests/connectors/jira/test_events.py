@@ -120,7 +120,6 @@ def test_jira_issue_updated__datacenter_commented() -> None:
         occurred_at=datetime(2019, 6, 28, 21, 32, 16, 66000, tzinfo=UTC),
         actor="TestUser",
         by_us=False,
-        by_content=True,
     )
 
 
@@ -132,7 +131,6 @@ def test_jira_issue_updated__datacenter_custom_field() -> None:
         occurred_at=datetime(2019, 8, 12, 1, 41, 0, 611000, tzinfo=UTC),
         actor="test",
         by_us=False,
-        by_content=True,
     )
 
 
@@ -144,7 +142,6 @@ def test_jira_issue_updated__datacenter_status() -> None:
         occurred_at=datetime(2019, 8, 14, 3, 2, 33, 680000, tzinfo=UTC),
         actor="admin",
         by_us=False,
-        by_content=True,
     )
 
 
@@ -156,7 +153,6 @@ def test_jira_issue_deleted__server() -> None:
         occurred_at=datetime(2013, 3, 27, 17, 6, 9, 102000, tzinfo=UTC),
         actor="lfranchi",
         by_us=False,
-        by_content=True,
     )
 
 
@@ -179,7 +175,6 @@ def test_comment_created__datacenter_no_issue() -> None:
         occurred_at=datetime(2019, 6, 4, 0, 15, 17, 234000, tzinfo=UTC),
         actor="levbrouk",
         by_us=False,
-        by_content=True,
     )
 
 
@@ -424,6 +419,17 @@ def test_delivery_id_without_header_is_the_body_hash_and_repeats_with_the_body()
     assert other.delivery_id == (
         "sha256:1e1a1e12e39ac1213b3f4191d11860bc14c12a43fc8980f0d2442e369afc16e1"
     )
+
+
+def test_a_body_hash_is_a_unique_key_only_when_jira_stamped_the_body() -> None:
+    """A stamped body names one change (a later copy is a redelivery, however late); an
+    unstamped one might be a second identical change, so it is marked `by_content`."""
+    stamped = parse("comment_created__datacenter_no_issue.json")
+    unstamped = parse(edited("comment_created__datacenter_no_issue.json",
+                             lambda payload: payload.pop("timestamp")))
+    assert isinstance(stamped, Event) and isinstance(unstamped, Event)
+    assert (stamped.by_content, unstamped.by_content) == (False, True)
+    assert unstamped.delivery_id.startswith("sha256:")
 
 
 # --- our own writes -----------------------------------------------------------------------
