@@ -44,7 +44,9 @@ from plugin.storage.repository import (
     fail,
     finish,
     get_engagement,
+    is_pending,
     postpone,
+    record_check,
     save_evaluation,
     set_sticky,
     stop_writes,
@@ -175,17 +177,47 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
            resume: bool = False) -> CommentPlan:
     """Evaluate `ref` now, outside the event queue (the command line): the plan `process`
     would make, carried out as `process` does unless `dry_run`, which writes nothing —
-    neither to the platform nor to the database. Stored events are left to the service.
-    `resume` plans as if writes were not stopped after a leak (a person fixed the
-    visibility); the stop is lifted only by what follows succeeding — a write read back
+    neither to the platform nor to the database.
+
+    To write, it takes its turn as the service's evaluations do (`_take_turn`): so the
+    service and a `check` never both create the comment, and the stored events it answers
+    are finished. `resume` plans as if writes were not stopped after a leak (a person fixed
+    the visibility); the stop is lifted only by what follows succeeding — a write read back
     agency-internal, or the comment found on the ticket as written — and a new leak stops
     writes again."""
-    with database.reading() as session:
-        known = get_engagement(session, ref)
-    plan = plan_comment(ref, connector, config, metrics, now, known, resume=resume)
-    if not dry_run:
-        carry_out(plan, connector, database, config, metrics, now)
+    claimed = [] if dry_run else _take_turn(ref, database, config.service.lease_seconds)
+    try:
+        with database.reading() as session:
+            known = get_engagement(session, ref)
+        plan = plan_comment(ref, connector, config, metrics, now, known, resume=resume)
+        if not dry_run:
+            carry_out(plan, connector, database, config, metrics, now, answers=claimed)
+    except Exception as error:
+        if claimed:
+            _give_back(claimed, error, ref, database, metrics, datetime.now(UTC))
+        raise
     return plan
+
+
+TURN_POLL_SECONDS = 0.25
+
+
+def _take_turn(ref: EngagementRef, database: Database, lease_seconds: float) -> list[int]:
+    """Store a `review:check` event for `ref` and claim it with the engagement's other
+    waiting events, as a job would; while the service evaluates the ticket, wait (at most
+    its lease). Should the service take the check meanwhile, ask again: its evaluation may
+    predate a change the person is checking for. Events arriving while the claim is held
+    wait for the sweep to ring for them (within `STALE_AFTER_SECONDS`)."""
+    asked: str | None = None
+    while True:
+        now = datetime.now(UTC)
+        with database.session() as session, session.begin():
+            if asked is None or not is_pending(session, ref, asked):
+                asked = record_check(session, ref, now)
+            claimed = claim_pending(session, ref, now, lease_seconds)
+        if claimed:
+            return claimed
+        time.sleep(TURN_POLL_SECONDS)
 
 
 def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metrics: Metrics,

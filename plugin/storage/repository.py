@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -412,6 +413,21 @@ def record_review(session: Session, ref: EngagementRef, now: datetime, reason: s
     hour = f"{now.astimezone(UTC):%Y-%m-%dT%H}"
     event = Event(ref, f"review:{reason}", f"review:{reason}:{ref.key}:{hour}", now, None)
     return record_event(session, event, b"{}", now)
+
+
+def record_check(session: Session, ref: EngagementRef, now: datetime) -> str:
+    """A person asked for an evaluation (`clientguard check`, `backfill`): a stored event, so
+    it waits its turn on the claim path like any other; its delivery id."""
+    delivery_id = f"review:check:{ref.key}:{uuid.uuid4().hex}"
+    record_event(session, Event(ref, "review:check", delivery_id, now, None), b"{}", now)
+    return delivery_id
+
+
+def is_pending(session: Session, ref: EngagementRef, delivery_id: str) -> bool:
+    """The event is stored and no evaluation has taken it yet."""
+    return session.scalar(select(EventRecord.status).where(
+        EventRecord.connector == ref.connector, EventRecord.site == ref.site,
+        EventRecord.delivery_id == delivery_id)) == EventStatus.PENDING.value
 
 
 def last_catch_up(session: Session, connector: str) -> datetime | None:

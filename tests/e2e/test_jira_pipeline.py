@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from connectors.jira.client import JiraClient
 from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.jobs import REVIEW_AFTER_SECONDS
-from plugin.pipeline.process import process, review
+from plugin.pipeline.process import Action, CommentPlan, carry_out, plan_comment, process, review
 from plugin.rules import RULES_BY_ID
 from plugin.storage.models import EventRecord
 from plugin.storage.repository import (
@@ -183,6 +184,33 @@ def test_nothing_is_written_when_nothing_changed_and_updated_in_place_when_it_di
     assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE),
                                                                       ("PUT", ROLE)]
     assert jira.written[1]["id"] == jira.written[0]["id"]  # the same comment, edited
+
+
+def test_a_check_while_the_service_evaluates_the_ticket_waits_and_writes_no_second_comment(
+        app: Flask, jira: FakeJira):
+    """`clientguard check KEY` run just as a worker evaluates the same ticket: the worker
+    read it before either wrote, so both would create the comment. The check waits for the
+    worker's claim to end, then finds the comment the worker wrote."""
+    deliver(app, "d-1")
+    connector = app.extensions["clientguard.connectors"]["jira"]
+    database, config = app.extensions["clientguard.database"], app.extensions[
+        "clientguard.config"]
+    metrics, now = app.extensions["clientguard.metrics"], datetime.now(UTC)
+    with database.session() as session, session.begin():  # the worker's run, as `process`
+        claimed = claim_pending(session, REF, now, config.service.lease_seconds)
+    worker_plan = plan_comment(REF, connector, config, metrics, now, None)
+    checked: list[CommentPlan] = []
+    check = threading.Thread(target=lambda: checked.append(
+        review(REF, connector, database, config, metrics, now)))
+    check.start()
+    check.join(timeout=1.0)
+    assert check.is_alive() and jira.written == [], "the check must wait for the worker"
+    carry_out(worker_plan, connector, database, config, metrics, now, answers=claimed)
+    check.join(timeout=15)
+    assert not check.is_alive()
+    assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE)]
+    assert checked[0].action is Action.UNCHANGED
+    assert statuses(app) == {"done"}  # d-1 and the check's own event
 
 
 @pytest.mark.parametrize("announced_by", ["the edit of the comment", "another event"])
