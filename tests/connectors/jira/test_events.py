@@ -258,6 +258,21 @@ def test_attachment_created__cloud() -> None:
     )
 
 
+def test_attachment_deleted__derived_from_attachment_created() -> None:
+    """No captured `attachment_deleted` exists (fixtures/SOURCES.md); Jira documents the same
+    `attachment` + `issue` shape for both, so the created sample stands in, renamed."""
+    body = edited("attachment_created__cloud.json",
+                  lambda payload: payload.update(webhookEvent="attachment_deleted"))
+    assert parse(body, headers={ID_HEADER: "cloud-13"}) == Event(
+        ref=EngagementRef("jira", "acme", "10000"),
+        name="attachment_deleted",
+        delivery_id="cloud-13",
+        occurred_at=datetime(2019, 8, 16, 14, 0, 17, 153000, tzinfo=UTC),
+        actor="5c76b994e1bcdf6294d0eb0f",
+        by_us=False,
+    )
+
+
 def test_attachment_created__derived_no_issue() -> None:
     assert parse("attachment_created__derived_no_issue.json") == Ignored(
         "attachment_created", "no issue reference"
