@@ -1,5 +1,6 @@
 """End to end on Jira Cloud, on the real app, database and queue: on a Jira Service
-Management project the sticky comment goes out as a JSM internal note, on any other project
+Management project the sticky comment goes out as a JSM internal note (created through the
+service-desk API, edited through the platform API), on any other project
 restricted to the configured role; every request to the Cloud platform REST API is
 validated against Atlassian's OpenAPI spec (the servicedeskapi route is outside that spec and
 checked by its body)."""
@@ -90,17 +91,49 @@ def test_a_jsm_ticket_gets_its_internal_note_updated_and_every_request_fits_the_
         assert_calls_match_spec(call.request for call in jira.calls)
 
 
+def without_our_note(issue: dict[str, Any]) -> dict[str, Any]:
+    """`issue` as it was before ClientGuard wrote its note (10206)."""
+    issue = json.loads(json.dumps(issue))
+    comments = issue["fields"]["comment"]
+    comments["comments"] = [c for c in comments["comments"] if c["id"] != "10206"]
+    comments["total"] = comments["maxResults"] = len(comments["comments"])
+    return issue
+
+
+def test_a_jsm_ticket_without_our_note_gets_one_created_as_an_internal_note(app: Flask):
+    """The create path on a service desk: the JSM API with `public: false` (outside the
+    Cloud platform spec, so its body is checked here), then the read-back through the
+    platform API proves it internal."""
+    note = {"id": "10300", "body": "…", "jsdPublic": False,
+            "author": {"accountId": SERVICE_ACCOUNT},
+            "properties": [{"key": "sd.public.comment", "value": {"internal": True}}]}
+    with responses.RequestsMock() as jira:
+        jira.get(re.compile(rf"{SITE}/rest/api/3/issue/{ISSUE['id']}\?.*"),
+                 json=without_our_note(ISSUE))
+        jira.get(f"{SITE}/rest/api/3/status", json=STATUS_LIST)
+        created = jira.post(f"{SITE}/rest/servicedeskapi/request/{ISSUE['key']}/comment",
+                            status=201, json={"id": "10300", "body": "…", "public": False})
+        jira.get(f"{SITE}/rest/api/3/issue/{ISSUE['key']}/comment/10300", json=note,
+                 match=[matchers.query_param_matcher({"expand": "properties"})])
+        deliver(app, "d-1")
+        run_jobs_until_done(app)
+        assert statuses(app) == {"done"}
+        assert created.call_count == 1
+        body: dict[str, Any] = json.loads(created.calls[0].request.body)
+        assert body["public"] is False
+        assert "visibility" not in body
+        assert "clientguard:sticky" in body["body"]
+        assert_calls_match_spec(call.request for call in jira.calls)
+
+
 def test_a_software_project_ticket_gets_a_role_restricted_comment_and_every_request_fits_the_spec(
         app: Flask):
     """The same issue on a software project, without ClientGuard's note yet: it is created
     restricted to `internal_visibility`, and read back restricted."""
-    issue = json.loads(json.dumps(ISSUE))
+    issue = without_our_note(ISSUE)
     issue["fields"]["project"]["projectTypeKey"] = "software"
-    comments = issue["fields"]["comment"]
-    comments["comments"] = [c for c in comments["comments"] if c["id"] != "10206"]
-    for comment in comments["comments"]:
+    for comment in issue["fields"]["comment"]["comments"]:
         comment.pop("jsdPublic", None)
-    comments["total"] = comments["maxResults"] = len(comments["comments"])
     written = {"id": "10300", "body": {"type": "doc", "version": 1, "content": []},
                "visibility": {**ROLE, "identifier": ROLE["value"]},
                "author": {"accountId": SERVICE_ACCOUNT}}
