@@ -661,6 +661,13 @@ def install_jira(ctx: click.Context, public_url: str, wait_seconds: float) -> No
     click.echo(render_registration(registration))
     if not registration.done:
         sys.exit(EXIT_FAILING)
+    if wait_seconds > 0 and registration.secret_is_new:
+        # The service still runs without it, so it would take an unsigned delivery too:
+        # a delivery arriving now would prove nothing about the signature.
+        click.echo("not waiting for a test delivery: the service does not have the new "
+                   "secret yet. Give it the secret, restart it, then run `clientguard "
+                   "install jira` again to verify a signed delivery arrives.")
+        sys.exit(EXIT_FAILING)
     if wait_seconds > 0:
         config = _config(ctx)
         site = connector.settings.site
@@ -670,7 +677,10 @@ def install_jira(ctx: click.Context, public_url: str, wait_seconds: float) -> No
             arrived = _first_delivery(database, "jira", site, wait_seconds)
         if arrived is None:
             click.echo(f"no delivery from Jira reached {public_url} within {wait_seconds:g} s: "
-                       "is the service running, reachable from Jira, and on this database?")
+                       "is the service running, reachable from Jira, and on this database? "
+                       "A delivery whose signature does not match the service's "
+                       "webhook_secret is refused (401) and counted in its /metrics as "
+                       'clientguard_events_rejected_total{connector="jira",reason="signature"}.')
             sys.exit(EXIT_FAILING)
         click.echo(f"test delivery arrived: {arrived.name} on issue {arrived.engagement_key}")
     sys.exit(EXIT_OK)

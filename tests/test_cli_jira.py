@@ -524,4 +524,21 @@ def test_install_registers_the_webhook_then_waits_for_a_test_delivery(tmp_path: 
                 editor.join()
         assert result.exit_code == exit_code, result.output
         assert said in result.output
+        assert "Waiting up to" in result.output
     database.close()
+    # no secret configured yet: a new one is registered, which the running service lacks
+    config.write_text(tomli_w.dumps({"service": {"database_url": url}, "jira": SECTION}),
+                      encoding="utf-8")
+    with responses.RequestsMock() as jira:
+        jira.get(SITE + WEBHOOKS_PATH, json=[])
+        jira.post(SITE + WEBHOOKS_PATH, status=201, json={
+            "self": f"{SITE}{WEBHOOKS_PATH}/10043", "isSigned": True, "name": "ClientGuard",
+            "url": "https://g.example/hooks/jira", "events": [], "filters": {},
+            "excludeBody": False, "enabled": True})
+        result = runner.invoke(cli, ["--config", str(config), "install", "jira",
+                                     "--url", "https://g.example", "--wait", "30"])
+    assert result.exit_code == 1, result.output
+    assert "CLIENTGUARD_JIRA__WEBHOOK_SECRET=" in result.output
+    assert "not waiting for a test delivery: the service does not have the new secret" in (
+        result.output)
+    assert "Waiting up to" not in result.output
