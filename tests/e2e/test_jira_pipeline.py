@@ -167,6 +167,9 @@ def test_a_burst_with_redeliveries_gives_one_internal_comment(app: Flask, jira: 
         deliver(app, delivery_id)
     run_jobs_until_done(app)
     assert statuses(app) == {"done"}
+    snapshots = [call for call in jira.mock.calls if call.request.method == "GET"
+                 and "/rest/api/2/issue/10231?" in call.request.url]
+    assert len(snapshots) == 1  # one evaluation answered the whole burst
     assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE)]
     assert "clientguard:sticky" in jira.written[0]["body"]
 
