@@ -100,6 +100,25 @@ def without_our_note(issue: dict[str, Any]) -> dict[str, Any]:
     return issue
 
 
+def created_once(app: Flask, issue: dict[str, Any], create_url: str,
+                 answer: dict[str, Any], read_back: dict[str, Any]) -> dict[str, Any]:
+    """Deliver one event about `issue` and run the queue: exactly one comment is created at
+    `create_url` (answered `answer`, read back as `read_back`), and every request to the
+    platform API fits its spec. The body of the create."""
+    with responses.RequestsMock() as jira:
+        jira.get(re.compile(rf"{SITE}/rest/api/3/issue/{ISSUE['id']}\?.*"), json=issue)
+        jira.get(f"{SITE}/rest/api/3/status", json=STATUS_LIST)
+        created = jira.post(create_url, status=201, json=answer)
+        jira.get(f"{SITE}/rest/api/3/issue/{ISSUE['key']}/comment/{read_back['id']}",
+                 json=read_back, match=[matchers.query_param_matcher({"expand": "properties"})])
+        deliver(app, "d-1")
+        run_jobs_until_done(app)
+        assert statuses(app) == {"done"}
+        assert created.call_count == 1
+        assert_calls_match_spec(call.request for call in jira.calls)
+        return json.loads(created.calls[0].request.body)
+
+
 def test_a_jsm_ticket_without_our_note_gets_one_created_as_an_internal_note(app: Flask):
     """The create path on a service desk: the JSM API with `public: false` (outside the
     Cloud platform spec, so its body is checked here), then the read-back through the
@@ -107,23 +126,12 @@ def test_a_jsm_ticket_without_our_note_gets_one_created_as_an_internal_note(app:
     note = {"id": "10300", "body": "…", "jsdPublic": False,
             "author": {"accountId": SERVICE_ACCOUNT},
             "properties": [{"key": "sd.public.comment", "value": {"internal": True}}]}
-    with responses.RequestsMock() as jira:
-        jira.get(re.compile(rf"{SITE}/rest/api/3/issue/{ISSUE['id']}\?.*"),
-                 json=without_our_note(ISSUE))
-        jira.get(f"{SITE}/rest/api/3/status", json=STATUS_LIST)
-        created = jira.post(f"{SITE}/rest/servicedeskapi/request/{ISSUE['key']}/comment",
-                            status=201, json={"id": "10300", "body": "…", "public": False})
-        jira.get(f"{SITE}/rest/api/3/issue/{ISSUE['key']}/comment/10300", json=note,
-                 match=[matchers.query_param_matcher({"expand": "properties"})])
-        deliver(app, "d-1")
-        run_jobs_until_done(app)
-        assert statuses(app) == {"done"}
-        assert created.call_count == 1
-        body: dict[str, Any] = json.loads(created.calls[0].request.body)
-        assert body["public"] is False
-        assert "visibility" not in body
-        assert "clientguard:sticky" in body["body"]
-        assert_calls_match_spec(call.request for call in jira.calls)
+    body = created_once(app, without_our_note(ISSUE),
+                        f"{SITE}/rest/servicedeskapi/request/{ISSUE['key']}/comment",
+                        {"id": "10300", "body": "…", "public": False}, note)
+    assert body["public"] is False
+    assert "visibility" not in body
+    assert "clientguard:sticky" in body["body"]
 
 
 def test_a_software_project_ticket_gets_a_role_restricted_comment_and_every_request_fits_the_spec(
@@ -137,19 +145,8 @@ def test_a_software_project_ticket_gets_a_role_restricted_comment_and_every_requ
     written = {"id": "10300", "body": {"type": "doc", "version": 1, "content": []},
                "visibility": {**ROLE, "identifier": ROLE["value"]},
                "author": {"accountId": SERVICE_ACCOUNT}}
-    with responses.RequestsMock() as jira:
-        jira.get(re.compile(rf"{SITE}/rest/api/3/issue/{ISSUE['id']}\?.*"), json=issue)
-        jira.get(f"{SITE}/rest/api/3/status", json=STATUS_LIST)
-        created = jira.post(f"{SITE}/rest/api/3/issue/{ISSUE['key']}/comment", status=201,
-                            json=written)
-        jira.get(f"{SITE}/rest/api/3/issue/{ISSUE['key']}/comment/10300", json=written,
-                 match=[matchers.query_param_matcher({"expand": "properties"})])
-        deliver(app, "d-1")
-        run_jobs_until_done(app)
-        assert statuses(app) == {"done"}
-        assert created.call_count == 1
-        body: dict[str, Any] = json.loads(created.calls[0].request.body)
-        assert body["visibility"] == ROLE
-        assert "properties" not in body
-        assert body["body"]["type"] == "doc"
-        assert_calls_match_spec(call.request for call in jira.calls)
+    body = created_once(app, issue, f"{SITE}/rest/api/3/issue/{ISSUE['key']}/comment",
+                        written, written)
+    assert body["visibility"] == ROLE
+    assert "properties" not in body
+    assert body["body"]["type"] == "doc"

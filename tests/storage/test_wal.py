@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from plugin.storage import Database, open_database
 from plugin.storage import wal as wal_module
+from plugin.storage.wal import WalCheckpointer
 
 ROW = 64 * 1024  # bytes per commit: 16+ pages
 SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, what a commit would checkpoint at
@@ -49,6 +50,18 @@ def never_on_its_own(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def by_hand(database_file: Path, never_on_its_own: None
+            ) -> Iterator[tuple[Database, WalCheckpointer, sqlite3.Connection]]:
+    """The database, its checkpointer, and a connection of the test's own to run it on."""
+    database = opened(database_file)
+    assert database.checkpointer is not None
+    side = sqlite3.connect(database_file, isolation_level=None)
+    yield database, database.checkpointer, side
+    side.close()
+    database.close()
+
+
 @pytest.mark.usefixtures("never_on_its_own")
 def test_a_commit_never_checkpoints(database_file: Path) -> None:
     database = opened(database_file)
@@ -78,30 +91,21 @@ class CommitWhileCopying:
         return cursor
 
 
-@pytest.mark.usefixtures("never_on_its_own")
-def test_a_round_starts_the_log_over_though_writes_go_on(database_file: Path) -> None:
-    database = opened(database_file)
-    checkpointer = database.checkpointer
-    assert checkpointer is not None
-    side = sqlite3.connect(database_file, isolation_level=None)
-    try:
-        write(database, 20)
-        assert checkpointer.checkpoint(CommitWhileCopying(side, database))  # type: ignore[arg-type]
-        assert not checkpointer.checkpoint(side), "nothing written since: nothing to do"
-        write(database, 1)
-        _busy, pages, copied = side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        assert pages < 40 and copied == pages  # the new commit went to the start of the log
-    finally:
-        side.close()
-        database.close()
+def test_a_round_starts_the_log_over_though_writes_go_on(
+        by_hand: tuple[Database, WalCheckpointer, sqlite3.Connection]) -> None:
+    database, checkpointer, side = by_hand
+    write(database, 20)
+    assert checkpointer.checkpoint(CommitWhileCopying(side, database))  # type: ignore[arg-type]
+    assert not checkpointer.checkpoint(side), "nothing written since: nothing to do"
+    write(database, 1)
+    _busy, pages, copied = side.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert pages < 40 and copied == pages  # the new commit went to the start of the log
 
 
-@pytest.mark.usefixtures("never_on_its_own")
-def test_a_reader_on_the_old_log_only_postpones_the_restart(database_file: Path) -> None:
-    database = opened(database_file)
-    checkpointer = database.checkpointer
-    assert checkpointer is not None
-    side = sqlite3.connect(database_file, isolation_level=None)
+def test_a_reader_on_the_old_log_only_postpones_the_restart(
+        by_hand: tuple[Database, WalCheckpointer, sqlite3.Connection],
+        database_file: Path) -> None:
+    database, checkpointer, side = by_hand
     reader = sqlite3.connect(database_file, isolation_level=None)
     try:
         write(database, 5)
@@ -115,8 +119,6 @@ def test_a_reader_on_the_old_log_only_postpones_the_restart(database_file: Path)
         assert checkpointer.checkpoint(side)
     finally:
         reader.close()
-        side.close()
-        database.close()
 
 
 def test_the_log_stays_small_under_steady_writes(database_file: Path,
