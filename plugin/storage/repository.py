@@ -437,13 +437,14 @@ def last_catch_up(session: Session, connector: str) -> datetime | None:
 
 
 def record_catch_up(session: Session, connector: str, listed_at: datetime) -> None:
-    """Remember a listing of `connector`'s changes up to `listed_at` (never moved back)."""
-    mine = CatchUpRecord.connector == connector
-    if session.scalar(select(CatchUpRecord.listed_at).where(mine)) is None:
-        session.add(CatchUpRecord(connector=connector, listed_at=listed_at))
-    else:
-        session.execute(update(CatchUpRecord).where(mine, CatchUpRecord.listed_at < listed_at)
-                        .values(listed_at=listed_at))
+    """Remember a listing of `connector`'s changes up to `listed_at` (never moved back). One
+    upsert: the reviews of several worker processes may record at the same moment."""
+    connection = session.connection()
+    statement = insert_for(connection.dialect.name)(CatchUpRecord.__table__)
+    connection.execute(statement.on_conflict_do_update(
+        index_elements=["connector"], set_={"listed_at": statement.excluded.listed_at},
+        where=CatchUpRecord.__table__.c.listed_at < statement.excluded.listed_at,
+    ), {"connector": connector, "listed_at": listed_at})
 
 
 def due_for_review(session: Session, now: datetime,

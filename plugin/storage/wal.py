@@ -30,15 +30,14 @@ FINISH_AT_MOST_PAGES = 256  # left to copy under the write lock: about 1 MB, a f
 
 
 class WalCheckpointer:
-    """Checkpoints one SQLite file every `interval` seconds until `stop()`."""
+    """Checkpoints one SQLite file every `CHECKPOINT_INTERVAL_SECONDS` until `stop()`."""
 
-    def __init__(self, database_file: str, write_lock: threading.Lock,
-                 interval: float | None = None) -> None:
+    def __init__(self, database_file: str, write_lock: threading.Lock) -> None:
         self.database_file = database_file
         self.write_lock = write_lock
-        self.interval = CHECKPOINT_INTERVAL_SECONDS if interval is None else interval
+        self.interval = CHECKPOINT_INTERVAL_SECONDS
         self._stopping = threading.Event()
-        self._last: list[int] = []  # (log, copied) of the last PASSIVE step
+        self._last: tuple[int, int] | None = None  # (in the log, copied) after the last copy
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint",
                                         daemon=True)
 
@@ -71,13 +70,13 @@ class WalCheckpointer:
         write starts the log over)."""
         pages, copied = _copy(connection)
         nearly_all = copied >= 0 and pages - copied <= FINISH_AT_MOST_PAGES
-        changed = [pages, copied] != self._last
-        self._last = [pages, copied]
+        changed = (pages, copied) != self._last
+        self._last = (pages, copied)
         if not (pages > 0 and nearly_all and changed):  # idle, or readers hold the log back
             return False
         with self.write_lock:  # no commit lands meanwhile: this copy can finish the log
-            self._last = list(_copy(connection))
-        return self._last[0] == self._last[1]
+            pages, copied = self._last = _copy(connection)
+        return pages == copied
 
 
 def _copy(connection: sqlite3.Connection) -> tuple[int, int]:

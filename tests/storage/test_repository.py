@@ -38,6 +38,8 @@ from plugin.storage.repository import (
     fail,
     finish,
     get_engagement,
+    last_catch_up,
+    record_catch_up,
     record_event,
     record_events,
     save_evaluation,
@@ -429,3 +431,18 @@ def test_concurrent_evaluations_of_one_engagement_keep_one_open_finding(
     count = transaction(database, lambda s: s.scalar(select(func.count()).select_from(
         DailyScore)))
     assert count == 1
+
+
+def test_a_catch_up_is_remembered_per_connector_and_never_moved_back(
+        database: Database) -> None:
+    for connector, listed_at in [("jira", NOW), ("jira", NOW - timedelta(hours=1)),
+                                 ("bitrix24", NOW - timedelta(hours=2))]:
+        with database.session() as session, session.begin():
+            record_catch_up(session, connector, listed_at)
+    with database.reading() as session:
+        assert last_catch_up(session, "jira") == NOW  # an older listing does not win
+        assert last_catch_up(session, "bitrix24") == NOW - timedelta(hours=2)
+    with database.session() as session, session.begin():
+        record_catch_up(session, "jira", NOW + timedelta(minutes=15))
+    with database.reading() as session:
+        assert last_catch_up(session, "jira") == NOW + timedelta(minutes=15)
