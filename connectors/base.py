@@ -210,9 +210,11 @@ class Connector(Protocol):
         """The engagement now, normalised; our own sticky comment is not among its comments."""
         ...
 
-    def recently_updated(self, minutes: int) -> list[EngagementRef]:
+    def recently_updated(self, minutes: int) -> dict[EngagementRef, datetime | None]:
         """Engagements the platform changed in the last `minutes` (the review's catch-up
-        for lost webhooks)."""
+        for lost webhooks), each with the time of its last change as its snapshot's
+        `Engagement.updated` shows it (the platform's clock), or None where the listing
+        cannot tell (the change may not show there)."""
         ...
 
     def audience(self, snapshot: Snapshot) -> str:

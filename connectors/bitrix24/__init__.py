@@ -183,27 +183,27 @@ class Bitrix24Connector:
         domain = (self._store().load(site) or {}).get("domain")
         return f"https://{domain}" if domain else None
 
-    def recently_updated(self, minutes: int) -> list[EngagementRef]:
+    def recently_updated(self, minutes: int) -> dict[EngagementRef, datetime | None]:
         """What changed on every portal without an event: the review's catch-up (Bitrix24
         never posts an event again).
 
-        Deals changed in the last `minutes` (`updatedTime`), and on portals whose offline
-        events are bound (`offline_events`, app mode) what their offline queue names
-        (`offline.pull_offline`: activities, tasks and comments leave `updatedTime` as it
-        is; indirect keys are resolved by the pipeline). The queue is read last: what it
-        hands over is deleted there, so nothing after it may fail. A portal's failure is
-        logged and the others carry on; when every call failed, the first error is raised
-        for the review to log."""
+        Deals changed in the last `minutes`, with their `updatedTime`, and on portals whose
+        offline events are bound (`offline_events`, app mode) what their offline queue names,
+        with no time (`offline.pull_offline`: activities, tasks and comments leave
+        `updatedTime` as it is; indirect keys are resolved by the pipeline). The queue is
+        read last: what it hands over is deleted there, so nothing after it may fail. A
+        portal's failure is logged and the others carry on; when every call failed, the
+        first error is raised for the review to log."""
         since = (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat()
-        found: dict[EngagementRef, None] = {}
+        found: dict[EngagementRef, datetime | None] = {}
         failed: list[tuple[str, str, PlatformError]] = []
         calls = 0
         for site in self.sites():
             self._bind_again_if_needed(site)
             calls += 1
             try:
-                found.update(dict.fromkeys(
-                    ref for ref, _ in self._deals(site, {">updatedTime": since})))
+                found.update({self._ref(site, deal): deal_snapshot.parse_time(deal.get(
+                    "updatedTime")) for deal in self._deals(site, {">updatedTime": since})})
             except PlatformError as error:
                 failed.append((site, "recently updated deals", error))
             if self._offline_events(site):
@@ -220,7 +220,7 @@ class Bitrix24Connector:
             raise failed[0][2]
         for site, what, error in failed:
             log.warning("Bitrix24 portal %s: cannot read %s: %s", site, what, error)
-        return list(found)
+        return found
 
     def _bind_again_if_needed(self, site: str) -> None:
         """After an app update, bind the events and placements again (`install`)."""
@@ -244,18 +244,20 @@ class Bitrix24Connector:
     def open_engagements(self, query: str | None) -> list[tuple[EngagementRef, str]]:
         """Every deal still in progress (stage semantics P) of the configured pipelines, on
         every portal. `query` is not used: Bitrix24 has no query language to pass on."""
-        return [found for site in self.sites()
-                for found in self._deals(site, {"stageSemanticId": IN_PROGRESS})]
+        return [(self._ref(site, deal), f"DEAL-{deal['id']}") for site in self.sites()
+                for deal in self._deals(site, {"stageSemanticId": IN_PROGRESS})]
 
-    def _deals(self, site: str, condition: dict[str, Any]) -> list[tuple[EngagementRef, str]]:
+    def _ref(self, site: str, deal: Mapping[str, Any]) -> EngagementRef:
+        return EngagementRef(self.name, site, str(deal["id"]))
+
+    def _deals(self, site: str, condition: dict[str, Any]) -> list[dict[str, Any]]:
+        """The configured pipelines' deals matching `condition`: `id` and `updatedTime`."""
         where = dict(condition)
         if self.settings.deal_categories:
             where["@categoryId"] = [int(category) for category in self.settings.deal_categories]
-        items = self.client_for(site).list_all("crm.item.list", {
-            "entityTypeId": DEAL, "select": ["id"], "filter": where, "order": {"id": "ASC"}},
-            items_key="items")
-        return [(EngagementRef(self.name, site, str(item["id"])), f"DEAL-{item['id']}")
-                for item in items]
+        return self.client_for(site).list_all("crm.item.list", {
+            "entityTypeId": DEAL, "select": ["id", "updatedTime"], "filter": where,
+            "order": {"id": "ASC"}}, items_key="items")
 
     def audience(self, snapshot: Snapshot) -> str:
         """Who may read the sticky comment: the deal's timeline is shown to the portal's

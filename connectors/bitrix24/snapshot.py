@@ -796,7 +796,7 @@ class _DealMapper:
         time_entries = tuple(self._time_entries())
         invoices = self._invoices()
         mapped = self._mapped_fields()
-        created = _moment(deal.get("createdTime")) or datetime.fromtimestamp(0, UTC)
+        created = parse_time(deal.get("createdTime")) or datetime.fromtimestamp(0, UTC)
         return Engagement(
             connector=ref.connector,
             key=f"DEAL-{deal_id}",
@@ -807,7 +807,7 @@ class _DealMapper:
             status_category=category_of(stages, stage_id,
                                         str(deal.get("stageSemanticId") or "")),
             created=created,
-            updated=_moment(deal.get("updatedTime")) or created,
+            updated=parse_time(deal.get("updatedTime")) or created,
             due=_day(deal.get("closedate")),
             client=self._client(decision_makers),
             roles=roles,
@@ -943,7 +943,7 @@ class _DealMapper:
                           if isinstance(record, dict)),
                          key=lambda record: _id_order(str(record.get("ID") or "0")))
         for record in records:
-            at = _moment(record.get("CREATED_TIME"))
+            at = parse_time(record.get("CREATED_TIME"))
             stage_id = str(record.get("STAGE_ID") or "")
             if at is None or not stage_id:
                 continue
@@ -975,7 +975,7 @@ class _DealMapper:
         """Timeline comments (agency-internal: the CRM timeline is shown to no client),
         then e-mails and calls, which the client does see."""
         for comment in self._timeline(known_sticky_id):
-            at = _moment(comment.get("CREATED"))
+            at = parse_time(comment.get("CREATED"))
             author = self.user(comment.get("AUTHOR_ID"))
             if at is None or author is None:
                 continue
@@ -995,8 +995,8 @@ class _DealMapper:
         if kind not in ("email", "call"):
             return
         direction = str(activity.get("DIRECTION") or "")
-        start = _moment(activity.get("START_TIME")) or _moment(activity.get("CREATED"))
-        end = _moment(activity.get("END_TIME"))
+        start = parse_time(activity.get("START_TIME")) or parse_time(activity.get("CREATED"))
+        end = parse_time(activity.get("END_TIME"))
         if start is None or start > self.now:
             return
         ident = f"activity:{activity.get('ID')}"
@@ -1036,7 +1036,7 @@ class _DealMapper:
         comments; each classified by `document_patterns` on its name."""
         patterns = self.settings.document_patterns
         for document in items_of(self.results.get(DOCUMENTS)):
-            at = _moment(document.get("createTime")) if isinstance(document, dict) else None
+            at = parse_time(document.get("createTime")) if isinstance(document, dict) else None
             if at is None:
                 continue
             title = str(document.get("title") or "")
@@ -1048,7 +1048,7 @@ class _DealMapper:
         for comment in self._timeline(known_sticky_id):
             files = comment.get("FILES")
             for file in (files.values() if isinstance(files, dict) else files or ()):
-                at = _moment(file.get("date")) if isinstance(file, dict) else None
+                at = parse_time(file.get("date")) if isinstance(file, dict) else None
                 if at is None:
                     continue
                 name = str(file.get("name") or "")
@@ -1060,7 +1060,7 @@ class _DealMapper:
         """Files in the deal's file fields. `crm.item.get` gives a file only `id` and `url`
         [D:api-reference/crm/universal/object-fields.md]: the name is the field's title,
         the date the deal's creation (the upload date is not available)."""
-        added = _moment(self.deal.get("createdTime"))
+        added = parse_time(self.deal.get("createdTime"))
         fields = self.view.fields or {}
         for key, value in self.deal.items():
             info = fields.get(key)
@@ -1081,7 +1081,8 @@ class _DealMapper:
             kind = activity_kind(activity) if isinstance(activity, dict) else None
             if kind not in ("call", "meeting") or str(activity.get("COMPLETED")) != "Y":
                 continue
-            start, end = _moment(activity.get("START_TIME")), _moment(activity.get("END_TIME"))
+            start = parse_time(activity.get("START_TIME"))
+            end = parse_time(activity.get("END_TIME"))
             person = self.user(activity.get("RESPONSIBLE_ID"))
             if start is None or end is None or not start < end <= self.now or person is None:
                 continue
@@ -1107,7 +1108,7 @@ class _DealMapper:
                 return
             records = list(cached.records)
         for record in records:
-            at = _moment(record.get("CREATED_DATE")) if isinstance(record, dict) else None
+            at = parse_time(record.get("CREATED_DATE")) if isinstance(record, dict) else None
             person = self.user(record.get("USER_ID")) if isinstance(record, dict) else None
             spent = _int(record.get("SECONDS")) if isinstance(record, dict) else None
             if at is not None and person is not None and spent:
@@ -1337,7 +1338,7 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
-def _moment(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
     """Bitrix24's `2024-08-30T14:29:00+02:00` as an aware datetime; None when empty."""
     if not isinstance(value, str) or not value.strip():
         return None

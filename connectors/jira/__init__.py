@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -38,7 +39,7 @@ from connectors.jira.comments import (
 from connectors.jira.export import loads_export
 from connectors.jira.jql import narrowed, open_engagements_jql
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
-from connectors.jira.snapshot import build_engagement, fetch_issue_data
+from connectors.jira.snapshot import build_engagement, fetch_issue_data, parse_time
 from plugin.core.comment import StickyContent
 from plugin.core.model import StatusCategory
 
@@ -120,12 +121,15 @@ class JiraConnector:
                         group, error)
             return []
 
-    def recently_updated(self, minutes: int) -> list[EngagementRef]:
+    def recently_updated(self, minutes: int) -> dict[EngagementRef, datetime | None]:
         """Engagements changed in the last `minutes` (JQL `updated >= -Nm` within
-        `engagement_jql`): what the review re-evaluates in case a webhook was lost."""
+        `engagement_jql`), with their `updated`: what the review re-evaluates in case a
+        webhook was lost, unless the last evaluation already saw that change."""
         jql = narrowed(self.settings.engagement_jql, f"updated >= -{minutes}m")
-        return [EngagementRef(self.name, self.settings.site, str(issue["id"]))
-                for issue in self.client.search(jql, fields=("id",))]
+        return {EngagementRef(self.name, self.settings.site, str(issue["id"])):
+                parse_time(updated) if (updated := (issue.get("fields") or {}).get("updated"))
+                else None
+                for issue in self.client.search(jql, fields=("updated",))}
 
     def audience(self, snapshot: Snapshot) -> str:
         """Who may read the sticky comment, decided as `write_sticky` decides it: "as a JSM

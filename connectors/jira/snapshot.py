@@ -155,7 +155,7 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
         # Jira has one kind of worklog: calls and meetings cannot be told from work.
         TimeEntry(person=people(worklog.get("author")) or ANONYMOUS,
                   hours=(worklog.get("timeSpentSeconds") or 0) / 3600,
-                  kind=TimeKind.WORK, at=_moment(worklog["started"]))
+                  kind=TimeKind.WORK, at=parse_time(worklog["started"]))
         for worklog in worklogs)
     return Engagement(
         connector=ref.connector,
@@ -165,8 +165,8 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
         title=fields.get("summary") or "",
         status=status.get("name") or "",
         status_category=category_of(status.get("statusCategory")),
-        created=_moment(fields["created"]),
-        updated=_moment(fields["updated"]),
+        created=parse_time(fields["created"]),
+        updated=parse_time(fields["updated"]),
         due=as_date(fields.get("duedate")),
         labels=tuple(fields.get("labels") or ()),
         # the client's people: everyone seen on the issue who is on the client side
@@ -246,7 +246,7 @@ def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory],
     moves: list[StatusChange] = []
     changes: list[Change] = []
     for history in changelog:
-        at, by = _moment(history["created"]), people(history.get("author"))
+        at, by = parse_time(history["created"]), people(history.get("author"))
         for item in history.get("items") or ():
             raw_name = item.get("field") or ""
             # Data Center items have no `fieldId` and name a custom field by display name.
@@ -269,7 +269,7 @@ def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory],
 def _document(attachment: Json, people: _People, settings: JiraSettings) -> Document:
     name = attachment.get("filename") or ""
     return Document(id=str(attachment["id"]), kind=document_kind(name, settings.document_patterns),
-                    name=name, added_at=_moment(attachment["created"]),
+                    name=name, added_at=parse_time(attachment["created"]),
                     author=people(attachment.get("author")))
 
 
@@ -285,7 +285,7 @@ def _comments(comments: Iterable[Json], people: _People, settings: JiraSettings,
         visible = client_visible(comment, service_desk=service_desk)
         yield Comment(id=str(comment["id"]), author=people(author) or ANONYMOUS,
                       visibility=Visibility.PUBLIC if visible else Visibility.INTERNAL,
-                      at=_moment(comment["created"]), text=text)
+                      at=parse_time(comment["created"]), text=text)
 
 
 def category_of(status_category: Any) -> StatusCategory:
@@ -294,7 +294,7 @@ def category_of(status_category: Any) -> StatusCategory:
     return CATEGORY_BY_KEY.get(key, StatusCategory.TODO)
 
 
-def _moment(value: str) -> datetime:
+def parse_time(value: str) -> datetime:
     """Jira's `2019-02-15T19:11:18.321-0800` as an aware datetime."""
     moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -36,6 +36,7 @@ from plugin.storage.repository import (
     prune_events,
     record_catch_up,
     record_review,
+    seen_changes,
     stale_engagements,
 )
 
@@ -163,11 +164,14 @@ class Jobs:
     def review(self, now: datetime | None = None) -> list[EngagementRef]:
         """Ask for a re-evaluation of open engagements not evaluated for an hour (time-based
         rules), and of engagements the platforms changed since the last listing that worked
-        (webhooks are not guaranteed; `catch_up_minutes`). Platform errors are logged: the
-        next review tries again, and looks back that much further."""
+        (webhooks are not guaranteed; `catch_up_minutes`) — unless their latest evaluation
+        already saw that change. Platform errors are logged: the next review tries again,
+        and looks back that much further."""
         now = now or datetime.now(UTC)
         with self._database.reading() as session:
-            asked = {(ref, "time") for ref in due_for_review(session, now, REVIEW_AFTER_SECONDS)}
+            asked: dict[tuple[EngagementRef, str], datetime | None] = {
+                (ref, "time"): None
+                for ref in due_for_review(session, now, REVIEW_AFTER_SECONDS)}
         for connector in self._connectors.values():
             with self._database.reading() as session:
                 minutes = catch_up_minutes(now, last_catch_up(session, connector.name))
@@ -179,14 +183,19 @@ class Jobs:
                 continue
             with self._database.session() as session, session.begin():
                 record_catch_up(session, connector.name, now)
+                seen = seen_changes(session, [ref for ref, at in changed.items() if at])
+            unseen = {ref: at for ref, at in changed.items()
+                      if at is None or ref not in seen or at > seen[ref]}
             if minutes > CATCH_UP_MINUTES:
-                log.info("review: caught up %d minutes of changes on %s (%d engagements)",
-                         minutes, connector.name, len(changed))
-            asked |= {(ref, "catch-up") for ref in changed}
+                log.info("review: caught up %d minutes of changes on %s (%d engagements, "
+                         "%d of them changed since their evaluation)", minutes,
+                         connector.name, len(changed), len(unseen))
+            asked |= {(ref, "catch-up"): at for ref, at in unseen.items()}
         rung = []
-        for ref, reason in sorted(asked, key=lambda item: (*astuple(item[0]), item[1])):
+        for (ref, reason), change in sorted(asked.items(),
+                                            key=lambda item: (*astuple(item[0][0]), item[0][1])):
             with self._database.session() as session, session.begin():
-                new = record_review(session, ref, now, reason)
+                new = record_review(session, ref, now, reason, change)
             if new:
                 self.ring(ref, delay_seconds=0)
                 rung.append(ref)

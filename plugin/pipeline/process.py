@@ -292,7 +292,8 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
             EngagementInfo(display_key=engagement.key, title=engagement.title,
                            client_key=engagement.client.key,
                            account_manager=managers[0].name if managers else None,
-                           open=engagement.status_category.value != "done"),
+                           open=engagement.status_category.value != "done",
+                           platform_updated_at=engagement.updated),
         )
         if wrote:
             set_sticky(session, ref, comment_id,

@@ -130,6 +130,9 @@ class EngagementRecord(Base):
     last_score: Mapped[int | None] = mapped_column(Integer)
     last_band: Mapped[str | None] = mapped_column(String(16))
     last_evaluated_at: Mapped[datetime | None]
+    # The engagement's last change on the platform (its own clock) as that evaluation's
+    # snapshot showed it: the review's catch-up skips a listed change no later than this.
+    platform_updated_at: Mapped[datetime | None]
     open: Mapped[bool] = mapped_column(Boolean, default=True)
     # Set when a sticky comment written here turned out client-visible: when and what was
     # seen. Nothing is written to the ticket again until a person resumes it.

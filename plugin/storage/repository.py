@@ -56,13 +56,15 @@ WORKER_LOST = "lease expired on the last attempt: the worker stopped without fin
 
 @dataclass(frozen=True)
 class EngagementInfo:
-    """What the weekly digest shows about an engagement, taken from its latest snapshot."""
+    """What the weekly digest shows about an engagement, and what the review's catch-up
+    compares, taken from its latest snapshot."""
 
     display_key: str | None = None
     title: str | None = None
     client_key: str | None = None
     account_manager: str | None = None
     open: bool = True
+    platform_updated_at: datetime | None = None  # the snapshot's `Engagement.updated`
 
 
 def _aware(value: datetime | None) -> ColumnElement[Any]:
@@ -406,13 +408,39 @@ def prune_events(session: Session, received_before: datetime, limit: int) -> int
         EventRecord.id.in_(oldest.scalar_subquery()))).rowcount
 
 
-def record_review(session: Session, ref: EngagementRef, now: datetime, reason: str) -> bool:
+def record_review(session: Session, ref: EngagementRef, now: datetime, reason: str,
+                  change: datetime | None = None) -> bool:
     """Ask for a re-evaluation without a platform event (time-based rules, a missed
     webhook): a stored event like any other, so it takes the same claim path. Its delivery id
-    names the hour, so one reason asks at most once an hour per engagement."""
-    hour = f"{now.astimezone(UTC):%Y-%m-%dT%H}"
-    event = Event(ref, f"review:{reason}", f"review:{reason}:{ref.key}:{hour}", now, None)
+    names the `change` it catches up (the platform's time of it), so each change is asked
+    about once however many reviews list it; without one it names the hour, so one reason
+    asks at most once an hour per engagement."""
+    when = (f"{change.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}" if change is not None
+            else f"{now.astimezone(UTC):%Y-%m-%dT%H}")
+    event = Event(ref, f"review:{reason}", f"review:{reason}:{ref.key}:{when}", now, None)
     return record_event(session, event, b"{}", now)
+
+
+def seen_changes(session: Session, refs: Collection[EngagementRef]
+                 ) -> dict[EngagementRef, datetime]:
+    """The platform's time of the last change each engagement's latest evaluation saw
+    (`EngagementInfo.platform_updated_at`), for those of `refs` that have one."""
+    by_site: dict[tuple[str, str], list[str]] = {}
+    for ref in refs:
+        by_site.setdefault((ref.connector, ref.site), []).append(ref.key)
+    seen = {}
+    for (connector, site), keys in by_site.items():
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            rows = session.execute(
+                select(EngagementRecord.key, EngagementRecord.platform_updated_at)
+                .where(EngagementRecord.connector == connector, EngagementRecord.site == site,
+                       EngagementRecord.key.in_(keys[start:start + KEYS_PER_QUERY]),
+                       EngagementRecord.platform_updated_at.is_not(None)))
+            seen.update({EngagementRef(connector, site, key): at for key, at in rows})
+    return seen
+
+
+KEYS_PER_QUERY = 500  # well under SQLite's limit of bound parameters per statement
 
 
 def record_check(session: Session, ref: EngagementRef, now: datetime) -> str:

@@ -325,6 +325,29 @@ def test_a_rate_limit_storm_is_ridden_out(app: Flask, jira: FakeJira):
     assert [c["method"] for c in jira.written] == ["POST"]
 
 
+def test_the_review_catches_up_a_lost_webhook_but_not_a_change_already_evaluated(
+        app: Flask, jira: FakeJira):
+    deliver(app, "d-1")
+    run_jobs_until_done(app)
+    reads = len(jira.mock.calls)
+    listing = jira.mock.get(f"{JIRA}/rest/api/2/search", json={
+        "startAt": 0, "maxResults": 50, "total": 1, "issues": [
+            {"id": "10231", "key": "PRJA-7", "fields": {"updated": ISSUE["fields"]["updated"]}}]})
+    jobs = app.extensions["clientguard.jobs"]
+    assert jobs.review() == []  # the evaluation saw that change: nothing asked, nothing read
+    assert len(jira.mock.calls) == reads + 1
+    # someone unsets the account manager, and that webhook never arrives
+    jira.issue["fields"]["customfield_10100"] = None
+    jira.issue["fields"]["updated"] = "2026-11-20T10:05:00.000+0000"
+    listing.body = json.dumps({"startAt": 0, "maxResults": 50, "total": 1, "issues": [
+        {"id": "10231", "key": "PRJA-7", "fields": {"updated": jira.issue["fields"]["updated"]}}]})
+    assert jobs.review() == [REF]
+    run_jobs_until_done(app)
+    assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE),
+                                                                      ("PUT", ROLE)]
+    assert jobs.review() == []  # the same change listed again
+
+
 def test_a_deleted_issue_finishes_its_events_and_is_no_longer_reviewed(app: Flask,
                                                                        jira: FakeJira):
     deliver(app, "d-1")

@@ -1,7 +1,7 @@
 """The sweep, the review and the prune on the real database and queue: lost doorbells are
 rung again, open engagements are re-evaluated for their time-based rules, engagements Jira
-changed without a webhook reaching us are caught up — each at most once an hour — and
-finished events are forgotten after `keep_events_days`."""
+changed without a webhook reaching us are caught up — once per change, and not when an
+evaluation already saw it — and finished events are forgotten after `keep_events_days`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from connectors.base import EngagementRef, Event
 from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.storage.models import EventRecord
-from plugin.storage.repository import record_event, save_evaluation
+from plugin.storage.repository import EngagementInfo, record_event, save_evaluation
 
 JIRA = "https://agency.atlassian.net"
 NOW = datetime(2026, 11, 20, 12, 5, tzinfo=UTC)
@@ -82,6 +82,38 @@ def test_the_review_re_evaluates_open_engagements_and_catches_up_with_jira(app: 
         jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [{"id": "10002"}]})
         assert app.extensions["clientguard.jobs"].review(NOW + timedelta(minutes=15)) == []
     assert len(events(app)) == 3
+
+
+def jira_time(moment: datetime) -> str:
+    """As Jira writes `updated`: `2026-11-20T11:45:00.000+0000`."""
+    return f"{moment:%Y-%m-%dT%H:%M:%S.000%z}"
+
+
+def review_listing(app: Flask, now: datetime, updated: dict[str, datetime]) -> list[str]:
+    """Run the review at `now` with Jira listing `updated` (issue id -> its `updated`); the
+    keys it asked to evaluate."""
+    with responses.RequestsMock() as jira:
+        search = jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [
+            {"id": key, "key": f"ACME-{key}", "fields": {"updated": jira_time(at)}}
+            for key, at in updated.items()]})
+        rung = app.extensions["clientguard.jobs"].review(now)
+        assert search.calls[0].request.params["fields"] == "updated"
+    return [ref.key for ref in rung]
+
+
+def test_the_catch_up_asks_once_per_change_and_not_for_one_an_evaluation_saw(app: Flask):
+    seen = NOW - timedelta(minutes=20)  # Jira's `updated` as the last snapshots showed it
+    with app.extensions["clientguard.database"].session() as session, session.begin():
+        for key in ("10002", "10003"):
+            save_evaluation(session, ref(key), 90, "green", {}, seen + timedelta(seconds=2),
+                            EngagementInfo(platform_updated_at=seen))
+    listing = {"10002": seen,  # its webhook came, and its evaluation saw this change
+               "10003": seen + timedelta(minutes=5)}  # changed again; that webhook was lost
+    assert review_listing(app, NOW, listing) == ["10003"]
+    assert review_listing(app, NOW + timedelta(minutes=15), listing) == []  # asked already
+    listing["10003"] = NOW + timedelta(minutes=20)  # another lost webhook, the same hour
+    assert review_listing(app, NOW + timedelta(minutes=30), listing) == ["10003"]
+    assert [name for key, name, _ in events(app) if key == "10003"] == ["review:catch-up"] * 2
 
 
 def test_a_jira_outage_does_not_stop_the_review(app: Flask) -> None:
