@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from huey import Huey, RedisHuey, crontab
+from huey.api import TaskWrapper
 from huey.consumer import Consumer
 from huey.storage import SqliteStorage
 
@@ -30,6 +31,7 @@ from plugin.pipeline.process import POSTPONED_BY, Processed
 from plugin.pipeline.resolve import resolve_waiting
 from plugin.storage import Database, write_lock
 from plugin.storage.repository import (
+    claim_period,
     due_for_review,
     last_catch_up,
     oldest_waiting,
@@ -102,19 +104,33 @@ class Jobs:
             if processed.more_waiting:
                 self.ring(ref, delay_seconds=0)
 
-        @self.huey.periodic_task(crontab(minute="*"), name="sweep")
-        def sweep_job() -> None:
-            self.sweep()
-
-        @self.huey.periodic_task(crontab(minute="*/15"), name="review")
-        def review_job() -> None:
-            self.review()
-
-        @self.huey.periodic_task(crontab(minute="7"), name="prune")
-        def prune_job() -> None:
-            self.prune()
-
+        self.periodic_jobs = {
+            name: self._periodic(name, schedule, minutes, run) for name, schedule, minutes, run
+            in (("sweep", crontab(minute="*"), 1, self.sweep),
+                ("review", crontab(minute="*/15"), 15, self.review),
+                ("prune", crontab(minute="7"), 60, self.prune))}
         self._evaluate_job = evaluate_job
+
+    def _periodic(self, name: str, schedule: Callable[[datetime], bool], minutes: int,
+                  run: Callable[[], object]) -> TaskWrapper:
+        """`run` as huey's periodic job `name`, run once a period of `minutes`: every
+        process's scheduler enqueues it, and on a shared queue (Redis, or one SQLite file
+        for `serve` and `worker`) each copy would run — the review listing each platform's
+        changes once per process. The first copy claims the period; the others return."""
+
+        @self.huey.periodic_task(schedule, name=name)
+        def periodic_job() -> None:
+            now = datetime.now(UTC)
+            period = (now.replace(second=0, microsecond=0)
+                      - timedelta(minutes=now.minute % minutes))
+            with self._database.session() as session, session.begin():
+                claimed = claim_period(session, name, period)
+            if claimed:
+                run()
+            else:
+                log.debug("%s of %s: another process ran it", name, f"{period:%H:%M} UTC")
+
+        return periodic_job
 
     def ring(self, ref: EngagementRef, delay_seconds: float | None = None) -> None:
         """Ask for an evaluation of `ref` after the coalescing delay. A delay under a second

@@ -204,3 +204,14 @@ class CatchUpRecord(Base):
 
     connector: Mapped[str] = mapped_column(String(32), primary_key=True)
     listed_at: Mapped[datetime]
+
+
+class PeriodicRunRecord(Base):
+    """The latest period in which a periodic job (sweep, review, prune) ran. Every process's
+    scheduler enqueues each periodic job, so with several processes on one queue each
+    period's job comes several times: the first to claim the period runs it."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[datetime]  # its start

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Table,
     and_,
     bindparam,
     case,
@@ -41,6 +42,7 @@ from plugin.storage.models import (
     EventStatus,
     FindingRecord,
     FindingStatus,
+    PeriodicRunRecord,
     UTCDateTime,
 )
 from plugin.storage.prepared import Insert, PreparedInsert, insert_for
@@ -467,12 +469,27 @@ def last_catch_up(session: Session, connector: str) -> datetime | None:
 def record_catch_up(session: Session, connector: str, listed_at: datetime) -> None:
     """Remember a listing of `connector`'s changes up to `listed_at` (never moved back). One
     upsert: the reviews of several worker processes may record at the same moment."""
+    _move_forward(session, CatchUpRecord.__table__, "connector", connector, "listed_at",
+                  listed_at)
+
+
+def claim_period(session: Session, job: str, period: datetime) -> bool:
+    """Claim the run of periodic `job` for the period starting at `period`: False when
+    another process claimed it (or a later one) already."""
+    return _move_forward(session, PeriodicRunRecord.__table__, "name", job, "period", period)
+
+
+def _move_forward(session: Session, table: Table, key: str, value: str, moment: str,
+                  to: datetime) -> bool:
+    """Set the row's `moment` column to `to` unless it holds `to` or later already; one
+    upsert, safe when several processes race. True when it was set (a row came back: the
+    PostgreSQL driver reports no row count for an upsert)."""
     connection = session.connection()
-    statement = insert_for(connection.dialect.name)(CatchUpRecord.__table__)
-    connection.execute(statement.on_conflict_do_update(
-        index_elements=["connector"], set_={"listed_at": statement.excluded.listed_at},
-        where=CatchUpRecord.__table__.c.listed_at < statement.excluded.listed_at,
-    ), {"connector": connector, "listed_at": listed_at})
+    statement = insert_for(connection.dialect.name)(table)
+    return connection.execute(statement.on_conflict_do_update(
+        index_elements=[key], set_={moment: statement.excluded[moment]},
+        where=table.c[moment] < statement.excluded[moment],
+    ).returning(table.c[key]), {key: value, moment: to}).first() is not None
 
 
 def due_for_review(session: Session, now: datetime,

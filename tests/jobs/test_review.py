@@ -16,21 +16,25 @@ from sqlalchemy import event, select, update
 from connectors.base import EngagementRef, Event
 from plugin.app import close_app, create_app
 from plugin.config import build_config
-from plugin.storage.models import EventRecord
+from plugin.storage.models import EventRecord, PeriodicRunRecord
 from plugin.storage.repository import EngagementInfo, record_event, save_evaluation
 
 JIRA = "https://agency.atlassian.net"
 NOW = datetime(2026, 11, 20, 12, 5, tzinfo=UTC)
 
 
-@pytest.fixture
-def app(database_url: str, queue_url: str) -> Iterator[Flask]:
-    app = create_app(build_config({
+def service(database_url: str, queue_url: str) -> Flask:
+    return create_app(build_config({
         "service": {"database_url": database_url, "queue_url": queue_url,
                     "keep_events_days": 30},
         "jira": {"site": "agency", "base_url": JIRA, "email": "guard@agency.example",
                  "api_token": "witness-token", "engagement_jql": "project = ACME"},
     }))
+
+
+@pytest.fixture
+def app(database_url: str, queue_url: str) -> Iterator[Flask]:
+    app = service(database_url, queue_url)
     yield app
     app.extensions["clientguard.jobs"].huey.flush()
     close_app(app)
@@ -152,6 +156,25 @@ def test_after_an_outage_the_review_catches_up_everything_since_its_last_listing
     # the service down for a fortnight: a week at most, and a word to run a backfill
     assert listed_since(app, NOW + timedelta(days=14)) == f"updated >= -{7 * 24 * 60}m"
     assert "run `clientguard backfill`" in caplog.text
+
+
+def test_processes_sharing_a_queue_run_each_periodic_job_once_a_period(
+        app: Flask, database_url: str, queue_url: str) -> None:
+    """Each process's scheduler enqueues every periodic job: the first copy runs it."""
+    other = service(database_url, queue_url)  # another `clientguard worker`
+    try:
+        with responses.RequestsMock() as jira:
+            search = jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": []})
+            for process in (app, other, app):
+                process.extensions["clientguard.jobs"].periodic_jobs["review"].call_local()
+            assert len(search.calls) == 1
+            with app.extensions["clientguard.database"].session() as session, \
+                    session.begin():  # as if this period ended: the next one runs again
+                session.execute(update(PeriodicRunRecord).values(period=NOW))
+            other.extensions["clientguard.jobs"].periodic_jobs["review"].call_local()
+            assert len(search.calls) == 2
+    finally:
+        close_app(other)
 
 
 def store(app: Flask, key: str, status: str, received_at: datetime) -> None:

@@ -106,12 +106,12 @@ def test_upgrade_to_head_twice_gives_the_models_schema(database_url: str) -> Non
     with database.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-        assert context.get_current_revision() == head == "0005"
+        assert context.get_current_revision() == head == "0006"
         assert compare_metadata(context, Base.metadata) == []
         tables = set(inspect(connection).get_table_names())
     database.close()
     assert tables == {"alembic_version", "events", "engagements", "findings", "daily_scores",
-                      "installations", "catch_ups"}
+                      "installations", "catch_ups", "periodic_runs"}
 
 
 def test_going_back_a_migration_keeps_findings_and_scores(database_url: str) -> None:
@@ -143,7 +143,7 @@ def test_services_starting_together_migrate_once(database_url: str) -> None:
     assert [start.wait(timeout=60) for start in starts] == [0, 0, 0]
     database = open_database(database_url)
     with database.engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0005"
+        assert MigrationContext.configure(connection).get_current_revision() == "0006"
     database.close()
 
 
