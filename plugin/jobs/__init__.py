@@ -199,6 +199,7 @@ class Jobs:
                 continue
             with self._database.session() as session, session.begin():
                 record_catch_up(session, connector.name, now)
+            with self._database.reading() as session:
                 seen = seen_changes(session, [ref for ref, at in changed.items() if at])
             unseen = {ref: at for ref, at in changed.items()
                       if at is None or ref not in seen or at > seen[ref]}
