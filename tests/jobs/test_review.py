@@ -5,6 +5,7 @@ evaluation already saw it — and finished events are forgotten after `keep_even
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.storage.models import EventRecord, PeriodicRunRecord
 from plugin.storage.repository import EngagementInfo, record_event, save_evaluation
+from tests.connectors.jira.openapi import assert_calls_match_spec
 
 JIRA = "https://agency.atlassian.net"
 NOW = datetime(2026, 11, 20, 12, 5, tzinfo=UTC)
@@ -38,6 +40,14 @@ def app(database_url: str, queue_url: str) -> Iterator[Flask]:
     yield app
     app.extensions["clientguard.jobs"].huey.flush()
     close_app(app)
+
+
+@contextlib.contextmanager
+def jira_cloud() -> Iterator[responses.RequestsMock]:
+    """Jira Cloud stood in for; every request the review sent is checked against the spec."""
+    with responses.RequestsMock() as jira:
+        yield jira
+        assert_calls_match_spec(call.request for call in jira.calls)
 
 
 def ref(key: str) -> EngagementRef:
@@ -71,9 +81,11 @@ def test_the_review_re_evaluates_open_engagements_and_catches_up_with_jira(app: 
     with database.session() as session, session.begin():
         save_evaluation(session, ref("10001"), 60, "amber", {}, NOW - timedelta(hours=2))
         save_evaluation(session, ref("10003"), 90, "green", {}, NOW - timedelta(minutes=10))
-    with responses.RequestsMock() as jira:
+    with jira_cloud() as jira:
         search = jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [
-            {"id": "10002", "key": "ACME-2"}, {"id": "10003", "key": "ACME-3"}]})
+            {"id": "10002", "key": "ACME-2", "fields": {"updated": "2026-11-20T11:50:00.000+0000"}},
+            {"id": "10003", "key": "ACME-3", "fields": {"updated": "2026-11-20T12:01:00.000+0000"}},
+        ]})
         rung = app.extensions["clientguard.jobs"].review(NOW)
         assert search.calls[0].request.params["jql"] == (
             "(project = ACME) AND updated >= -30m")
@@ -82,8 +94,10 @@ def test_the_review_re_evaluates_open_engagements_and_catches_up_with_jira(app: 
                            ("10002", "review:catch-up", "pending"),
                            ("10003", "review:catch-up", "pending")]
     assert queued(app) == 3
-    with responses.RequestsMock() as jira:  # the same hour: nothing is asked twice
-        jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [{"id": "10002"}]})
+    with jira_cloud() as jira:  # the same change listed again, the same hour: nothing new
+        jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [
+            {"id": "10002", "key": "ACME-2", "fields": {"updated": "2026-11-20T11:50:00.000+0000"}},
+        ]})
         assert app.extensions["clientguard.jobs"].review(NOW + timedelta(minutes=15)) == []
     assert len(events(app)) == 3
 
@@ -96,7 +110,7 @@ def jira_time(moment: datetime) -> str:
 def review_listing(app: Flask, now: datetime, updated: dict[str, datetime]) -> list[str]:
     """Run the review at `now` with Jira listing `updated` (issue id -> its `updated`); the
     keys it asked to evaluate."""
-    with responses.RequestsMock() as jira:
+    with jira_cloud() as jira:
         search = jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [
             {"id": key, "key": f"ACME-{key}", "fields": {"updated": jira_time(at)}}
             for key, at in updated.items()]})
@@ -124,7 +138,7 @@ def test_a_jira_outage_does_not_stop_the_review(app: Flask) -> None:
     database = app.extensions["clientguard.database"]
     with database.session() as session, session.begin():
         save_evaluation(session, ref("10001"), 60, "amber", {}, NOW - timedelta(hours=2))
-    with responses.RequestsMock() as jira:
+    with jira_cloud() as jira:
         jira.get(f"{JIRA}/rest/api/3/search/jql", status=401, json={
             "errorMessages": ["Client must be authenticated to access this resource."]})
         assert app.extensions["clientguard.jobs"].review(NOW) == [ref("10001")]
@@ -132,7 +146,7 @@ def test_a_jira_outage_does_not_stop_the_review(app: Flask) -> None:
 
 def listed_since(app: Flask, now: datetime, status: int = 200) -> str:
     """Run the review at `now` with Jira answering `status`; the JQL it sent."""
-    with responses.RequestsMock() as jira:
+    with jira_cloud() as jira:
         search = jira.get(f"{JIRA}/rest/api/3/search/jql", status=status,
                           json={"issues": []} if status == 200 else {
                               "errorMessages": ["Client must be authenticated to access "
@@ -163,7 +177,7 @@ def test_processes_sharing_a_queue_run_each_periodic_job_once_a_period(
     """Each process's scheduler enqueues every periodic job: the first copy runs it."""
     other = service(database_url, queue_url)  # another `clientguard worker`
     try:
-        with responses.RequestsMock() as jira:
+        with jira_cloud() as jira:
             search = jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": []})
             for process in (app, other, app):
                 process.extensions["clientguard.jobs"].periodic_jobs["review"].call_local()
