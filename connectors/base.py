@@ -98,6 +98,17 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class Written:
+    """The sticky comment as written: its id, and when the platform dated the change our
+    write made to the engagement (Jira gives the issue a new comment's time), so the review
+    does not take our own write for a change it missed; None where the write dates nothing
+    the review lists by (docs/decisions.md, "Review events …")."""
+
+    comment_id: str
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Export:
     """An engagement read from a saved file instead of the platform, and what the file could
     not tell (one line each)."""
@@ -229,7 +240,7 @@ class Connector(Protocol):
         """Remove only the other copies (`snapshot.duplicates`); the comment stays as it is."""
         ...
 
-    def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
-        """Create or update the one sticky comment, agency-internal by construction; returns
-        its id. There is no way to ask for a visible comment."""
+    def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> Written:
+        """Create or update the one sticky comment, agency-internal by construction. There
+        is no way to ask for a visible comment."""
         ...

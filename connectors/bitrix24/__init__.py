@@ -24,6 +24,7 @@ from connectors.base import (
     PageReply,
     PageRequest,
     Snapshot,
+    Written,
 )
 from connectors.bitrix24 import comments, events
 from connectors.bitrix24 import snapshot as deal_snapshot
@@ -276,9 +277,10 @@ class Bitrix24Connector:
         comments.delete_stale(self.client_for(snapshot.ref.site), snapshot.context.deal_id,
                               snapshot.duplicates)
 
-    def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
+    def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> Written:
         """Create or update the deal's sticky timeline comment, remove duplicates a crash
-        left behind, and — when configured — notify the deal's responsible person."""
+        left behind, and — when configured — notify the deal's responsible person. A
+        timeline comment leaves the deal's `updatedTime` as it is: nothing to date."""
         context: DealContext = snapshot.context
         client = self.client_for(snapshot.ref.site)
         comment_id = comments.write_sticky(client, context.deal_id, snapshot.sticky_id,
@@ -293,7 +295,7 @@ class Bitrix24Connector:
             except Exception as error:  # the comment is written; a notification is a bonus
                 log.warning("could not notify the responsible person of deal %s: %s",
                             context.deal_id, error)
-        return comment_id
+        return Written(comment_id)
 
     # -- the command line (connectors.base.CommandLine) -------------------------------
 

@@ -21,11 +21,12 @@ from connectors.base import (
     PageReply,
     PageRequest,
     Snapshot,
+    Written,
 )
 from connectors.errors import AuthError, ConnectorNotConfigured, NotFound
 from connectors.http import CallObserver
 from connectors.jira import events
-from connectors.jira.client import JiraClient
+from connectors.jira.client import JiraClient, parse_time
 from connectors.jira.comments import (
     delete_sticky,
     find_sticky,
@@ -39,7 +40,7 @@ from connectors.jira.comments import (
 from connectors.jira.export import loads_export
 from connectors.jira.jql import narrowed, open_engagements_jql
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
-from connectors.jira.snapshot import build_engagement, fetch_issue_data, parse_time
+from connectors.jira.snapshot import build_engagement, fetch_issue_data
 from plugin.core.comment import StickyContent
 from plugin.core.model import StatusCategory
 
@@ -180,15 +181,15 @@ class JiraConnector:
         for comment_id in snapshot.duplicates:
             delete_sticky(self.client, snapshot.context[0]["key"], comment_id)
 
-    def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> str:
+    def write_sticky(self, snapshot: Snapshot, content: StickyContent) -> Written:
         """Create or update the sticky comment (internal by construction), and remove
         duplicates a past crash left behind."""
         issue, existing = snapshot.context
         # Not seen among the comments but known: update it by id (a comment a person
         # deleted answers 404 and is written anew), never add a second one.
-        comment_id = write_sticky(self.client, self.settings, issue, content, existing)
+        written = write_sticky(self.client, self.settings, issue, content, existing)
         self.delete_duplicates(snapshot)
-        return comment_id
+        return written
 
 
 def _client_for(settings: JiraSettings, observer: CallObserver | None) -> JiraClient:

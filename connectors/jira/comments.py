@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import quote
 
-from connectors.base import STICKY_MARKER
+from connectors.base import STICKY_MARKER, Written
 from connectors.errors import LeakPrevented, NotFound, PlatformError, StickyRefused
-from connectors.jira.client import CommentVisibility, JiraClient
+from connectors.jira.client import CommentVisibility, JiraClient, parse_time
 from connectors.jira.markup import to_adf, to_wiki
 from connectors.jira.settings import JiraSettings
 from connectors.sticky import StickySearch
@@ -104,10 +104,10 @@ def is_service_desk(issue: Mapping[str, Any]) -> bool:
 
 
 def write_sticky(client: JiraClient, settings: JiraSettings, issue: Mapping[str, Any],
-                 content: StickyContent, existing: str | None) -> str:
+                 content: StickyContent, existing: str | None) -> Written:
     """Create the sticky comment, or update the `existing` one (by id; created anew when it
     was deleted meanwhile), always agency-internal, updates without notifications; returns
-    its id.
+    its id and its `updated` as read back (Jira gives the issue the comment's time).
 
     Raises `StickyRefused` before any request when the comment could not be internal,
     and `LeakPrevented` when the read-back shows a client-visible comment."""
@@ -118,8 +118,8 @@ def write_sticky(client: JiraClient, settings: JiraSettings, issue: Mapping[str,
     else:
         comment_id = _write_restricted(client, key, content, existing,
                                        staff_only(settings, key))
-    _ensure_internal(client, key, comment_id, service_desk=service_desk)
-    return comment_id
+    updated = _ensure_internal(client, key, comment_id, service_desk=service_desk).get("updated")
+    return Written(comment_id, parse_time(updated) if updated else None)
 
 
 def delete_sticky(client: JiraClient, issue_key: str, comment_id: str) -> None:
@@ -209,11 +209,12 @@ def left_as_written(comment: Mapping[str, Any], *, service_desk: bool) -> bool:
 
 
 def _ensure_internal(client: JiraClient, key: str, comment_id: str, *,
-                     service_desk: bool) -> None:
+                     service_desk: bool) -> dict[str, Any]:
+    """The comment as read back, when it is internal."""
     written = client.request("GET", _comment_path(client, key, comment_id),
                              params={"expand": "properties"})
     if not client_visible(written, service_desk=service_desk):
-        return
+        return written
     try:
         delete_sticky(client, key, comment_id)
     except PlatformError as error:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import EngagementRef
-from connectors.jira.client import JiraClient
+from connectors.jira.client import JiraClient, parse_time
 from connectors.jira.comments import client_visible, in_service_desk, is_ours, user_ids
 from connectors.jira.settings import JiraSettings
 from connectors.mapping import (
@@ -292,12 +291,6 @@ def category_of(status_category: Any) -> StatusCategory:
     """Jira's category key; `undefined` (no category) counts as not started."""
     key = status_category.get("key") if isinstance(status_category, dict) else None
     return CATEGORY_BY_KEY.get(key, StatusCategory.TODO)
-
-
-def parse_time(value: str) -> datetime:
-    """Jira's `2019-02-15T19:11:18.321-0800` as an aware datetime."""
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- bodies: ADF (Cloud v3) and wiki markup (Data Center v2) ------------------------------

@@ -268,20 +268,24 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
     `answers`, all in one transaction. True when something was written."""
     snapshot, report = plan.snapshot, plan.report
     ref, wrote = snapshot.ref, plan.action not in NO_WRITE
+    engagement = snapshot.engagement
     comment_id: str | None = None
+    changed_at = engagement.updated  # the review's catch-up skips changes up to this one
     if plan.action is Action.DELETE:
         connector.delete_sticky(snapshot)
     elif wrote:
         try:
-            comment_id = connector.write_sticky(snapshot, plan.content)
+            written = connector.write_sticky(snapshot, plan.content)
         except LeakPrevented as leak:  # the next write would leak again: stop them here
             with database.session() as session, session.begin():
                 stop_writes(session, ref, f"{now.astimezone(UTC):%Y-%m-%d %H:%M} UTC: {leak}")
             raise
+        comment_id = written.comment_id
+        if written.changed_at is not None:  # our own write, not a change to catch up
+            changed_at = max(changed_at, written.changed_at)
     elif plan.action is Action.UNCHANGED and snapshot.duplicates:
         connector.delete_duplicates(snapshot)  # no rewrite (and no notification) for them
     metrics.comments.labels(ref.connector, METRIC_ACTION[plan.action]).inc()
-    engagement = snapshot.engagement
     managers = engagement.roles.points_of_contact or ()
     with database.session() as session, session.begin():
         save_evaluation(
@@ -293,7 +297,7 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
                            client_key=engagement.client.key,
                            account_manager=managers[0].name if managers else None,
                            open=engagement.status_category.value != "done",
-                           platform_updated_at=engagement.updated),
+                           platform_updated_at=changed_at),
         )
         if wrote:
             set_sticky(session, ref, comment_id,

@@ -115,6 +115,8 @@ class FakeJira:
         comments["comments"] = [c for c in comments["comments"] if c["id"] != comment["id"]]
         comments["comments"].append(comment)  # Jira lists it with the issue from now on
         comments["total"] = comments["maxResults"] = len(comments["comments"])
+        if not match:  # Jira gives the issue the new comment's time (edits: unconfirmed)
+            self.issue["fields"]["updated"] = comment["updated"]
         return 200 if match else 201, {}, json.dumps(comment)
 
     def _read_back(self, request: Any) -> tuple[int, dict[str, str], str]:
@@ -325,22 +327,27 @@ def test_a_rate_limit_storm_is_ridden_out(app: Flask, jira: FakeJira):
     assert [c["method"] for c in jira.written] == ["POST"]
 
 
+def listing(updated: str) -> str:
+    """Data Center's search answer: PRJA-7, with its `updated`."""
+    return json.dumps({"startAt": 0, "maxResults": 50, "total": 1, "issues": [
+        {"id": "10231", "key": "PRJA-7", "fields": {"updated": updated}}]})
+
+
 def test_the_review_catches_up_a_lost_webhook_but_not_a_change_already_evaluated(
         app: Flask, jira: FakeJira):
     deliver(app, "d-1")
     run_jobs_until_done(app)
+    assert jira.issue["fields"]["updated"] != ISSUE["fields"]["updated"]  # our comment's time
     reads = len(jira.mock.calls)
-    listing = jira.mock.get(f"{JIRA}/rest/api/2/search", json={
-        "startAt": 0, "maxResults": 50, "total": 1, "issues": [
-            {"id": "10231", "key": "PRJA-7", "fields": {"updated": ISSUE["fields"]["updated"]}}]})
+    search = jira.mock.get(f"{JIRA}/rest/api/2/search",
+                           body=listing(jira.issue["fields"]["updated"]))
     jobs = app.extensions["clientguard.jobs"]
-    assert jobs.review() == []  # the evaluation saw that change: nothing asked, nothing read
+    assert jobs.review() == []  # the last change is our own comment: nothing asked or read
     assert len(jira.mock.calls) == reads + 1
     # someone unsets the account manager, and that webhook never arrives
     jira.issue["fields"]["customfield_10100"] = None
     jira.issue["fields"]["updated"] = "2026-11-20T10:05:00.000+0000"
-    listing.body = json.dumps({"startAt": 0, "maxResults": 50, "total": 1, "issues": [
-        {"id": "10231", "key": "PRJA-7", "fields": {"updated": jira.issue["fields"]["updated"]}}]})
+    search.body = listing(jira.issue["fields"]["updated"])
     assert jobs.review() == [REF]
     run_jobs_until_done(app)
     assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE),
