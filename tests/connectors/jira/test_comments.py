@@ -327,6 +327,27 @@ def test_data_center_service_desk_update_restates_the_internal_property(jira, dc
     assert write_sticky(dc, settings, JSM_ISSUE, CONTENT, "20001").comment_id == "20001"
 
 
+def test_data_center_service_desk_create_is_an_internal_note_via_servicedeskapi(jira, dc,
+                                                                               settings):
+    jira.post(f"{DC_SITE}/rest/servicedeskapi/request/ACME-7/comment", status=201,
+              json={"id": "20002", "body": WIKI, "public": False},
+              match=[matchers.json_params_matcher({"body": WIKI, "public": False})])
+    read_back(jira, f"{DC_COMMENTS}/20002",
+              {"id": "20002", "body": WIKI, "properties": JSM_INTERNAL})
+    assert write_sticky(dc, settings, JSM_ISSUE, CONTENT, None).comment_id == "20002"
+
+
+def test_an_internal_note_deleted_meanwhile_is_written_anew_as_an_internal_note(jira, cloud,
+                                                                                settings):
+    jira.put(f"{COMMENTS}/10100", status=404,
+             json={"errorMessages": ["Can not find a comment for the id: 10100."], "errors": {}},
+             match=[matchers.json_params_matcher({"body": ADF, "properties": JSM_INTERNAL})])
+    jira.post(JSM_COMMENTS, status=201, json={"id": "10101", "body": WIKI, "public": False},
+              match=[matchers.json_params_matcher({"body": WIKI, "public": False})])
+    read_back(jira, f"{COMMENTS}/10101", internal_note("10101"))
+    assert write_sticky(cloud, settings, JSM_ISSUE, CONTENT, "10100").comment_id == "10101"
+
+
 def test_a_sticky_comment_deleted_meanwhile_is_written_anew(jira, cloud, settings):
     jira.put(f"{COMMENTS}/10100", status=404,
              json={"errorMessages": ["Can not find a comment for the id: 10100."], "errors": {}})
