@@ -33,6 +33,7 @@ from tests.e2e.test_jira_pipeline import (
     JIRA,
     FakeJira,
     deliver,
+    post,
     running_app,
 )
 
@@ -141,6 +142,39 @@ def test_each_evaluation_run_is_counted_by_its_outcome(jira_app: Flask, jira: Fa
     assert {dict(labels)["outcome"]: value for labels, value in
             scrape(jira_app, "clientguard_evaluations_total").items()} == {
         "done": 1.0, "failed": 1.0, "postponed": 1.0, "gone": 1.0}
+
+
+def by(app: Flask, name: str, label: str) -> dict[str, float]:
+    """The samples of `name` by the value of one label."""
+    return {dict(labels)[label]: value for labels, value in scrape(app, name).items()}
+
+
+def test_metrics_count_every_answer_and_every_comment_decision(jira_app: Flask,
+                                                               jira: FakeJira):
+    client = jira_app.test_client()
+    deliver(jira_app, "d-1")
+    deliver(jira_app, "d-1")  # Jira redelivers
+    assert client.post("/hooks/jira", data=b'{"webhookEvent": "comment_created"}', headers={
+        "X-Hub-Signature": "sha256=" + "0" * 64}).status_code == 401
+    post(jira_app, {"webhookEvent": "jira:version_released", "timestamp": 1}, "d-version")
+    assert scrape(jira_app, "clientguard_queue_depth") == {(): 1.0}  # d-1's job waits
+    run_jobs_until_done(jira_app)
+    assert scrape(jira_app, "clientguard_queue_depth") == {(): 0.0}
+    deliver(jira_app, "d-2")  # nothing ClientGuard reads changed
+    run_jobs_until_done(jira_app)
+    jira.issue["fields"]["customfield_10100"] = None
+    deliver(jira_app, "d-3")
+    run_jobs_until_done(jira_app)
+
+    assert by(jira_app, "clientguard_events_received_total", "event") == {
+        "comment_created": 3.0}
+    assert by(jira_app, "clientguard_events_duplicate_total", "connector") == {"jira": 1.0}
+    assert by(jira_app, "clientguard_events_rejected_total", "reason") == {"signature": 1.0}
+    assert by(jira_app, "clientguard_events_ignored_total", "reason") == {"ignored": 1.0}
+    assert by(jira_app, "clientguard_comments_total", "action") == {
+        "created": 1.0, "skipped": 1.0, "updated": 1.0}
+    assert scrape(jira_app, "clientguard_evaluation_seconds_count") == {(): 3.0}
+    assert by(jira_app, "clientguard_intake_seconds_count", "connector") == {"jira": 6.0}
 
 
 def test_the_labels_name_no_issue_and_no_url(jira_app: Flask, jira: FakeJira):
