@@ -480,32 +480,52 @@ def test_doctor_and_install_are_commands(tmp_path: Path) -> None:
     assert "internal visibility" in result.output
 
 
-def test_install_registers_the_webhook_then_waits_for_a_test_delivery(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from connectors.base import EngagementRef, Event
-    from connectors.jira.install import WEBHOOKS_PATH
-    from plugin.cli import cli
+def install_site(tmp_path: Path, **jira: Any) -> tuple[Path, Any]:
+    """A configuration of the Jira site of tests/connectors/jira/test_install.py with a
+    migrated SQLite database, and that database open (the running service's)."""
     from plugin.storage import open_database, upgrade
-    from plugin.storage.repository import record_event
-    from tests.connectors.jira.test_install import SECTION, SITE
+    from tests.connectors.jira.test_install import SECTION
 
     url = f"sqlite:///{tmp_path / 'clientguard.sqlite3'}"
     config = tmp_path / "clientguard.toml"
     config.write_text(tomli_w.dumps({"service": {"database_url": url},
-                                     "jira": {**SECTION, "webhook_secret": "s3cret"}}),
-                      encoding="utf-8")
+                                     "jira": {**SECTION, **jira}}), encoding="utf-8")
     upgrade(url)
-    database = open_database(url)
+    return config, open_database(url)
 
-    def a_person_edits_an_issue() -> None:
+
+def a_person_edits_an_issue(database: Any) -> threading.Thread:
+    """In half a second, Jira's delivery of a person's edit reaches the service."""
+    from connectors.base import EngagementRef, Event
+    from plugin.storage.repository import record_event
+
+    def edit() -> None:
         time.sleep(0.5)
         with database.session() as session, session.begin():
             record_event(session, Event(EngagementRef("jira", "jira", "10042"),
                                         "jira:issue_updated", "d-1", None, "anna"),
                          b"{}", datetime.now(UTC))
 
-    runner = CliRunner()
+    editor = threading.Thread(target=edit)
+    editor.start()
+    return editor
+
+
+def install(config: Path, wait: float) -> Any:
+    from click.testing import CliRunner
+
+    from plugin.cli import cli
+
+    return CliRunner().invoke(cli, ["--config", str(config), "install", "jira", "--url",
+                                    "https://g.example", "--wait", str(wait)])
+
+
+def test_install_registers_the_webhook_then_waits_for_a_test_delivery(tmp_path: Path) -> None:
+    from connectors.jira.install import WEBHOOKS_PATH
+    from tests.connectors.jira.test_install import SECTION, SITE
+
+    config, database = install_site(tmp_path, webhook_secret="s3cret")
+    url = f"sqlite:///{tmp_path / 'clientguard.sqlite3'}"
     for wait, edits, exit_code, said in ((10, True, 0, "test delivery arrived: "
                                           "jira:issue_updated on issue 10042"),
                                          (0.5, False, 1, "no delivery from Jira reached")):
@@ -515,12 +535,9 @@ def test_install_registers_the_webhook_then_waits_for_a_test_delivery(tmp_path: 
                 "self": f"{SITE}{WEBHOOKS_PATH}/10042", "isSigned": True,
                 "name": "ClientGuard", "url": "https://g.example/hooks/jira", "events": [],
                 "filters": {}, "excludeBody": False, "enabled": True})
-            editor = threading.Thread(target=a_person_edits_an_issue)
-            if edits:
-                editor.start()
-            result = runner.invoke(cli, ["--config", str(config), "install", "jira",
-                                         "--url", "https://g.example", "--wait", str(wait)])
-            if edits:
+            editor = a_person_edits_an_issue(database) if edits else None
+            result = install(config, wait)
+            if editor is not None:
                 editor.join()
         assert result.exit_code == exit_code, result.output
         assert said in result.output
@@ -535,10 +552,32 @@ def test_install_registers_the_webhook_then_waits_for_a_test_delivery(tmp_path: 
             "self": f"{SITE}{WEBHOOKS_PATH}/10043", "isSigned": True, "name": "ClientGuard",
             "url": "https://g.example/hooks/jira", "events": [], "filters": {},
             "excludeBody": False, "enabled": True})
-        result = runner.invoke(cli, ["--config", str(config), "install", "jira",
-                                     "--url", "https://g.example", "--wait", "30"])
+        result = install(config, 30)
     assert result.exit_code == 1, result.output
     assert "CLIENTGUARD_JIRA__WEBHOOK_SECRET=" in result.output
     assert "not waiting for a test delivery: the service does not have the new secret" in (
         result.output)
     assert "Waiting up to" not in result.output
+
+
+def test_without_admin_rights_install_prints_the_settings_then_waits_for_them_to_work(
+        tmp_path: Path) -> None:
+    """The normal case for a service account: an administrator enters the printed settings
+    meanwhile, and the first signed delivery proves them."""
+    from connectors.jira.install import WEBHOOKS_PATH
+    from tests.connectors.jira.test_install import SITE
+
+    config, database = install_site(tmp_path, webhook_secret="s3cret")
+    with responses.RequestsMock() as jira:
+        jira.get(SITE + WEBHOOKS_PATH, status=403, json={
+            "errorMessages": ["You are not authorized to perform this operation. "
+                              "Administrator privileges are required."], "errors": {}})
+        editor = a_person_edits_an_issue(database)
+        result = install(config, 10)
+        editor.join()
+    database.close()
+    assert result.exit_code == 0, result.output
+    assert "only a Jira administrator may register webhooks" in result.output
+    assert "Enter it by hand:" in result.output
+    assert "once the settings above are entered in Jira" in result.output
+    assert "test delivery arrived: jira:issue_updated on issue 10042" in result.output
