@@ -60,6 +60,10 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILING, EXIT_BAD_INPUT = 0, 1, 2
 PLATFORMS = sorted(REGISTRY)
 WORKER_HEALTH_CHECK_SECONDS = 10.0  # as huey's own run loop
+# waitress reads a whole request body before the app sees it. Up to this many times
+# `service.max_body_bytes` the app refuses it (a JSON 413, counted); past that waitress
+# answers 413 itself as soon as it knows (plain text), instead of reading on.
+READ_AT_MOST = 4
 
 
 def _bad_input(message: str) -> NoReturn:
@@ -479,7 +483,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int,
     host = config.service.host if host is None else host
     port = config.service.port if port is None else port
     try:  # listen before anything is started or announced
-        server = create_server(app, host=host, port=port, threads=threads, ident="clientguard")
+        server = create_server(app, host=host, port=port, threads=threads, ident="clientguard",
+                               max_request_body_size=READ_AT_MOST * config.service.max_body_bytes)
     except (OSError, ValueError) as error:
         close_app(app)
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
