@@ -39,8 +39,9 @@ STATUSES = [{"id": "1", "name": "Open", "statusCategory": {"key": "new"}},
             {"id": "6", "name": "Closed", "statusCategory": {"key": "done"}}]
 ACCOUNT_MANAGER = "customfield_10100"
 EMBEDDED_WORKLOGS = 20  # what Data Center embeds in an issue; the rest is paged
-PATH = re.compile(r"/rest/api/2/(?:(?P<status>status)|issue/(?P<issue>[^/]+)"
+PATH = re.compile(r"/rest/api/2/(?:(?P<status>status)|(?P<search>search)|issue/(?P<issue>[^/]+)"
                   r"(?:/(?P<part>comment|worklog)(?:/(?P<comment>\d+))?)?)")
+SINCE = re.compile(r"updated >= -(\d+)m")
 COMMENT_SELF = re.compile(r"/issue/\d+/comment/")
 SENTENCES = [
     "Could you send us the product feed credentials by Monday?",
@@ -175,6 +176,7 @@ class FakeJira:
                                     datetime.now(UTC))
             self._add(self.issues[issue_id], comment)
             self._version[issue_id] += 1
+            self.issues[issue_id]["fields"]["updated"] = comment["created"]
         return comment
 
     def change_account_manager(self, issue_id: str) -> None:
@@ -182,7 +184,14 @@ class FakeJira:
         with self._lock:
             fields = self.issues[issue_id]["fields"]
             fields[ACCOUNT_MANAGER] = None if fields[ACCOUNT_MANAGER] else self._people["agency"]
+            fields["updated"] = _jira_time(datetime.now(UTC))
             self._version[issue_id] += 1
+
+    def change_unread(self, issue_id: str) -> None:
+        """A change of something ClientGuard does not read (another field, a worklog's
+        note): only the issue's `updated` moves."""
+        with self._lock:
+            self.issues[issue_id]["fields"]["updated"] = _jira_time(datetime.now(UTC))
 
     @staticmethod
     def _add(issue: dict[str, Any], comment: dict[str, Any]) -> None:
@@ -213,6 +222,8 @@ class FakeJira:
             return f"unknown {method}", 404, {"errorMessages": ["Not found"]}
         if match["status"] and method == "GET":
             return "read: status", 200, STATUSES
+        if match["search"] and method == "GET":
+            return "read: search", 200, self._search(query)
         issue = self.issues.get(match["issue"]) or self._by_key.get(match["issue"])
         if issue is None:
             return f"unknown {method}", 404, {"errorMessages": ["Issue Does Not Exist"]}
@@ -237,6 +248,16 @@ class FakeJira:
             return "write: delete comment", 204, None
         return f"unknown {method}", 404, {"errorMessages": ["Not found"]}
 
+    def _search(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """`GET /search` for the review's `updated >= -Nm` (one page: at most 100 issues)."""
+        since = SINCE.search(query["jql"][0])
+        oldest = datetime.now(UTC) - timedelta(minutes=int(since[1]) if since else 0)
+        found = [{"id": issue["id"], "key": issue["key"],
+                  "fields": {"updated": issue["fields"]["updated"]}}
+                 for issue in self.issues.values()
+                 if datetime.fromisoformat(issue["fields"]["updated"]) >= oldest]
+        return {"startAt": 0, "maxResults": 100, "total": len(found), "issues": found}
+
     def _write(self, method: str, issue: dict[str, Any], comment_id: str | None,
                body: dict[str, Any]) -> tuple[str, int, Any]:
         if comment_id is None:
@@ -257,7 +278,8 @@ class FakeJira:
         if fetched is not None and fetched == self._written_version.get(issue["id"]):
             self.needless_writes += 1
         self._written_version[issue["id"]] = fetched
-        if method == "POST":
+        if method == "POST":  # Jira gives the issue the new comment's time
+            issue["fields"]["updated"] = moment
             return "write: create comment", 201, comment
         return "write: update comment", 200, comment
 
