@@ -127,10 +127,12 @@ class JiraConnector:
         `engagement_jql`), with their `updated`: what the review re-evaluates in case a
         webhook was lost, unless the last evaluation already saw that change."""
         jql = narrowed(self.settings.engagement_jql, f"updated >= -{minutes}m")
-        return {EngagementRef(self.name, self.settings.site, str(issue["id"])):
-                parse_time(updated) if (updated := (issue.get("fields") or {}).get("updated"))
-                else None
-                for issue in self.client.search(jql, fields=("updated",))}
+        found: dict[EngagementRef, datetime | None] = {}
+        for issue in self.client.search(jql, fields=("updated",)):
+            updated = (issue.get("fields") or {}).get("updated")
+            found[EngagementRef(self.name, self.settings.site, str(issue["id"]))] = (
+                parse_time(updated) if updated else None)
+        return found
 
     def audience(self, snapshot: Snapshot) -> str:
         """Who may read the sticky comment, decided as `write_sticky` decides it: "as a JSM
