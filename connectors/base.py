@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from plugin.core.comment import STICKY_MARKER, StickyContent
+from plugin.core.i18n import Language
 from plugin.core.model import Engagement
 
 __all__ = ["STICKY_MARKER"]  # connectors match on the marker the core writes
@@ -228,8 +229,9 @@ class Connector(Protocol):
         cannot tell (the change may not show there)."""
         ...
 
-    def audience(self, snapshot: Snapshot) -> str:
-        """Who may read the sticky comment as it would be written (for dry runs)."""
+    def audience(self, snapshot: Snapshot, language: Language) -> str:
+        """Who may read the sticky comment as it would be written, in `language` (what
+        `clientguard check` says it did, or would do)."""
         ...
 
     def delete_sticky(self, snapshot: Snapshot) -> None:

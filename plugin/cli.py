@@ -154,7 +154,7 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
             except ValueError as error:
                 _bad_input(str(error))
             planned, audience = _review(ref, connector, database, config, now, dry_run,
-                                        resume=resume)
+                                        language, resume=resume)
         report = planned.report
         _print_report(report, language, output_format, (planned, audience, dry_run))
     failing = report.has_failures or bool(report.faulty)
@@ -194,7 +194,7 @@ def backfill(ctx: click.Context, connector_name: str, query: str | None,
         for ref, key in issues:
             try:
                 planned, audience = _review(ref, connector, database, config,
-                                            datetime.now(UTC), dry_run)
+                                            datetime.now(UTC), dry_run, "en")
             except Exception as error:  # reported in the summary; the others go on
                 failed.append(f"{key}: {type(error).__name__}: {error}")
                 continue
@@ -315,14 +315,16 @@ def _unreachable(setting: str, url: str, error: Exception) -> NoReturn:
 
 
 def _review(ref: EngagementRef, connector: Any, database: Database, config: Config,
-            now: datetime, dry_run: bool, *, resume: bool = False) -> tuple[CommentPlan, str]:
-    """The pipeline's plan for `ref` (carried out unless `dry_run`) and who may read it."""
+            now: datetime, dry_run: bool, language: Language, *, resume: bool = False
+            ) -> tuple[CommentPlan, str]:
+    """The pipeline's plan for `ref` (carried out unless `dry_run`) and who may read it, in
+    `language`."""
     from plugin.metrics import Metrics
     from plugin.pipeline.process import review
 
     planned = review(ref, connector, database, config, Metrics(), now, dry_run=dry_run,
                      resume=resume)
-    return planned, connector.audience(planned.snapshot)
+    return planned, connector.audience(planned.snapshot, language)
 
 
 def _print_report(report: Report, language: Language, output_format: str,
@@ -333,7 +335,7 @@ def _print_report(report: Report, language: Language, output_format: str,
         click.echo(report_text(report, language), nl=False)
         if shown is not None:
             planned, audience, dry_run = shown
-            click.echo(f"\n{planned.describe(audience, dry_run=dry_run)}")
+            click.echo(f"\n{planned.describe(audience, dry_run=dry_run, language=language)}")
         return
     document = report_document(report, language)
     if shown is not None:

@@ -235,6 +235,18 @@ def test_dry_run_shows_ticket_visibility_action_and_the_comment_and_writes_nothi
     assert stored(config, "agency-dc", "10231") is None  # the database is not written either
 
 
+@pytest.mark.parametrize(("lang", "said"), [
+    ("ru", "будет создан комментарий ClientGuard, видно только роли Developers"),
+    ("da", "ville oprette ClientGuard-kommentaren, kun synlig for rollen Developers"),
+])
+def test_the_sticky_line_speaks_the_language_of_the_report(tmp_path, jira, lang, said):
+    config = configure(tmp_path, jira=DC_JIRA)
+    serve_issue(jira, DC, rest("issue__datacenter.json"), by_key=True)
+    serve_statuses(jira, DC)
+    result = run(config, "check", "PRJA-7", "--now", NOW, "--dry-run", "--lang", lang)
+    assert result.stdout.split("\nPRJA-7: ", 1)[1].splitlines()[0] == said
+
+
 def test_dry_run_in_json(tmp_path, jira):
     config = configure(tmp_path, jira=CLOUD_JIRA)
     serve_issue(jira, CLOUD, cloud_issue(sticky=False), by_key=True)

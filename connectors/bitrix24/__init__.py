@@ -37,9 +37,14 @@ from connectors.bitrix24.throttle import StoredBucketState, bucket_for
 from connectors.errors import ConnectorNotConfigured, ExportError, NotInstalled, PlatformError
 from connectors.http import CallObserver
 from plugin.core.comment import StickyContent
+from plugin.core.i18n import Language, Text
 from plugin.core.schema import decode_json
 
 log = logging.getLogger(__name__)
+ON_THE_TIMELINE = Text(  # who may read the sticky comment (`Bitrix24Connector.audience`)
+    en="on the deal's timeline (employees with access to the deal)",
+    ru="в ленте сделки (видят сотрудники с доступом к сделке)",
+    da="på handlens tidslinje (medarbejdere med adgang til handlen)")
 DEAL = 2  # CRM entity type id of deals
 IN_PROGRESS = "P"  # stage semantics of a deal still being worked on
 RATE_KEY = "rate:"  # installation-store entries holding a portal's shared request count
@@ -260,10 +265,10 @@ class Bitrix24Connector:
             "entityTypeId": DEAL, "select": ["id", "updatedTime"], "filter": where,
             "order": {"id": "ASC"}}, items_key="items")
 
-    def audience(self, snapshot: Snapshot) -> str:
+    def audience(self, snapshot: Snapshot, language: Language) -> str:
         """Who may read the sticky comment: the deal's timeline is shown to the portal's
         employees with access to the deal, never to clients (contacts, extranet users)."""
-        return "on the deal's timeline (employees with access to the deal)"
+        return ON_THE_TIMELINE.render(language)
 
     def delete_sticky(self, snapshot: Snapshot) -> None:
         """Remove the sticky comment and any duplicate (one already gone is fine)."""

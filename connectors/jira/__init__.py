@@ -42,9 +42,19 @@ from connectors.jira.jql import narrowed, open_engagements_jql
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import build_engagement, fetch_issue_data
 from plugin.core.comment import StickyContent
+from plugin.core.i18n import Language, Text
 from plugin.core.model import StatusCategory
 
 log = logging.getLogger(__name__)
+
+AUDIENCE = {  # who may read the sticky comment (`JiraConnector.audience`)
+    "service_desk": Text(en="as a JSM internal note", ru="как внутренняя заметка JSM",
+                         da="som intern JSM-note"),
+    "restricted": Text(en="restricted to {kind} {name}", ru="видно только {kind} {name}",
+                       da="kun synlig for {kind} {name}"),
+    "role": Text(en="role", ru="роли", da="rollen"),
+    "group": Text(en="group", ru="группе", da="gruppen"),
+}
 
 GROUP_MEMBERS_SECONDS = 900.0  # how long the members of `agency_groups` are taken as read
 ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+|[0-9]+")  # ACME-12, or the issue id
@@ -134,15 +144,17 @@ class JiraConnector:
                 parse_time(updated) if updated else None)
         return found
 
-    def audience(self, snapshot: Snapshot) -> str:
+    def audience(self, snapshot: Snapshot, language: Language) -> str:
         """Who may read the sticky comment, decided as `write_sticky` decides it: "as a JSM
         internal note", or "restricted to role Developers". Raises `StickyRefused` where
         writing would."""
         issue = snapshot.context[0]
         if is_service_desk(issue):
-            return "as a JSM internal note"
+            return AUDIENCE["service_desk"].render(language)
         visibility = staff_only(self.settings, issue["key"])
-        return f"restricted to {visibility['type']} {visibility['value']}"
+        return AUDIENCE["restricted"].render(
+            language, kind=AUDIENCE[visibility["type"]].render(language),
+            name=visibility["value"])
 
     # -- the command line (connectors.base.CommandLine) ----------------------------------
 

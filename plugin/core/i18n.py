@@ -88,4 +88,29 @@ UI = {
         da="Kun for bureauet: kunden kan ikke se dette. ClientGuard holder denne ene "
         "kommentar opdateret; manuelle rettelser overskrives.",
     ),
+    # What a live `clientguard check` did, or on a dry run would do, to the sticky comment:
+    # `sticky_<action>`, `sticky_would_<action>` (`plugin.pipeline.process.Action`).
+    "sticky_known": Text(en="sticky comment {id}", ru="комментарий ClientGuard {id}",
+                         da="ClientGuard-kommentar {id}"),
+    "sticky_new": Text(en="the sticky comment", ru="комментарий ClientGuard",
+                       da="ClientGuard-kommentaren"),
+    "sticky_create": Text(en="created {comment}", ru="создан {comment}",
+                           da="oprettede {comment}"),
+    "sticky_would_create": Text(en="would create {comment}", ru="будет создан {comment}",
+                                da="ville oprette {comment}"),
+    "sticky_update": Text(en="updated {comment}", ru="обновлён {comment}",
+                           da="opdaterede {comment}"),
+    "sticky_would_update": Text(en="would update {comment}", ru="будет обновлён {comment}",
+                                da="ville opdatere {comment}"),
+    "sticky_delete": Text(en="deleted {comment}", ru="удалён {comment}",
+                           da="slettede {comment}"),
+    "sticky_would_delete": Text(en="would delete {comment}", ru="будет удалён {comment}",
+                                da="ville slette {comment}"),
+    "sticky_unchanged": Text(en="{comment} unchanged", ru="{comment} без изменений",
+                             da="{comment} uændret"),
+    "sticky_stopped": Text(
+        en="{comment} not written (writes stopped after a leak)",
+        ru="{comment} не записан (запись остановлена после утечки)",
+        da="{comment} ikke skrevet (skrivning stoppet efter et læk)",
+    ),
 }

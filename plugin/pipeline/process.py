@@ -34,6 +34,7 @@ from connectors.markup import plain_text
 from plugin.config import Config
 from plugin.core.comment import StickyContent, sticky_content
 from plugin.core.engine import Report, evaluate
+from plugin.core.i18n import UI, Language
 from plugin.metrics import Metrics
 from plugin.storage import Database
 from plugin.storage.models import EngagementRecord
@@ -73,7 +74,7 @@ using up no attempt, and the sweep rings for them when their wait is over."""
 METRIC_ACTION = {Action.CREATE: "created", Action.UPDATE: "updated",
                  Action.DELETE: "deleted", Action.UNCHANGED: "skipped",
                  Action.STOPPED: "stopped"}
-ACTION_WORDS = {Action.CREATE: ("created", "would create"),
+ACTION_WORDS = {Action.CREATE: ("created", "would create"),  # counted in `backfill`
                 Action.UPDATE: ("updated", "would update"),
                 Action.DELETE: ("deleted", "would delete"),
                 Action.UNCHANGED: ("unchanged", "unchanged"),
@@ -94,13 +95,13 @@ class CommentPlan:
     action: Action
     resumes: bool = False  # carried out, it lifts a stop after a leak (`check --resume`)
 
-    def describe(self, audience: str, *, dry_run: bool) -> str:
-        """`ACME-12: would update sticky comment 10206, as a JSM internal note`; on a dry
-        run followed by the comment itself, indented."""
-        said = ACTION_WORDS[self.action][dry_run]
-        comment = (f"sticky comment {self.snapshot.sticky_id}" if self.snapshot.sticky_id
-                   else "the sticky comment")
-        what = f"{comment} {said}" if self.action in NO_WRITE else f"{said} {comment}"
+    def describe(self, audience: str, *, dry_run: bool, language: Language = "en") -> str:
+        """`ACME-12: would update sticky comment 10206, as a JSM internal note` (`audience`
+        in `language` too); on a dry run followed by the comment itself, indented."""
+        comment = (UI["sticky_known"].render(language, id=self.snapshot.sticky_id)
+                   if self.snapshot.sticky_id else UI["sticky_new"].render(language))
+        would = "would_" if dry_run and self.action not in NO_WRITE else ""
+        what = UI[f"sticky_{would}{self.action.value}"].render(language, comment=comment)
         line = f"{self.snapshot.engagement.key}: {what}, {audience}"
         return f"{line}\n{textwrap.indent(plain_text(self.content), '    ')}" if dry_run else line
 
@@ -137,7 +138,7 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
     try:
         if config.service.dry_run:
             log.info("dry run, %s %s", ref.connector,
-                     plan.describe(connector.audience(plan.snapshot), dry_run=True))
+                     plan.describe(connector.audience(plan.snapshot, "en"), dry_run=True))
             wrote = False
             with database.session() as session, session.begin():
                 finish(session, claimed, now)
