@@ -38,7 +38,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     jobs = app.extensions["clientguard.jobs"] = Jobs(
         config.service.queue_url, evaluate, database, connectors,
-        config.service.coalesce_seconds, config.service.keep_events_days)
+        config.service.coalesce_seconds, config.service.keep_events_days, metrics)
     app.extensions["clientguard.intake"] = Intake(database, jobs)
     register_error_handlers(app)
     app.register_blueprint(hooks)

@@ -55,6 +55,11 @@ class Metrics:
         self.comments = Counter(
             "clientguard_comments_total", "Sticky comment decisions: created, updated, skipped",
             ["connector", "action"], registry=self.registry)
+        self.catch_ups = Counter(
+            "clientguard_catch_ups_total",
+            "Evaluations the review asked for because the platform lists a change no "
+            "evaluation saw: usually a webhook that never arrived",
+            ["connector"], registry=self.registry)
         self.queue_depth = Gauge(
             "clientguard_queue_depth", "Jobs waiting in the queue", registry=self.registry)
         self.queue_errors = Counter(

@@ -27,6 +27,7 @@ from huey.storage import SqliteStorage
 
 from connectors.base import Connector, EngagementRef, ResolvesIndirect
 from connectors.errors import ConnectorNotConfigured, PlatformError
+from plugin.metrics import Metrics
 from plugin.pipeline.process import POSTPONED_BY, Processed
 from plugin.pipeline.resolve import resolve_waiting
 from plugin.storage import Database, write_lock
@@ -83,8 +84,9 @@ class Jobs:
 
     def __init__(self, url: str, evaluate: Callable[[EngagementRef], Processed],
                  database: Database, connectors: Mapping[str, Connector],
-                 delay_seconds: float, keep_events_days: int) -> None:
+                 delay_seconds: float, keep_events_days: int, metrics: Metrics) -> None:
         self.huey = make_huey(url)
+        self.metrics = metrics
         self.delay_seconds = delay_seconds
         self.keep_events = timedelta(days=keep_events_days)
         self._database = database
@@ -216,6 +218,8 @@ class Jobs:
             if new:
                 self.ring(ref, delay_seconds=0)
                 rung.append(ref)
+                if reason == "catch-up":
+                    self.metrics.catch_ups.labels(ref.connector).inc()
         return rung
 
     def prune(self, now: datetime | None = None) -> int:

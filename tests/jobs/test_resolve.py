@@ -13,6 +13,7 @@ from sqlalchemy import select
 from connectors.base import EngagementRef, Event
 from connectors.errors import Transient
 from plugin.jobs import Jobs
+from plugin.metrics import Metrics
 from plugin.pipeline.process import Processed
 from plugin.storage import Database
 from plugin.storage.models import EventRecord
@@ -45,7 +46,7 @@ def jobs_with(connector: Owners, database: Database, queue_url: str) -> Jobs:
     def evaluate(_: EngagementRef) -> Processed:
         raise AssertionError("not evaluated in these tests")
     return Jobs(queue_url, evaluate, database, {"crm": connector}, delay_seconds=0.0,
-                keep_events_days=30)
+                keep_events_days=30, metrics=Metrics())
 
 
 def store(database: Database, key: str, delivery: str) -> None:

@@ -132,6 +132,8 @@ def test_the_catch_up_asks_once_per_change_and_not_for_one_an_evaluation_saw(app
     listing["10003"] = NOW + timedelta(minutes=20)  # another lost webhook, the same hour
     assert review_listing(app, NOW + timedelta(minutes=30), listing) == ["10003"]
     assert [name for key, name, _ in events(app) if key == "10003"] == ["review:catch-up"] * 2
+    assert app.extensions["clientguard.metrics"].registry.get_sample_value(
+        "clientguard_catch_ups_total", {"connector": "jira"}) == 2  # lost webhooks, for alerts
 
 
 def test_a_jira_outage_does_not_stop_the_review(app: Flask) -> None:
