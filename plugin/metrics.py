@@ -57,8 +57,8 @@ class Metrics:
             ["connector", "action"], registry=self.registry)
         self.catch_ups = Counter(
             "clientguard_catch_ups_total",
-            "Evaluations the review asked for because the platform lists a change no "
-            "evaluation saw: usually a webhook that never arrived",
+            "Evaluations the review asked for because the platform dates a change no "
+            "evaluation saw and no event waits for: usually a webhook that never arrived",
             ["connector"], registry=self.registry)
         self.queue_depth = Gauge(
             "clientguard_queue_depth", "Jobs waiting in the queue", registry=self.registry)

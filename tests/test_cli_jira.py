@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -576,7 +576,9 @@ def test_without_admin_rights_install_prints_the_settings_then_waits_for_them_to
         tmp_path: Path) -> None:
     """The normal case for a service account: an administrator enters the printed settings
     meanwhile, and the first signed delivery proves them."""
+    from connectors.base import EngagementRef
     from connectors.jira.install import WEBHOOKS_PATH
+    from plugin.storage.repository import record_review
     from tests.connectors.jira.test_install import SITE
 
     config, database = install_site(tmp_path, webhook_secret="s3cret")
@@ -584,6 +586,9 @@ def test_without_admin_rights_install_prints_the_settings_then_waits_for_them_to
         jira.get(SITE + WEBHOOKS_PATH, status=403, json={
             "errorMessages": ["You are not authorized to perform this operation. "
                               "Administrator privileges are required."], "errors": {}})
+        with database.session() as session, session.begin():  # the service's own: no proof
+            record_review(session, EngagementRef("jira", "jira", "10041"),
+                          datetime.now(UTC) + timedelta(seconds=1), "time")
         editor = a_person_edits_an_issue(database)
         result = install(config, 10)
         editor.join()

@@ -41,6 +41,7 @@ from plugin.storage.repository import (
     record_review,
     seen_changes,
     stale_engagements,
+    waiting_counts,
 )
 
 log = logging.getLogger(__name__)
@@ -183,8 +184,8 @@ class Jobs:
         """Ask for a re-evaluation of open engagements not evaluated for an hour (time-based
         rules), and of engagements the platforms changed since the last listing that worked
         (webhooks are not guaranteed; `catch_up_minutes`) — unless their latest evaluation
-        already saw that change. Platform errors are logged: the next review tries again,
-        and looks back that much further."""
+        already saw that change, or events of theirs wait. Platform errors are logged: the
+        next review tries again, and looks back that much further."""
         now = now or datetime.now(UTC)
         with self._database.reading() as session:
             asked: dict[tuple[EngagementRef, str], datetime | None] = {
@@ -203,8 +204,10 @@ class Jobs:
                 record_catch_up(session, connector.name, now)
             with self._database.reading() as session:
                 seen = seen_changes(session, [ref for ref, at in changed.items() if at])
-            unseen = {ref: at for ref, at in changed.items()
-                      if at is None or ref not in seen or at > seen[ref]}
+                waiting = waiting_counts(session.connection(), list(changed))
+            # Waiting events are evaluated on a fresh snapshot anyway.
+            unseen = {ref: at for ref, at in changed.items() if not waiting[ref]
+                      and (at is None or ref not in seen or at > seen[ref])}
             if minutes > CATCH_UP_MINUTES:
                 log.info("review: caught up %d minutes of changes on %s (%d engagements, "
                          "%d of them changed since their evaluation)", minutes,
@@ -218,7 +221,7 @@ class Jobs:
             if new:
                 self.ring(ref, delay_seconds=0)
                 rung.append(ref)
-                if reason == "catch-up":
+                if reason == "catch-up" and change is not None:  # a dated change missed
                     self.metrics.catch_ups.labels(ref.connector).inc()
         return rung
 

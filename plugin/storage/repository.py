@@ -48,6 +48,7 @@ from plugin.storage.models import (
 from plugin.storage.prepared import Insert, PreparedInsert, insert_for
 
 MAX_ATTEMPTS = 5
+REVIEW_PREFIX = "review:"  # the name of every event the service stores for itself
 # A platform outage (unreachable, rate limiting, refused credentials) uses up no attempt: the
 # events wait half their age between tries, within these bounds, and fail only after a day.
 RETRY_WAIT_MIN, RETRY_WAIT_MAX = timedelta(minutes=1), timedelta(minutes=10)
@@ -279,10 +280,11 @@ def oldest_waiting(session: Session, ref: EngagementRef) -> datetime | None:
 def first_event_since(session: Session, connector: str, site: str,
                       since: datetime) -> EventRecord | None:
     """The first delivery stored for this installation since `since` (install's check
-    that the platform reaches the service)."""
+    that the platform reaches the service): not the service's own `review:*` events."""
     return session.scalars(
         select(EventRecord).where(EventRecord.connector == connector, EventRecord.site == site,
-                                  EventRecord.received_at >= _aware(since))
+                                  EventRecord.received_at >= _aware(since),
+                                  EventRecord.name.not_like(f"{REVIEW_PREFIX}%"))
         .order_by(EventRecord.id).limit(1)).first()
 
 
@@ -419,7 +421,8 @@ def record_review(session: Session, ref: EngagementRef, now: datetime, reason: s
     asks at most once an hour per engagement."""
     when = (f"{change.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}" if change is not None
             else f"{now.astimezone(UTC):%Y-%m-%dT%H}")
-    event = Event(ref, f"review:{reason}", f"review:{reason}:{ref.key}:{when}", now, None)
+    name = f"{REVIEW_PREFIX}{reason}"
+    event = Event(ref, name, f"{name}:{ref.key}:{when}", now, None)
     return record_event(session, event, b"{}", now)
 
 
@@ -448,8 +451,9 @@ KEYS_PER_QUERY = 500  # well under SQLite's limit of bound parameters per statem
 def record_check(session: Session, ref: EngagementRef, now: datetime) -> str:
     """A person asked for an evaluation (`clientguard check`, `backfill`): a stored event, so
     it waits its turn on the claim path like any other; its delivery id."""
-    delivery_id = f"review:check:{ref.key}:{uuid.uuid4().hex}"
-    record_event(session, Event(ref, "review:check", delivery_id, now, None), b"{}", now)
+    name = f"{REVIEW_PREFIX}check"
+    delivery_id = f"{name}:{ref.key}:{uuid.uuid4().hex}"
+    record_event(session, Event(ref, name, delivery_id, now, None), b"{}", now)
     return delivery_id
 
 

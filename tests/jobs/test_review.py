@@ -119,6 +119,15 @@ def review_listing(app: Flask, now: datetime, updated: dict[str, datetime]) -> l
     return [ref.key for ref in rung]
 
 
+def evaluated(app: Flask, key: str, saw: datetime, at: datetime) -> None:
+    """What a worker's evaluation of `key` leaves: its events done, the change it saw."""
+    with app.extensions["clientguard.database"].session() as session, session.begin():
+        session.execute(update(EventRecord).where(EventRecord.engagement_key == key)
+                        .values(status="done"))
+        save_evaluation(session, ref(key), 90, "green", {}, at,
+                        EngagementInfo(platform_updated_at=saw))
+
+
 def test_the_catch_up_asks_once_per_change_and_not_for_one_an_evaluation_saw(app: Flask):
     seen = NOW - timedelta(minutes=20)  # Jira's `updated` as the last snapshots showed it
     with app.extensions["clientguard.database"].session() as session, session.begin():
@@ -128,12 +137,34 @@ def test_the_catch_up_asks_once_per_change_and_not_for_one_an_evaluation_saw(app
     listing = {"10002": seen,  # its webhook came, and its evaluation saw this change
                "10003": seen + timedelta(minutes=5)}  # changed again; that webhook was lost
     assert review_listing(app, NOW, listing) == ["10003"]
-    assert review_listing(app, NOW + timedelta(minutes=15), listing) == []  # asked already
+    assert review_listing(app, NOW + timedelta(minutes=15), listing) == []  # its event waits
+    evaluated(app, "10003", listing["10003"], NOW + timedelta(minutes=16))
+    assert review_listing(app, NOW + timedelta(minutes=20), listing) == []  # seen now
     listing["10003"] = NOW + timedelta(minutes=20)  # another lost webhook, the same hour
     assert review_listing(app, NOW + timedelta(minutes=30), listing) == ["10003"]
     assert [name for key, name, _ in events(app) if key == "10003"] == ["review:catch-up"] * 2
-    assert app.extensions["clientguard.metrics"].registry.get_sample_value(
-        "clientguard_catch_ups_total", {"connector": "jira"}) == 2  # lost webhooks, for alerts
+    assert catch_ups(app) == 2  # lost webhooks, for alerts
+
+
+def catch_ups(app: Flask) -> float | None:
+    return app.extensions["clientguard.metrics"].registry.get_sample_value(
+        "clientguard_catch_ups_total", {"connector": "jira"})
+
+
+def test_a_change_whose_event_waits_is_left_to_that_event_and_undated_ones_are_not_counted(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    database = app.extensions["clientguard.database"]
+    with database.session() as session, session.begin():  # its webhook came; not yet evaluated
+        record_event(session, Event(ref("10004"), "comment_created", "d-4", None, None), b"{}",
+                     NOW - timedelta(seconds=1))
+    assert review_listing(app, NOW, {"10004": NOW - timedelta(seconds=2)}) == []
+    # a change the platform does not date (as Bitrix24's offline queue names them): asked,
+    # at most once an hour, but not counted as a lost webhook
+    jira = app.extensions["clientguard.connectors"]["jira"]
+    monkeypatch.setattr(jira, "recently_updated", lambda minutes: {ref("10005"): None})
+    assert app.extensions["clientguard.jobs"].review(NOW + timedelta(minutes=15)) == [
+        ref("10005")]
+    assert catch_ups(app) is None
 
 
 def test_a_jira_outage_does_not_stop_the_review(app: Flask) -> None:
