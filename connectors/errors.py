@@ -31,6 +31,11 @@ class BadSignature(DeliveryRejected):
     reason = "signature"
 
 
+class NotAnEngagement(Exception):
+    """The ticket exists but lies outside what the agency made engagements (a Bitrix24 deal
+    in a pipeline not in `deal_categories`): it is not evaluated, and nothing is written."""
+
+
 class PlatformError(Exception):
     """The platform answered with an error (or not at all)."""
 

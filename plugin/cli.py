@@ -32,6 +32,7 @@ from connectors.errors import (
     ConnectorNotConfigured,
     ExportError,
     LeakPrevented,
+    NotAnEngagement,
     NotFound,
     NotInstalled,
     PlatformError,
@@ -275,6 +276,8 @@ def _platform_errors(connector: Any, key: str | None = None) -> Iterator[None]:
         yield
     except NotFound as error:
         _bad_input(f"no {connector.label} engagement {key}: {error}" if key else str(error))
+    except NotAnEngagement as error:
+        _bad_input(f"{key} is not an engagement: {error}")
     except AuthError as error:
         _bad_input(f"{connector.label} refused the account of [{connector.name}] (check its "
                    f"credentials and permissions): {error}")

@@ -106,6 +106,22 @@ def test_a_live_dry_run_shows_the_comment_and_writes_nothing(tmp_path: Path) -> 
     assert [call.method for call in portal.calls] == ["batch", "batch"]  # cold: two calls
 
 
+def test_a_deal_outside_the_configured_pipelines_is_refused_and_not_written(
+        tmp_path: Path) -> None:
+    portal = FakePortal()
+    config = configure(tmp_path, bitrix24={"webhook_url": WEBHOOK_URL,
+                                           "outgoing_token": OUTGOING_TOKEN,
+                                           "deal_categories": ["2"]})
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        portal.mock(mock)
+        result = run(config, "check", "--connector", "bitrix24", "DEAL-410", "--now", NOW)
+
+    assert result.exit_code == 2, result.output
+    assert ("DEAL-410 is not an engagement: deal 410 is in pipeline 0, not one of [bitrix24] "
+            "deal_categories (2)") in result.output
+    assert portal.comment_writes() == []
+
+
 def test_a_live_check_writes_the_comment_once(tmp_path: Path) -> None:
     portal = FakePortal()
     config = portal_config(tmp_path)

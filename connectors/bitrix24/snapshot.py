@@ -41,7 +41,7 @@ from connectors.bitrix24.client import BATCH_LIMIT, PAGE_SIZE, BatchResult
 from connectors.bitrix24.comments import find_sticky as _find_sticky
 from connectors.bitrix24.comments import marked_by
 from connectors.bitrix24.settings import Bitrix24Settings
-from connectors.errors import NotFound, PayloadError
+from connectors.errors import NotAnEngagement, NotFound, PayloadError
 from connectors.mapping import as_text, client_key, document_kind, iso_day, mapped_values
 from connectors.sticky import StickySearch
 from plugin.core.model import (
@@ -608,12 +608,16 @@ def fetch_snapshot(client: Bitrix24Api, ref: EngagementRef, settings: Bitrix24Se
     """The deal now (`fetch_deal_data` mapped by `build_engagement`), with our sticky
     comment found among its timeline comments and left out of the engagement's."""
     results = fetch_deal_data(client, ref.key, settings, catalogue)
+    deal = deal_item(results.get(DEAL))
+    pipeline = str(deal.get("categoryId") or 0)
+    if deal and settings.deal_categories and pipeline not in settings.deal_categories:
+        raise NotAnEngagement(f"deal {ref.key} is in pipeline {pipeline}, not one of "
+                              f"[bitrix24] deal_categories ({', '.join(settings.deal_categories)})")
     search = find_sticky(items_of(results.get(COMMENTS)), known_sticky_id,
                          settings.bot_user_id)
     sticky_id = str(search.comment["ID"]) if search.comment is not None else None
     engagement = build_engagement(ref, results, settings, catalogue, now,
                                   known_sticky_id=sticky_id)
-    deal = deal_item(results.get(DEAL))
     return Snapshot(ref=ref, engagement=engagement, sticky_id=sticky_id,
                     context=DealContext(deal_id=str(deal_number(ref.key)),
                                         responsible_id=_str_id(deal.get("assignedById"))),

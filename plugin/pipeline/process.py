@@ -27,6 +27,7 @@ from connectors.errors import (
     AuthError,
     LeakPrevented,
     Misrouted,
+    NotAnEngagement,
     NotFound,
     Transient,
 )
@@ -125,12 +126,14 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
         known = get_engagement(session, ref)
     try:
         plan = plan_comment(ref, connector, config, metrics, now, known)
-    except NotFound as gone:  # the ticket is deleted, or out of the service account's sight
+    except (NotFound, NotAnEngagement) as gone:  # deleted, out of the account's sight, or
+        # outside what the agency made engagements
         log.info("%s: %s; not evaluated again until an event brings it back", ref, gone)
         with database.session() as session, session.begin():
             close_engagement(session, ref)
             finish(session, claimed, now)
-        metrics.evaluations.labels(ref.connector, "gone").inc()
+        outcome = "gone" if isinstance(gone, NotFound) else "excluded"
+        metrics.evaluations.labels(ref.connector, outcome).inc()
         return Processed(len(claimed), False)
     except Exception as error:
         _give_back(claimed, error, ref, database, metrics, now)

@@ -30,6 +30,7 @@ from plugin.config import build_config
 from plugin.pipeline.process import Processed, process
 from plugin.rules import RULES_BY_ID
 from plugin.storage.models import EventRecord
+from plugin.storage.repository import due_for_review
 from tests.connectors.bitrix24.portal import (
     APPLICATION_TOKEN,
     CLIENT_ID,
@@ -205,6 +206,26 @@ def test_a_deal_update_writes_one_internal_comment_on_the_deal_timeline(app: Fla
     assert written(portal) == [("crm.timeline.comment.add", ("deal", 410))]
     assert MARKER in portal.writes[0].params["fields"]["COMMENT"]
     assert len(ours(portal)) == 1
+
+
+def test_a_deal_outside_the_configured_pipelines_is_not_written_to(
+        database_url: str, queue_url: str, portal: FakePortal):
+    """Bitrix24 sends every deal's events; `deal_categories` says which pipelines hold
+    client engagements (deal 410 is in pipeline 0)."""
+    app = service(database_url, queue_url, {**WEBHOOKS, "deal_categories": ["2"]})
+    try:
+        deliver(app, deal_updated())
+        run_jobs_until_done(app)
+        assert statuses(app) == {"done"}
+        assert written(portal) == []
+        assert app.extensions["clientguard.metrics"].registry.get_sample_value(
+            "clientguard_evaluations_total", {"connector": "bitrix24", "outcome": "excluded"}
+        ) == 1
+        with app.extensions["clientguard.database"].reading() as session:  # not reviewed
+            assert REF not in due_for_review(session, datetime.now(UTC) + timedelta(days=1),
+                                             3600)
+    finally:
+        close(app)
 
 
 def test_a_redelivered_event_is_stored_once(app: Flask, portal: FakePortal):
