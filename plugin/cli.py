@@ -664,7 +664,8 @@ def install_jira(ctx: click.Context, public_url: str, wait_seconds: float) -> No
         render_registration,
     )
 
-    connector: JiraConnector = _live(_config(ctx), "jira")
+    config = _config(ctx)
+    connector: JiraConnector = _live(config, "jira")
     secret = connector.settings.webhook_secret or generate_secret()
     try:
         registration = register_webhook(connector, public_url, secret)
@@ -680,7 +681,6 @@ def install_jira(ctx: click.Context, public_url: str, wait_seconds: float) -> No
                    "secret yet. Give it the secret, restart it, then run `clientguard "
                    "install jira` again to verify a signed delivery arrives.")
         sys.exit(EXIT_FAILING)
-    config = _config(ctx)
     by_hand = "" if registration.done else "once the settings above are entered in Jira, "
     click.echo(f"Waiting up to {wait_seconds:g} s for a test delivery: {by_hand}edit any issue "
                "the JQL covers, as a person (ClientGuard ignores its own changes) ...", err=True)

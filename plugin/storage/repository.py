@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -298,15 +298,28 @@ def waiting_counts(connection: Connection, refs: Collection[EngagementRef]
     """`waiting_count` of several engagements, a query per installation (the webhook's hot
     path: keys in a list, so the (connector, site, key, status) index serves it)."""
     counts = dict.fromkeys(refs, 0)
-    keys_of: dict[tuple[str, str], list[str]] = {}
-    for ref in counts:
-        keys_of.setdefault((ref.connector, ref.site), []).append(ref.key)
-    for (connector, site), keys in keys_of.items():
+    for (connector, site), keys in _keys_by_installation(counts):
         rows = connection.execute(_WAITING_COUNTS, {
             "connector": connector, "site": site, "keys": keys})
         for key, count in rows:
             counts[EngagementRef(connector, site, key)] = count
     return counts
+
+
+def _keys_by_installation(refs: Iterable[EngagementRef]
+                          ) -> Iterator[tuple[tuple[str, str], list[str]]]:
+    """The keys of `refs` per (connector, site), at most `KEYS_PER_QUERY` at a time: a query
+    per installation with its keys in a list (a review after a week's outage may list tens
+    of thousands; SQLite binds at most 32,766 values per statement)."""
+    keys_of: dict[tuple[str, str], list[str]] = {}
+    for ref in refs:
+        keys_of.setdefault((ref.connector, ref.site), []).append(ref.key)
+    for installation, keys in keys_of.items():
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            yield installation, keys[start:start + KEYS_PER_QUERY]
+
+
+KEYS_PER_QUERY = 1000
 
 
 _WAITING_COUNTS = (
@@ -430,22 +443,15 @@ def seen_changes(session: Session, refs: Collection[EngagementRef]
                  ) -> dict[EngagementRef, datetime]:
     """The platform's time of the last change each engagement's latest evaluation saw
     (`EngagementInfo.platform_updated_at`), for those of `refs` that have one."""
-    by_site: dict[tuple[str, str], list[str]] = {}
-    for ref in refs:
-        by_site.setdefault((ref.connector, ref.site), []).append(ref.key)
     seen = {}
-    for (connector, site), keys in by_site.items():
-        for start in range(0, len(keys), KEYS_PER_QUERY):
-            rows = session.execute(
-                select(EngagementRecord.key, EngagementRecord.platform_updated_at)
-                .where(EngagementRecord.connector == connector, EngagementRecord.site == site,
-                       EngagementRecord.key.in_(keys[start:start + KEYS_PER_QUERY]),
-                       EngagementRecord.platform_updated_at.is_not(None)))
-            seen.update({EngagementRef(connector, site, key): at for key, at in rows})
+    for (connector, site), keys in _keys_by_installation(refs):
+        rows = session.execute(
+            select(EngagementRecord.key, EngagementRecord.platform_updated_at)
+            .where(EngagementRecord.connector == connector, EngagementRecord.site == site,
+                   EngagementRecord.key.in_(keys),
+                   EngagementRecord.platform_updated_at.is_not(None)))
+        seen.update({EngagementRef(connector, site, key): at for key, at in rows})
     return seen
-
-
-KEYS_PER_QUERY = 500  # well under SQLite's limit of bound parameters per statement
 
 
 def record_check(session: Session, ref: EngagementRef, now: datetime) -> str:

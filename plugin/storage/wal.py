@@ -35,7 +35,6 @@ class WalCheckpointer:
     def __init__(self, database_file: str, write_lock: threading.Lock) -> None:
         self.database_file = database_file
         self.write_lock = write_lock
-        self.interval = CHECKPOINT_INTERVAL_SECONDS
         self._stopping = threading.Event()
         self._last: tuple[int, int] | None = None  # (in the log, copied) after the last copy
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint",
@@ -55,7 +54,7 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         connection: sqlite3.Connection | None = None
-        while not self._stopping.wait(self.interval):
+        while not self._stopping.wait(CHECKPOINT_INTERVAL_SECONDS):
             try:
                 if connection is None:
                     connection = sqlite3.connect(self.database_file, isolation_level=None)

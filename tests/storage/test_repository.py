@@ -43,9 +43,11 @@ from plugin.storage.repository import (
     record_event,
     record_events,
     save_evaluation,
+    seen_changes,
     set_sticky,
     stale_engagements,
     waiting_count,
+    waiting_counts,
 )
 
 T = TypeVar("T")
@@ -446,3 +448,19 @@ def test_a_catch_up_is_remembered_per_connector_and_never_moved_back(
         record_catch_up(session, "jira", NOW + timedelta(minutes=15))
     with database.reading() as session:
         assert last_catch_up(session, "jira") == NOW + timedelta(minutes=15)
+
+
+def test_what_the_review_reads_of_many_engagements_spans_every_query(database: Database):
+    """Keys go a thousand per query: none may fall between two."""
+    refs = [EngagementRef("jira", "agency", str(20000 + n)) for n in range(2500)]
+    seen_at = NOW - timedelta(minutes=5)
+    transaction(database, lambda s: [
+        save_evaluation(s, ref, 90, "green", {}, NOW, EngagementInfo(platform_updated_at=seen_at))
+        for ref in refs[999:1002] + refs[-1:]])
+    transaction(database, lambda s: record_event(
+        s, Event(refs[2000], "comment_created", "d-2000", None, None), b"{}", NOW))
+    with database.reading() as session:
+        seen = seen_changes(session, refs)
+        waiting = waiting_counts(session.connection(), refs)
+    assert seen == dict.fromkeys(refs[999:1002] + refs[-1:], seen_at)
+    assert {ref for ref, count in waiting.items() if count} == {refs[2000]}
