@@ -13,6 +13,9 @@ duplicate), over keep-alive connections.
   both alike. Target: >= 70 % of the bare endpoint. Each line gives the server's CPU per
   request: both servers run at about one core (the interpreter lock), so the share is about
   the inverse ratio of those (docs/decisions.md says where ClientGuard's go).
+- Reference (printed, no target): the same ClientGuard app on the same waitress settings with
+  its intake verifying, parsing and counting each delivery but not storing it. Its share of
+  the bare endpoint is the most that any durable store could leave for the 70 % target.
 - Latency: open loop at `--rate` requests/s for `--open-seconds`, each request sent at its
   scheduled time and timed from then (a slow answer does not hide the requests queued
   behind it). Target: p99 <= 25 ms.
@@ -88,6 +91,28 @@ def health():
 waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
                ident="bare")
 """
+NOT_STORING_APP = """
+import sys
+import waitress
+from connectors.base import Ignored
+from plugin.app import create_app
+from plugin.pipeline.intake import Stored
+
+
+class NotStoring:  # intake up to the store: verify and parse, then answer as if stored
+    def accept(self, delivery, connector):
+        parsed = connector.parse_delivery(delivery)
+        return parsed if isinstance(parsed, Ignored) else Stored(parsed, duplicate=False)
+
+    def close(self):
+        pass
+
+
+app = create_app()
+app.extensions["clientguard.intake"] = NotStoring()
+waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
+               ident="clientguard-not-storing")
+"""
 
 Body = tuple[bytes, str]  # the body and its X-Hub-Signature
 
@@ -106,6 +131,10 @@ class Phase:
     @property
     def rate(self) -> float:
         return len(self.latencies) / self.seconds
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.server_cores / self.rate
 
     @classmethod
     def joined(cls, slices: list[Phase]) -> Phase:
@@ -169,13 +198,15 @@ def server(command: list[str], cwd: Path, env: dict[str, str], port: int
 
 
 @contextmanager
-def paused(process: subprocess.Popen[bytes]) -> Iterator[None]:
-    """Stop `process` (SIGSTOP) while the other server is measured; always continue it."""
-    process.send_signal(signal.SIGSTOP)
+def paused(*processes: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Stop `processes` (SIGSTOP) while another server is measured; always continue them."""
+    for process in processes:
+        process.send_signal(signal.SIGSTOP)
     try:
         yield
     finally:
-        process.send_signal(signal.SIGCONT)
+        for process in processes:
+            process.send_signal(signal.SIGCONT)
 
 
 def healthy(port: int) -> bool:
@@ -333,38 +364,45 @@ def main() -> None:
         else:
             service = {"coalesce_seconds": 600}
         (root / "bare").mkdir()
-        (root / "cg").mkdir()
+        for name in ("cg", "not-storing"):
+            (root / name).mkdir()
+            (root / name / "clientguard.toml").write_text(tomli_w.dumps({
+                "service": {"database_url": f"sqlite:///{root / name / 'state.sqlite3'}",
+                            "queue_url": f"sqlite:///{root / name / 'queue.sqlite3'}",
+                            **service},
+                "jira": jira_table}), encoding="utf-8")
         database, queue = root / "cg" / "state.sqlite3", root / "cg" / "queue.sqlite3"
-        (root / "cg" / "clientguard.toml").write_text(tomli_w.dumps({
-            "service": {"database_url": f"sqlite:///{database}",
-                        "queue_url": f"sqlite:///{queue}", **service},
-            "jira": jira_table}), encoding="utf-8")
 
-        bare_port, cg_port = free_port(), free_port()
+        bare_port, cg_port, reference_port = free_port(), free_port(), free_port()
         bare = stack.enter_context(server(
             [sys.executable, "-c", BARE_APP, str(bare_port), str(WAITRESS_THREADS)],
             root / "bare", env, bare_port))
+        reference = stack.enter_context(server(
+            [sys.executable, "-c", NOT_STORING_APP, str(reference_port), str(WAITRESS_THREADS)],
+            root / "not-storing", env, reference_port))
         served = stack.enter_context(server(
             [str(CLIENTGUARD), "serve", "--port", str(cg_port), "--threads",
              str(WAITRESS_THREADS)], root / "cg", env, cg_port))
-        with paused(bare):
+        with paused(bare, reference):
             warmed = warm_up(cg_port, load, len(tickets), lambda: args.worker == "idle" or len(
                 {i for i, _ in jira.written}) == len(tickets))
-        with paused(served):
+        with paused(served, reference):
             bare_open = open_loop(bare.pid, bare_port, load, args.rate, args.open_seconds,
                                   "bare-open")
-        with paused(bare):
+        with paused(bare, reference):
             cg_open = open_loop(served.pid, cg_port, load, args.rate, args.open_seconds,
                                 "cg-open")
-        bare_slices, cg_slices = [], []
-        for k in range(args.slices):
-            with paused(served):
-                bare_slices.append(closed_loop(bare.pid, bare_port, load, args.clients,
-                                               args.seconds / args.slices, f"bare-closed-{k}"))
-            with paused(bare):
-                cg_slices.append(closed_loop(served.pid, cg_port, load, args.clients,
-                                             args.seconds / args.slices, f"cg-closed-{k}"))
-        bare_closed, cg_closed = Phase.joined(bare_slices), Phase.joined(cg_slices)
+        servers = {"bare": (bare, bare_port), "not-storing": (reference, reference_port),
+                   "cg": (served, cg_port)}
+        slices: dict[str, list[Phase]] = {name: [] for name in servers}
+        for k in range(args.slices):  # each slice with the other two servers stopped
+            for name, (process, port) in servers.items():
+                with paused(*(other for other, _ in servers.values() if other is not process)):
+                    slices[name].append(closed_loop(process.pid, port, load, args.clients,
+                                                    args.seconds / args.slices,
+                                                    f"{name}-closed-{k}"))
+        bare_closed, reference_closed, cg_closed = (
+            Phase.joined(slices[name]) for name in servers)
         stack.close()  # both servers stopped: what clientguard stored is final
         events, jobs = stored_events(database), queued_jobs(queue)
 
@@ -377,11 +415,12 @@ def main() -> None:
           f"mean {sum(sizes) / len(sizes) / 1024:.1f} KiB; waitress threads {WAITRESS_THREADS}")
     print(f"worker in serve: {args.worker} ({consumer})")
     for label, phase in (("baseline  bare Flask endpoint", bare_closed),
+                         ("reference not storing (below) ", reference_closed),
                          ("measured  clientguard serve   ", cg_closed)):
         print(f"{label} closed loop, {args.clients} clients: {phase.rate:7,.0f} req/s  "
               f"(p50 {ms(percentile(phase.latencies, 0.5))}, p99 "
               f"{ms(percentile(phase.latencies, 0.99))}; {phase.failed} failed; CPU: server "
-              f"{phase.server_cores:.2f} cores = {phase.server_cores / phase.rate * 1e6:.0f} µs "
+              f"{phase.server_cores:.2f} cores = {phase.cpu_per_request * 1e6:.0f} µs "
               f"per request, this process {phase.generator_cores:.2f})")
     for label, phase in (("baseline  bare Flask endpoint", bare_open),
                          ("measured  clientguard serve   ", cg_open)):
@@ -396,6 +435,10 @@ def main() -> None:
     print(f"left in the queue when serve stopped: {jobs[0]} jobs due, {jobs[1]} scheduled; "
           f"Jira calls by the worker: {dict(jira.calls) or 'none'}")
     share = cg_closed.rate / bare_closed.rate
+    storing = cg_closed.cpu_per_request - reference_closed.cpu_per_request
+    print(f"reference: the same app verifying, parsing and counting but storing nothing "
+          f"reaches {reference_closed.rate / bare_closed.rate:.0%} of the bare endpoint; "
+          f"storing durably adds {storing * 1e6:.0f} µs of server CPU per request")
     p99 = percentile(cg_open.latencies, 0.99)
     print(f"target >= {TARGET_SHARE:.0%} of the bare endpoint's throughput: "
           f"{'met' if share >= TARGET_SHARE else 'MISSED'} ({share:.0%})")
