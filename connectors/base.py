@@ -229,6 +229,13 @@ class Connector(Protocol):
         cannot tell (the change may not show there)."""
         ...
 
+    def engagements_in_scope(self) -> set[EngagementRef] | None:
+        """Every engagement open on the platform now, as the agency scoped engagements: the
+        review closes, rather than re-evaluates, an open one of ours that is not among them.
+        None where an evaluation tells anyway (`fetch_snapshot` raises `NotAnEngagement`),
+        or where nothing narrows what an engagement is."""
+        ...
+
     def audience(self, snapshot: Snapshot, language: Language) -> str:
         """Who may read the sticky comment as it would be written, in `language` (what
         `clientguard check` says it did, or would do)."""

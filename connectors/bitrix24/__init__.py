@@ -228,6 +228,11 @@ class Bitrix24Connector:
             log.warning("Bitrix24 portal %s: cannot read %s: %s", site, what, error)
         return found
 
+    def engagements_in_scope(self) -> None:
+        """None: every evaluation reads the deal, and one outside `deal_categories` is
+        `NotAnEngagement` there, for no extra call."""
+        return None
+
     def _bind_again_if_needed(self, site: str) -> None:
         """After an app update, bind the events and placements again (`install`)."""
         if self.settings.mode != "app" or not (self._store().load(site) or {}).get(

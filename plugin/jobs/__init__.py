@@ -33,6 +33,7 @@ from plugin.pipeline.resolve import resolve_waiting
 from plugin.storage import Database, write_lock
 from plugin.storage.repository import (
     claim_period,
+    close_engagement,
     due_for_review,
     last_catch_up,
     oldest_waiting,
@@ -51,6 +52,7 @@ STALE_AFTER_SECONDS = 120.0  # a pending event with no job done by then is re-ru
 REVIEW_AFTER_SECONDS = 3600.0  # an open engagement is re-evaluated at least hourly
 SCHEDULER_RESOLUTION = 1.0  # seconds: huey checks its schedule once a second
 POLL_AT_MOST_EVERY = 0.25  # seconds an idle worker waits before looking at the queue again
+LOGGED_KEYS = 20  # engagements named in one log line; the rest are counted
 CATCH_UP_MINUTES = 30  # the review looks at least this far back for changes no webhook announced
 CATCH_UP_AT_MOST_DAYS = 7  # after a longer outage, `clientguard backfill` catches up
 PRUNE_BATCH = 1000  # events deleted per transaction: a short hold of SQLite's write lock
@@ -213,6 +215,7 @@ class Jobs:
                          "%d of them changed since their evaluation)", minutes,
                          connector.name, len(changed), len(unseen))
             asked |= {(ref, "catch-up"): at for ref, at in unseen.items()}
+            self._close_out_of_scope(connector, asked)
         rung = []
         for (ref, reason), change in sorted(asked.items(),
                                             key=lambda item: (*astuple(item[0][0]), item[0][1])):
@@ -224,6 +227,38 @@ class Jobs:
                 if reason == "catch-up" and change is not None:  # a dated change missed
                     self.metrics.catch_ups.labels(ref.connector).inc()
         return rung
+
+    def _close_out_of_scope(self, connector: Connector,
+                            asked: dict[tuple[EngagementRef, str], datetime | None]) -> None:
+        """Close, instead of re-evaluating, the engagements up for their hourly
+        re-evaluation that the platform no longer lists as open engagements: moved out of
+        the agency's scope (they get no more comments), or done without a webhook saying
+        so. An event brings one back. When the platform cannot list them, all are
+        evaluated, as before."""
+        due = [ref for ref, reason in asked if reason == "time"
+               and ref.connector == connector.name and (ref, "catch-up") not in asked]
+        if not due:
+            return
+        try:
+            in_scope = connector.engagements_in_scope()
+        except (PlatformError, ConnectorNotConfigured) as error:
+            log.warning("review: cannot list the open engagements on %s: %s", connector.name,
+                        error)
+            return
+        if in_scope is None:
+            return
+        out = [ref for ref in due if ref not in in_scope]
+        if not out:
+            return
+        with self._database.session() as session, session.begin():
+            for ref in out:
+                close_engagement(session, ref)
+        for ref in out:
+            del asked[(ref, "time")]
+        log.info("review: closed %d engagement(s) on %s that are no longer open engagements "
+                 "there (out of scope, or done): %s", len(out), connector.name,
+                 ", ".join(ref.key for ref in out[:LOGGED_KEYS])
+                 + (" …" if len(out) > LOGGED_KEYS else ""))
 
     def prune(self, now: datetime | None = None) -> int:
         """Delete finished events older than `keep_events_days`, a batch per transaction:

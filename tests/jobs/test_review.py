@@ -6,19 +6,28 @@ evaluation already saw it — and finished events are forgotten after `keep_even
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import responses
 from flask import Flask
+from responses import matchers
 from sqlalchemy import event, select, update
 
 from connectors.base import EngagementRef, Event
 from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.storage.models import EventRecord, PeriodicRunRecord
-from plugin.storage.repository import EngagementInfo, record_event, save_evaluation
+from plugin.storage.repository import (
+    EngagementInfo,
+    due_for_review,
+    get_engagement,
+    record_event,
+    save_evaluation,
+)
 from tests.connectors.jira.openapi import assert_calls_match_spec
 
 JIRA = "https://agency.atlassian.net"
@@ -76,30 +85,79 @@ def test_the_sweep_rings_again_for_events_whose_job_was_lost(app: Flask) -> None
     assert queued(app) == 1
 
 
+CHANGED_JQL = "(project = ACME) AND updated >= -30m"  # the catch-up's listing
+IN_SCOPE_JQL = "(project = ACME) AND statusCategory != Done"  # the open engagements
+
+
+def listing(jira: responses.RequestsMock, jql: str, issues: list[dict[str, Any]],
+            status: int = 200) -> responses.BaseResponse:
+    """Jira's search answering `jql` with `issues` (or an error `status`)."""
+    return jira.get(f"{JIRA}/rest/api/3/search/jql", status=status,
+                    match=[matchers.query_param_matcher({"jql": jql}, strict_match=False)],
+                    json={"issues": issues} if status == 200 else {
+                        "errorMessages": ["Error in the JQL Query."]})
+
+
 def test_the_review_re_evaluates_open_engagements_and_catches_up_with_jira(app: Flask):
     database = app.extensions["clientguard.database"]
     with database.session() as session, session.begin():
         save_evaluation(session, ref("10001"), 60, "amber", {}, NOW - timedelta(hours=2))
         save_evaluation(session, ref("10003"), 90, "green", {}, NOW - timedelta(minutes=10))
     with jira_cloud() as jira:
-        search = jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [
+        listing(jira, CHANGED_JQL, [
             {"id": "10002", "key": "ACME-2", "fields": {"updated": "2026-11-20T11:50:00.000+0000"}},
             {"id": "10003", "key": "ACME-3", "fields": {"updated": "2026-11-20T12:01:00.000+0000"}},
-        ]})
+        ])
+        listing(jira, IN_SCOPE_JQL, [{"id": "10001"}, {"id": "10002"}, {"id": "10003"}])
         rung = app.extensions["clientguard.jobs"].review(NOW)
-        assert search.calls[0].request.params["jql"] == (
-            "(project = ACME) AND updated >= -30m")
     assert rung == [ref("10001"), ref("10002"), ref("10003")]
     assert events(app) == [("10001", "review:time", "pending"),
                            ("10002", "review:catch-up", "pending"),
                            ("10003", "review:catch-up", "pending")]
     assert queued(app) == 3
     with jira_cloud() as jira:  # the same change listed again, the same hour: nothing new
-        jira.get(f"{JIRA}/rest/api/3/search/jql", json={"issues": [
+        listing(jira, CHANGED_JQL, [
             {"id": "10002", "key": "ACME-2", "fields": {"updated": "2026-11-20T11:50:00.000+0000"}},
-        ]})
+        ])
+        listing(jira, IN_SCOPE_JQL, [{"id": "10001"}, {"id": "10002"}, {"id": "10003"}])
         assert app.extensions["clientguard.jobs"].review(NOW + timedelta(minutes=15)) == []
     assert len(events(app)) == 3
+
+
+def is_open(app: Flask, key: str) -> bool:
+    with app.extensions["clientguard.database"].reading() as session:
+        return get_engagement(session, ref(key)).open
+
+
+def test_an_engagement_moved_out_of_the_engagement_jql_is_closed_not_commented_on_hourly(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="plugin.jobs")
+    with app.extensions["clientguard.database"].session() as session, session.begin():
+        for key in ("10001", "10004"):  # both up for their hourly re-evaluation
+            save_evaluation(session, ref(key), 60, "amber", {}, NOW - timedelta(hours=2))
+    with jira_cloud() as jira:  # 10004 left project ACME (or is done): Jira no longer lists it
+        listing(jira, CHANGED_JQL, [])
+        in_scope = listing(jira, IN_SCOPE_JQL, [{"id": "10001"}])
+        assert app.extensions["clientguard.jobs"].review(NOW) == [ref("10001")]
+        assert in_scope.calls[0].request.params["fields"] == "id"
+    assert events(app) == [("10001", "review:time", "pending")]
+    assert (is_open(app, "10001"), is_open(app, "10004")) == (True, False)
+    assert "closed 1 engagement(s) on jira" in caplog.text and "10004" in caplog.text
+    with app.extensions["clientguard.database"].reading() as session:  # for good, until
+        # an event brings it back
+        assert due_for_review(session, NOW + timedelta(hours=1), 3600) == [ref("10001")]
+
+
+def test_when_jira_cannot_list_the_open_engagements_every_due_one_is_evaluated(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    with app.extensions["clientguard.database"].session() as session, session.begin():
+        save_evaluation(session, ref("10004"), 60, "amber", {}, NOW - timedelta(hours=2))
+    with jira_cloud() as jira:
+        listing(jira, CHANGED_JQL, [])
+        listing(jira, IN_SCOPE_JQL, [], status=400)
+        assert app.extensions["clientguard.jobs"].review(NOW) == [ref("10004")]
+    assert is_open(app, "10004")
+    assert "cannot list the open engagements on jira" in caplog.text
 
 
 def jira_time(moment: datetime) -> str:
