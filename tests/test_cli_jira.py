@@ -378,9 +378,10 @@ def test_a_file_that_is_not_a_saved_issue(tmp_path, content, message):
 # -- backfill --------------------------------------------------------------------------------
 
 def search(mock: responses.RequestsMock, jql: str, *pages: list[dict[str, Any]]) -> None:
-    """Cloud's `GET /search/jql`, page after page by `nextPageToken`."""
+    """Cloud's `GET /search/jql`, page after page by `nextPageToken`, asked for the keys
+    (by default it answers with ids only)."""
     for number, issues in enumerate(pages):
-        params = {"jql": jql, "fields": "id", "maxResults": "100"}
+        params = {"jql": jql, "fields": "key", "maxResults": "100"}
         if number:
             params["nextPageToken"] = f"page-{number}"
         answer: dict[str, Any] = {"issues": [{"id": i["id"], "key": i["key"]} for i in issues],

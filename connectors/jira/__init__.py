@@ -186,10 +186,11 @@ class JiraConnector:
 
     def open_engagements(self, query: str | None) -> list[tuple[EngagementRef, str]]:
         """Every issue the JQL `query` matches — by default `engagement_jql` narrowed to
-        issues not done — as its ref and its key, every page read."""
+        issues not done — as its ref and its key, every page read. The key is asked for:
+        Cloud's search answers with ids only unless told otherwise."""
         jql = query or open_engagements_jql(self.settings)
         return [(EngagementRef(self.name, self.settings.site, str(issue["id"])),
-                 str(issue["key"])) for issue in self.client.search(jql, fields=("id",))]
+                 str(issue["key"])) for issue in self.client.search(jql, fields=("key",))]
 
     def load_export(self, text: str) -> Export:
         """A saved issue (`GET issue?expand=changelog`), see `connectors.jira.export`."""
