@@ -43,7 +43,7 @@ from connectors.jira import JiraConnector
 from connectors.markup import plain_text
 from plugin.config import LOG_LEVELS, Config, ConfigError, load_config, redacted_url
 from plugin.core.engine import Report, evaluate
-from plugin.core.i18n import LANGUAGES, Language
+from plugin.core.i18n import LANGUAGES, UI, Language
 from plugin.core.model import Engagement
 from plugin.core.render import report_document, report_text
 from plugin.core.schema import EngagementFormatError, loads_engagement
@@ -171,9 +171,11 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
                    "configured pipelines")
 @click.option("--dry-run", is_flag=True,
               help="Show the sticky comment each issue would get; write nothing")
+@click.option("--lang", type=click.Choice(LANGUAGES), default=None,
+              help="Language of the progress and summary [default: agency.language]")
 @click.pass_context
 def backfill(ctx: click.Context, connector_name: str, query: str | None,
-             dry_run: bool) -> None:
+             dry_run: bool, lang: Language | None) -> None:
     """Evaluate every open engagement now and bring its sticky comment up to date as the
     service does, writing only when it changed: after installing, or after changing the
     rules. One failing engagement does not stop the others; the summary lists it.
@@ -181,33 +183,39 @@ def backfill(ctx: click.Context, connector_name: str, query: str | None,
     Exit status: 0 every one done, 1 some failed, 2 bad input (or the platform refused the
     search).
     """
-    from plugin.pipeline.process import ACTION_WORDS, Action
+    from plugin.pipeline.process import Action, said
 
     config = _config(ctx)
+    language = lang or config.language
     connector = _live(config, connector_name)
     with _platform_errors(connector):
         found = connector.open_engagements(query)
     done: Counter[str] = Counter()
     failed: list[str] = []
     with (_database(config) as database,
-          click.progressbar(found, label=f"Backfilling {len(found)} issue(s)", file=sys.stderr,
+          click.progressbar(found, label=UI["backfill_progress"].render(language,
+                                                                        count=len(found)),
+                            file=sys.stderr,
                             item_show_func=lambda item: item and item[1]) as issues):
         for ref, key in issues:
             try:
                 planned, audience = _review(ref, connector, database, config,
-                                            datetime.now(UTC), dry_run, "en")
+                                            datetime.now(UTC), dry_run, language)
             except Exception as error:  # reported in the summary; the others go on
                 failed.append(f"{key}: {type(error).__name__}: {error}")
                 continue
             done[planned.action] += 1
             if dry_run:
-                click.echo(planned.describe(audience, dry_run=dry_run))
-    counts = [f"{said[dry_run]} {done[action]}" for action, said in ACTION_WORDS.items()
+                click.echo(planned.describe(audience, dry_run=dry_run, language=language))
+    counts = [UI[said("backfill", action, dry_run)].render(language, count=done[action])
+              for action in Action
               if action is not Action.STOPPED or done[action]]  # stops are rare: when any
-    click.echo(", ".join([f"scanned {len(found)}", *counts, f"failed {len(failed)}"])
-               + (" (dry run: nothing written)" if dry_run else ""))
+    summary = [UI["backfill_scanned"].render(language, count=len(found)), *counts,
+               UI["backfill_failed"].render(language, count=len(failed))]
+    click.echo(", ".join(summary)
+               + (" " + UI["backfill_dry_run"].render(language) if dry_run else ""))
     for failure in failed:
-        click.echo(f"  failed {failure}")
+        click.echo("  " + UI["backfill_failure"].render(language, what=failure))
     sys.exit(EXIT_FAILING if failed else EXIT_OK)
 
 

@@ -416,7 +416,7 @@ def test_backfill_over_two_pages_with_a_failing_and_an_unchanged_issue(tmp_path,
         "scanned 4, created 1, updated 1, deleted 0, unchanged 1, failed 1\n"
         "  failed ACME-15: Transient: Jira answered 500 to GET /rest/api/3/issue/10045: "
         "Internal server error\n")
-    assert "Backfilling 4 issue(s)" in result.stderr
+    assert "Backfilling 4 engagement(s)" in result.stderr
     attempts = [c for c in jira.calls if c.request.path_url.startswith("/rest/api/3/issue/10045?")]
     assert len(attempts) == MAX_ATTEMPTS  # every attempt, then on to the next issue
     assert writes(jira) == [  # the check's write, then the backfill's
@@ -444,6 +444,40 @@ def test_backfill_dry_run_prints_the_plans_and_writes_nothing(tmp_path, jira):
         "(dry run: nothing written)"]
     assert writes(jira) == []
     assert stored(config, "agency", "10042") is None
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("da", ["ACME-12: ville oprette ClientGuard-kommentaren, som intern JSM-note",
+            "ACME-13: ville opdatere ClientGuard-kommentar 10206, som intern JSM-note",
+            "gennemgået 3, ville oprette 1, ville opdatere 1, ville slette 0, uændret 0, "
+            "fejlet 1 (prøvekørsel: intet skrevet)",
+            "  fejlet: ACME-15: Transient: Jira answered 500 to GET /rest/api/3/issue/10045: "
+            "Internal server error"]),
+    ("ru", ["ACME-12: будет создан комментарий ClientGuard, как внутренняя заметка JSM",
+            "ACME-13: будет обновлён комментарий ClientGuard 10206, как внутренняя заметка JSM",
+            "проверено 3, будет создано 1, будет обновлено 1, будет удалено 0, "
+            "без изменений 0, с ошибкой 1 (пробный запуск: ничего не записано)",
+            "  ошибка: ACME-15: Transient: Jira answered 500 to GET /rest/api/3/issue/10045: "
+            "Internal server error"]),
+])
+def test_backfill_speaks_the_language_asked_for(tmp_path, jira, lang, expected):
+    config = configure(tmp_path, jira=CLOUD_JIRA)
+    new, changed, failing = (cloud_issue("ACME-12", "10042", sticky=False),
+                             cloud_issue("ACME-13", "10043"), cloud_issue("ACME-15", "10045"))
+    for issue in (new, changed):
+        serve_issue(jira, CLOUD, issue)
+    jira.get(f"{CLOUD}/rest/api/3/issue/10045", status=500, headers={"Retry-After": "0"},
+             json={"errorMessages": ["Internal server error"], "errors": {}})
+    serve_statuses(jira, CLOUD)
+    search(jira, "statusCategory = Done ORDER BY key", [new, changed, failing])
+    result = run(config, "backfill", "--jql", "statusCategory = Done ORDER BY key", "--dry-run",
+                 "--lang", lang)
+    assert result.exit_code == 1, result.output
+    assert [line for line in result.stdout.splitlines() if not line.startswith("    ")] == (
+        expected)
+    assert {"da": "Gennemgår 3 kundeforløb", "ru": "Проверка клиентских проектов: 3"}[lang] in (
+        result.stderr)
+    assert writes(jira) == []
 
 
 def test_backfill_refused_search(tmp_path, jira):

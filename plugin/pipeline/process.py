@@ -75,14 +75,15 @@ using up no attempt, and the sweep rings for them when their wait is over."""
 METRIC_ACTION = {Action.CREATE: "created", Action.UPDATE: "updated",
                  Action.DELETE: "deleted", Action.UNCHANGED: "skipped",
                  Action.STOPPED: "stopped"}
-ACTION_WORDS = {Action.CREATE: ("created", "would create"),  # counted in `backfill`
-                Action.UPDATE: ("updated", "would update"),
-                Action.DELETE: ("deleted", "would delete"),
-                Action.UNCHANGED: ("unchanged", "unchanged"),
-                Action.STOPPED: ("not written (writes stopped after a leak)",
-                                 "not written (writes stopped after a leak)")}
-"""Each action as said when done, and on a dry run (index: `dry_run`)."""
 NO_WRITE = (Action.UNCHANGED, Action.STOPPED)  # the sticky comment is left as it is
+
+
+def said(prefix: str, action: Action, dry_run: bool) -> str:
+    """The key of the message (`plugin.core.i18n.UI`) saying what `action` did
+    (`<prefix>_update`), or on a dry run would do (`<prefix>_would_update`); an action that
+    writes nothing reads the same either way."""
+    would = "would_" if dry_run and action not in NO_WRITE else ""
+    return f"{prefix}_{would}{action.value}"
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,7 @@ class CommentPlan:
         in `language` too); on a dry run followed by the comment itself, indented."""
         comment = (UI["sticky_known"].render(language, id=self.snapshot.sticky_id)
                    if self.snapshot.sticky_id else UI["sticky_new"].render(language))
-        would = "would_" if dry_run and self.action not in NO_WRITE else ""
-        what = UI[f"sticky_{would}{self.action.value}"].render(language, comment=comment)
+        what = UI[said("sticky", self.action, dry_run)].render(language, comment=comment)
         line = f"{self.snapshot.engagement.key}: {what}, {audience}"
         return f"{line}\n{textwrap.indent(plain_text(self.content), '    ')}" if dry_run else line
 
