@@ -381,7 +381,7 @@ def search(mock: responses.RequestsMock, jql: str, *pages: list[dict[str, Any]])
     """Cloud's `GET /search/jql`, page after page by `nextPageToken`, asked for the keys
     (by default it answers with ids only)."""
     for number, issues in enumerate(pages):
-        params = {"jql": jql, "fields": "key", "maxResults": "100"}
+        params = {"jql": jql, "fields": "key", "maxResults": "1000"}
         if number:
             params["nextPageToken"] = f"page-{number}"
         answer: dict[str, Any] = {"issues": [{"id": i["id"], "key": i["key"]} for i in issues],

@@ -56,6 +56,7 @@ Flavour = Literal["cloud", "datacenter"]
 API_PREFIX: dict[str, str] = {"cloud": "/rest/api/3", "datacenter": "/rest/api/2"}
 JSM_PREFIX = "/rest/servicedeskapi"
 PAGE_SIZE = 100
+KEYS_PAGE_SIZE = 1000  # Cloud's search: up to 5,000 a page when only ids or keys are asked
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE"})
 
 PER_ISSUE_WRITE_LIMITS: tuple[tuple[int, float], ...] = ((20, 2.0), (100, 30.0))
@@ -352,14 +353,16 @@ class JiraClient:
     def search(self, jql: str, fields: Sequence[str]) -> Iterator[dict[str, Any]]:
         """Every issue matching `jql` (which must be bounded, e.g. `updated >= -1d`), with
         `fields`. Cloud: `GET /search/jql` paged by `nextPageToken` (absent on the last
-        page); Data Center: `GET /search` paged by `startAt`."""
+        page), larger pages when only ids or keys are asked (the listings of every open
+        engagement); Data Center: `GET /search` paged by `startAt`."""
         params = {"jql": jql, "fields": _comma_list(fields)}
         if self.flavour == "datacenter":
             yield from self._iter_offset_pages(f"{self.api}/search", "issues", params)
             return
+        page_size = KEYS_PAGE_SIZE if set(fields) <= {"id", "key"} else PAGE_SIZE
         token: str | None = None
         while True:
-            page_params = {**params, "maxResults": PAGE_SIZE}
+            page_params = {**params, "maxResults": page_size}
             if token:
                 page_params["nextPageToken"] = token
             page = self.request("GET", f"{self.api}/search/jql", params=page_params)

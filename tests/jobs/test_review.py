@@ -139,7 +139,8 @@ def test_an_engagement_moved_out_of_the_engagement_jql_is_closed_not_commented_o
         listing(jira, CHANGED_JQL, [])
         in_scope = listing(jira, IN_SCOPE_JQL, [{"id": "10001"}])
         assert app.extensions["clientguard.jobs"].review(NOW) == [ref("10001")]
-        assert in_scope.calls[0].request.params["fields"] == "id"
+        assert {name: in_scope.calls[0].request.params[name] for name in (
+            "fields", "maxResults")} == {"fields": "id", "maxResults": "1000"}  # ids: big pages
     assert events(app) == [("10001", "review:time", "pending")]
     assert (is_open(app, "10001"), is_open(app, "10004")) == (True, False)
     assert "closed 1 engagement(s) on jira" in caplog.text and "10004" in caplog.text
