@@ -73,7 +73,8 @@ class JiraConnector:
         self.settings = settings
         self._client = client
         self._observer = observer  # told of every call the client it builds makes
-        self._statuses: dict[str, StatusCategory] = {}  # status id -> category, per site
+        # status id -> category (None: deleted), per site; see `fetch_issue_data`
+        self._statuses: dict[str, StatusCategory | None] = {}
         self._clock = clock
         self._group_members: tuple[float, tuple[str, ...]] | None = None  # (read at, ids)
 

@@ -77,13 +77,15 @@ def fetch_statuses(client: JiraClient) -> dict[str, StatusCategory]:
 
 
 def fetch_issue_data(client: JiraClient, settings: JiraSettings, ref: EngagementRef,
-                     statuses: MutableMapping[str, StatusCategory]) -> IssueData:
+                     statuses: MutableMapping[str, StatusCategory | None]) -> IssueData:
     """The issue (`ref.key`, its id) with its complete changelog, comments and worklogs.
 
     One call for an issue whose embedded parts are complete; each part Jira cut short
     costs its pages. `statuses` is the caller's cache from `fetch_statuses`: when the
     changelog names a status it lacks (one added since), it is refreshed in place with
-    one more call."""
+    one more call. A status Jira still does not list was deleted (`GET /status` lists
+    those of active workflows only): it is kept as None, its category unknown, so it
+    costs that call once, not at every evaluation."""
     wanted = dict.fromkeys((*ISSUE_FIELDS, *settings.fields.values()))
     # `names` (field id → display name) lets Data Center changelog items, which name a
     # custom field only by its display name, be matched to the mapping.
@@ -101,8 +103,10 @@ def fetch_issue_data(client: JiraClient, settings: JiraSettings, ref: Engagement
     if not page_complete(worklog_page, "worklogs"):
         worklogs = list(client.iter_worklogs(issue_id))
     changelog = list(client.iter_changelog(issue_id, embedded=issue.get("changelog")))
-    if not _status_ids(changelog) <= statuses.keys():
+    named = _status_ids(changelog)
+    if not named <= statuses.keys():
         statuses.update(fetch_statuses(client))
+        statuses.update(dict.fromkeys(named - statuses.keys()))
     return IssueData(issue, comments, worklogs, changelog)
 
 
@@ -121,11 +125,12 @@ def _status_ids(changelog: Iterable[Json]) -> set[str]:
 
 def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
                      worklogs: Iterable[Json], changelog: Iterable[Json],
-                     statuses: Mapping[str, StatusCategory],
+                     statuses: Mapping[str, StatusCategory | None],
                      settings: JiraSettings) -> Engagement:
     """Map one issue and its complete parts to the model. Pure: no I/O.
 
-    `statuses` maps status ids to categories (`fetch_statuses`). A mapped field the issue
+    `statuses` maps status ids to categories (`fetch_statuses`; None: a status deleted
+    since, as is one not in it). A mapped field the issue
     does not fill is `None` (a finding); an unmapped one is absent (not configured)."""
     fields = issue.get("fields") or {}
     people = _People(settings)
@@ -233,7 +238,7 @@ def _client(fields: Json, settings: JiraSettings, people: tuple[Person, ...],
                   decision_makers=decision_makers)
 
 
-def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory],
+def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory | None],
              people: _People, settings: JiraSettings, names: Mapping[str, str]
              ) -> tuple[tuple[StatusChange, ...], tuple[Change, ...]]:
     """Status moves, and every field change under its canonical name: `due`, `status`, the

@@ -448,7 +448,7 @@ def stub_issue(jira: responses.RequestsMock, url: str, fields: str, issue: dict)
 
 
 def fetch_snapshot(client: JiraClient, settings: JiraSettings, ref: EngagementRef,
-                   statuses: dict[str, StatusCategory]) -> Engagement:
+                   statuses: dict[str, StatusCategory | None]) -> Engagement:
     """The engagement as the connector reads it, with `statuses` as its status cache (the
     same dict: a test sees what the connector learns)."""
     connector = JiraConnector(settings, client)
@@ -554,6 +554,23 @@ def test_a_status_missing_from_the_cache_refreshes_it_once(jira, cloud) -> None:
     assert len(jira.calls) == 2
     assert statuses["10003"] is IN_PROGRESS  # the caller's cache learnt it
     assert engagement == engagement_of(cloud_issue())
+
+
+def test_a_status_deleted_since_is_asked_about_once_not_at_every_evaluation(
+        jira, cloud) -> None:
+    """`GET /status` lists the statuses of active workflows: one deleted since, still named
+    by old changelog entries, is not there however often it is read again."""
+    stub_issue(jira, ISSUE_URL, CLOUD_FIELDS, cloud_issue())
+    jira.get(f"{SITE}/rest/api/3/status", json=[
+        status for status in fixture("status__cloud.json") if status["id"] != "10003"])
+    statuses: dict[str, StatusCategory | None] = {}
+    first = fetch_snapshot(cloud, CLOUD, CLOUD_REF, statuses)
+    second = fetch_snapshot(cloud, CLOUD, CLOUD_REF, statuses)
+    assert [call.request.url.split("?")[0].rsplit("/", 1)[1] for call in jira.calls] == [
+        "10042", "status", "10042"]
+    assert statuses["10003"] is None
+    assert first == second
+    assert "Waiting for customer" not in [move.status for move in first.status_history]
 
 
 # -- end to end: the mapping feeds the rules ---------------------------------------------
