@@ -323,6 +323,12 @@ def test_absurdly_nested_json(tmp_path: Path) -> None:
     assert_bad_input(run("check", "--input", path, "--now", NOW), "nested too deeply")
 
 
+def test_an_integer_over_python_s_4300_digits(tmp_path: Path) -> None:
+    path = _write(tmp_path, "huge.json", '{"budget_hours": ' + "9" * 4400 + "}")
+    assert_bad_input(run("check", "--input", path, "--now", NOW),
+                     "not JSON we accept", "4300")
+
+
 def test_bad_now() -> None:
     result = run("check", "--input", str(EXAMPLES / "healthy.json"), "--now", "tomorrow")
     assert_bad_input(result, "--now", "'tomorrow'", "ISO-8601")

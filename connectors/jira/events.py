@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from connectors.errors import BadSignature, MalformedDelivery
 from connectors.jira.comments import is_account, user_ids
 from connectors.jira.settings import JiraSettings
 from connectors.mapping import dig
+from plugin.core.schema import decode_json
 
 SIGNATURE_HEADER = "x-hub-signature"
 SIGNATURE_METHOD = "sha256"
@@ -169,12 +169,7 @@ def _decode(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise MalformedDelivery(f"body is not UTF-8 (byte {error.start}: {error.reason})") from None
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MalformedDelivery(f"body is not JSON ({error})") from None
-    except RecursionError:
-        raise MalformedDelivery("body is not JSON we accept (nested too deeply)") from None
+    payload = decode_json(text, lambda problem: MalformedDelivery(f"body is {problem}"))
     if not isinstance(payload, dict):
         raise MalformedDelivery(f"body is a JSON {type(payload).__name__}, not an object")
     return payload

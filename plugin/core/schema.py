@@ -7,6 +7,7 @@ returns `Engagement` dataclasses; nothing un-loaded reaches the rules.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
@@ -237,9 +238,10 @@ def load_engagement(data: Any) -> Engagement:
         raise EngagementFormatError("\n".join(error_lines(error.messages))) from None
 
 
-def decode_json(text: str, error_type: type[ValueError]) -> Any:
-    """`json.loads`, with every decoding problem (the recursion limit included) raised as
-    `error_type` with a message saying where, never a traceback."""
+def decode_json(text: str, error_type: Callable[[str], Exception]) -> Any:
+    """`json.loads`, with every decoding problem raised as `error_type` with a message
+    saying where, never a traceback: bad syntax, nesting past the recursion limit, and an
+    integer over Python's 4,300 digits (a plain `ValueError`)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -248,6 +250,8 @@ def decode_json(text: str, error_type: type[ValueError]) -> Any:
         ) from None
     except RecursionError:
         raise error_type("not valid JSON: nested too deeply") from None
+    except ValueError as error:
+        raise error_type(f"not JSON we accept: {error}") from None
 
 
 def loads_engagement(text: str) -> Engagement:

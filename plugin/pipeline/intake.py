@@ -21,8 +21,9 @@ from typing import Protocol
 from sqlalchemy.engine import Connection
 
 from connectors.base import Connector, Delivery, EngagementRef, Event, Ignored
+from connectors.errors import MalformedDelivery
 from plugin.storage import Database
-from plugin.storage.repository import Incoming, record_events, waiting_counts
+from plugin.storage.repository import Incoming, record_events, unstorable, waiting_counts
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,14 @@ class _Waiting:
     stored: threading.Event = field(default_factory=threading.Event)
 
 
+class _Failed(Exception):
+    """A transaction of `batch` failed with `error`; nothing of it is stored."""
+
+    def __init__(self, batch: list[_Waiting], error: BaseException) -> None:
+        super().__init__(str(error))
+        self.batch, self.error = batch, error
+
+
 class Intake:
     """Stores accepted deliveries for one database, a batch per transaction, and rings the
     queue for an engagement's first waiting event.
@@ -86,6 +95,9 @@ class Intake:
             return parsed
         if parsed.by_us:  # our own sticky comment echoing back: evaluating again would loop
             return Ignored(parsed.name, OWN_WRITE)
+        problem = unstorable(parsed, delivery.body)
+        if problem is not None:
+            raise MalformedDelivery(f"the event cannot be stored: {problem}")
         waiting = _Waiting(parsed, delivery.body, delivery.received_at)
         with self._queue_lock:
             self._queue.append(waiting)
@@ -106,34 +118,47 @@ class Intake:
     def _store(self) -> None:
         """One transaction for every delivery waiting once it holds the database's write lock
         (those arriving while it waited for a worker's transaction join it, rather than wait
-        for the next one). An engagement's first new event of the batch is its first waiting
-        one when no older one waits and no job is known to be coming."""
-        batch: list[_Waiting] | None = None
+        for the next one). If it fails, each delivery of the batch is tried again in a
+        transaction of its own, so one that cannot be stored fails alone."""
+        try:
+            self._store_batch(None)
+        except _Failed as failed:
+            for item in failed.batch:
+                if len(failed.batch) == 1:
+                    item.error = failed.error
+                else:
+                    try:
+                        self._store_batch([item])
+                    except _Failed as alone:
+                        item.error = alone.error
+                item.stored.set()
+
+    def _store_batch(self, batch: list[_Waiting] | None) -> None:
+        """Store `batch` (None: every delivery waiting once the transaction holds the write
+        lock) in one transaction; raises `_Failed` with the batch when it could not.
+        An engagement's first new event of the batch is its first waiting one when no older
+        one waits and no job is known to be coming."""
         try:
             connection = self._writer_connection()
             with connection.begin():
-                batch = self._take_batch()
+                if batch is None:
+                    batch = self._take_batch()
                 new = record_events(connection, [
                     Incoming(item.event, item.body, item.received_at) for item in batch])
                 now = self._clock()
                 arrived = Counter(item.event.ref for item, is_new in zip(batch, new, strict=True)
                                   if is_new and self._job_coming.get(item.event.ref, 0) <= now)
                 waiting = waiting_counts(connection, arrived) if arrived else {}
-            first = {ref for ref, count in arrived.items() if waiting[ref] == count}
-            for item, is_new in zip(batch, new, strict=True):
-                item.new = is_new
-                if is_new and item.event.ref in first:
-                    item.first_waiting = True
-                    first.discard(item.event.ref)
-        except BaseException as error:  # nothing of the batch is stored: all of it says so
-            if batch is None:
-                batch = self._take_batch()
-            for item in batch:
-                item.error = error
-            self._discard_connection()  # the next batch starts on a fresh one (pre-pinged)
-        finally:
-            for item in batch or ():
-                item.stored.set()
+        except BaseException as error:  # nothing of it is stored: each of it says so
+            self._discard_connection()  # the next transaction starts on a fresh one
+            raise _Failed(batch if batch is not None else self._take_batch(), error) from error
+        first = {ref for ref, count in arrived.items() if waiting[ref] == count}
+        for item, is_new in zip(batch, new, strict=True):
+            item.new = is_new
+            if is_new and item.event.ref in first:
+                item.first_waiting = True
+                first.discard(item.event.ref)
+            item.stored.set()
 
     def _writer_connection(self) -> Connection:
         """One connection kept for the writer: taking one from the pool and giving it back

@@ -140,6 +140,35 @@ def record_events(connection: Connection, incoming: Sequence[Incoming]) -> list[
     return stored
 
 
+def unstorable(event: Event, body: bytes) -> str | None:
+    """Why a delivery cannot be stored as it is, or None: a value longer than its column,
+    or text a database refuses — NUL (PostgreSQL) or a lone surrogate, which a JSON escape
+    such as `\\ud800` decodes to (no UTF-8). Asked before the delivery joins a batch: such
+    a value fails the whole transaction, every other delivery committed with it too."""
+    values = {"connector": event.ref.connector, "site": event.ref.site,
+              "engagement_key": event.ref.key, "delivery_id": event.delivery_id,
+              "name": event.name, "actor": event.actor}
+    for column, value in values.items():
+        if value is None:
+            continue
+        limit = _EVENTS[column].type.length
+        if len(value) > limit:
+            return f"its {column} is over {limit} characters"
+        if "\x00" in value or not _encodes(value):
+            return f"its {column} holds a character no text can store (NUL, a lone surrogate)"
+    if b"\x00" in body:
+        return "the body holds a NUL byte"
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _event_row(item: Incoming) -> dict[str, Any]:
     event = item.event
     status = EventStatus.IGNORED if event.by_us else EventStatus.PENDING

@@ -155,6 +155,41 @@ def test_deliveries_arriving_while_the_writer_waits_for_the_write_lock_join_its_
     assert len(commits) == 2  # the worker's, then one for all four deliveries
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a SQLite trigger
+def test_a_delivery_the_database_refuses_fails_alone_not_its_whole_batch(
+        database: Database) -> None:
+    """Group commit must not make one bad delivery everyone's problem: the batch is tried
+    again one delivery at a time, and only the refused one fails."""
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.delivery_id = 'refused' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
+    intake, outcomes = Intake(database, Doorbell()), {}
+
+    def post(body: str) -> None:
+        try:
+            outcomes[body] = intake.accept(deliver(body), EchoConnector())
+        except SQLAlchemyError as error:
+            outcomes[body] = error
+
+    bodies = ["10001:first", "10001:refused", "10002:later", "10001:latest"]
+    threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
+    with database.session() as worker, worker.begin():  # held: the last three queue up
+        worker.execute(text("SELECT 1"))
+        threads[0].start()
+        until(intake._writer.locked)
+        for thread in threads[1:]:
+            thread.start()
+        until(lambda: len(intake._queue) == 4)  # the writer takes them once it may write
+    for thread in threads:
+        thread.join()
+
+    assert isinstance(outcomes.pop("10001:refused"), SQLAlchemyError)
+    assert all(isinstance(outcome, Stored) and not outcome.duplicate
+               for outcome in outcomes.values())
+    assert delivery_ids(database) == ["first", "later", "latest"]
+
+
 class ContentConnector(EchoConnector):
     """A platform without delivery ids: the id is the body's hash (`by_content`)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +118,24 @@ def test_a_malformed_body_gets_400_with_a_json_error(app: Flask, client: FlaskCl
     assert response.json["error"] == "malformed"
     assert "JSON" in response.json["detail"]
     assert stored(app) == []
+
+
+@pytest.mark.parametrize(("account_id", "said"), [
+    ("\\ud800", "actor holds a character no text can store"),  # a lone surrogate (JSON)
+    ("\\u0000", "actor holds a character no text can store"),  # NUL: PostgreSQL refuses
+    ("x" * 300, "actor is over 255 characters"),  # the column is 255 wide
+], ids=["lone surrogate", "NUL", "too long"])
+def test_an_event_the_database_could_not_store_gets_400_and_the_others_are_stored(
+        app: Flask, client: FlaskClient, account_id: str, said: str) -> None:
+    """Refused before it joins a batch: stored with others, it would fail them all."""
+    good = json.loads((FIXTURES / "jira_issue_updated__cloud_status.json").read_bytes())
+    good["user"]["accountId"] = "@"  # who caused it: stored as the event's actor
+    bad = json.dumps(good).replace('"@"', f'"{account_id}"').encode()
+    response = client.post("/hooks/jira", data=bad, headers={**signed(bad), ID_HEADER: "d-1"})
+    assert (response.status_code, response.json["error"]) == (400, "malformed")
+    assert said in response.json["detail"]
+    assert post(client, "comment_created__cloud.json", **{ID_HEADER: "d-2"}).status_code == 202
+    assert stored(app) == [("acme", "10040", "comment_created", "pending")]
 
 
 def test_an_oversized_body_gets_413_with_a_json_error(app: Flask, client: FlaskClient):

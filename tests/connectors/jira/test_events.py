@@ -366,7 +366,7 @@ def test_deliveries_are_accepted_unsigned_when_no_secret_is_configured() -> None
 # --- bodies -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "detail"), [
-    (b"webhookEvent=comment_created", "body is not JSON"),
+    (b"webhookEvent=comment_created", "body is not valid JSON"),
     (b'{"webhookEvent": "comment_created", "x": "\xff"}', "body is not UTF-8"),
     (b'[{"webhookEvent": "comment_created"}]', "body is a JSON list, not an object"),
     (b'"comment_created"', "body is a JSON str, not an object"),
@@ -374,6 +374,8 @@ def test_deliveries_are_accepted_unsigned_when_no_secret_is_configured() -> None
     (b'{"webhookEvent": ""}', "no webhookEvent string"),
     (b'{"webhookEvent": ["comment_created"]}', "no webhookEvent string"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"webhookEvent": "comment_created", "timestamp": ' + b"1" * 4400 + b"}",
+     "body is not JSON we accept: Exceeds the limit"),  # Python's 4,300-digit integers
 ])
 def test_bodies_jira_would_not_send_are_rejected(body: bytes, detail: str) -> None:
     with pytest.raises(MalformedDelivery, match=detail) as raised:
