@@ -467,9 +467,9 @@ def _service_app(config: Config) -> Flask:
 
 @cli.command()
 @click.option("--host", default=None, help="Interface to listen on [default: service.host]")
-@click.option("--port", type=int, default=None,
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
               help="Port (0: any free one) [default: service.port]")
-@click.option("--threads", type=int, default=8, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
               help="Request threads of the WSGI server")
 @click.option("--dry-run", is_flag=True,
               help="Decide and log every sticky comment (ticket, action, visibility); write none")
@@ -556,7 +556,7 @@ def _freeze_startup_heap() -> None:
 
 
 @cli.command()
-@click.option("--metrics-port", type=int, default=None,
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve this worker's Prometheus metrics on this port (0: any free one)")
 @click.option("--metrics-host", default=None,
               help="Interface for --metrics-port [default: service.host]")
@@ -781,5 +781,8 @@ def rules_docs(output: str | None) -> None:
     if output is None:
         click.echo(markdown, nl=False)
     else:
-        Path(output).write_text(markdown, encoding="utf-8")
+        try:
+            Path(output).write_text(markdown, encoding="utf-8")
+        except OSError as error:
+            _bad_input(f"--output: cannot write {output}: {error.strerror or error}")
         click.echo(f"wrote {output}", err=True)

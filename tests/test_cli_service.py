@@ -262,6 +262,21 @@ def test_serve_on_a_port_in_use_says_so_before_announcing_anything(tmp_path: Pat
     assert "Huey consumer started" not in process.stderr  # no worker started either
 
 
+@pytest.mark.parametrize(("arguments", "said"), [
+    (("serve", "--port", "83313"), "'--port': 83313 is not in the range 0<=x<=65535"),
+    (("serve", "--threads", "0"), "'--threads': 0 is not in the range x>=1"),
+    (("worker", "--metrics-port", "99999"),
+     "'--metrics-port': 99999 is not in the range 0<=x<=65535"),
+], ids=["port", "threads", "metrics port"])
+def test_options_out_of_range_are_refused_before_anything_starts(
+        tmp_path: Path, arguments: tuple[str, ...], said: str) -> None:
+    """Not a port wrapped around to another, nor a server with no thread to answer."""
+    process = run("--config", str(configure(tmp_path)), *arguments, cwd=tmp_path)
+    assert process.returncode == 2
+    assert f"Error: Invalid value for {said}" in process.stderr
+    assert "ClientGuard" not in process.stderr
+
+
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_a_sqlite_file_that_cannot_be_opened_names_the_database_url(tmp_path: Path,
                                                                     command: str) -> None:

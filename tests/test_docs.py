@@ -31,3 +31,11 @@ def test_the_docs_command_writes_the_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["rules", "docs", "--output", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_text(encoding="utf-8") == rules_markdown()
+
+
+def test_the_docs_command_says_when_it_cannot_write(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "rules.md"
+    result = CliRunner().invoke(cli, ["rules", "docs", "--output", str(target)])
+    assert result.exit_code == 2
+    assert result.output == (f"clientguard: --output: cannot write {target}: "
+                             "No such file or directory\n")
