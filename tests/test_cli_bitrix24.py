@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import responses
 from click.testing import CliRunner, Result
 
@@ -51,6 +52,20 @@ def test_a_file_that_is_no_saved_deal_is_bad_input(tmp_path: Path) -> None:
     assert_bad_input(run(configure(tmp_path, bitrix24=None), "check", "--connector", "bitrix24",
                          "--input", str(path)),
                      "not a saved Bitrix24 deal: no 'deal' result")
+
+
+@pytest.mark.parametrize(("command", "value"), [("deal", None), ("deal_fields", {"fields": 5})])
+def test_a_saved_deal_of_a_shape_the_portal_never_sends_is_bad_input(
+        tmp_path: Path, command: str, value: object) -> None:
+    answers = json.loads(Path(saved_deal(tmp_path)).read_text("utf-8"))
+    results = {key: result for answer in answers
+               for key, result in answer["result"]["result"].items()}
+    assert command in results
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({**results, command: value}), encoding="utf-8")
+    assert_bad_input(run(configure(tmp_path, bitrix24=None), "check", "--connector", "bitrix24",
+                         "--input", str(path)),
+                     "not a saved Bitrix24 deal as the snapshot answers it:")
 
 
 def test_a_key_that_is_no_deal_id_is_bad_input(tmp_path: Path) -> None:

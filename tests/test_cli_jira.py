@@ -367,12 +367,28 @@ def test_a_saved_issue_cut_short_says_what_is_missing(tmp_path, jira):
     ('{"key": "PRJA-7", "fields": {"created": "soon", "updated": "later"}}',
      "not a Jira issue as Jira answers it: ValueError"),
     ('{"key": ', "not valid JSON: Expecting value at line 1, column 9"),
+    ('{"key": "PRJA-7", "fields": {"created": "2026-11-02T09:00:00.000+0000", '
+     '"updated": "2026-11-02T09:00:00.000+0000", "project": {"key": []}}}',
+     "not a Jira issue: fields.project is not an object with a key"),
 ])
 def test_a_file_that_is_not_a_saved_issue(tmp_path, content, message):
     path = tmp_path / "issue.json"
     path.write_text(content, encoding="utf-8")
     assert_bad_input(run(configure(tmp_path, jira=None), "check", "--connector", "jira",
                          "--input", str(path)), f"{path}: {message}")
+
+
+@pytest.mark.parametrize("odd", [
+    lambda fields: fields["comment"].update(comments=5),
+    lambda fields: fields["status"]["statusCategory"].update(key=[]),
+    lambda fields: fields.update(worklog={"worklogs": [{"started": 5}], "total": 1}),
+], ids=["comments a number", "status category a list", "worklog started a number"])
+def test_a_saved_issue_of_a_shape_jira_never_sends_is_bad_input(tmp_path, odd):
+    issue = rest("issue__cloud_service_desk.json")
+    odd(issue["fields"])
+    assert_bad_input(run(configure(tmp_path, jira=None), "check", "--connector", "jira",
+                         "--input", save(tmp_path, issue), "--now", NOW),
+                     "not a Jira issue as Jira answers it:")
 
 
 # -- backfill --------------------------------------------------------------------------------

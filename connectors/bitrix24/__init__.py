@@ -34,7 +34,13 @@ from connectors.bitrix24.offline import pull_offline
 from connectors.bitrix24.settings import Bitrix24Settings, Bitrix24SettingsSchema
 from connectors.bitrix24.snapshot import DealContext
 from connectors.bitrix24.throttle import StoredBucketState, bucket_for
-from connectors.errors import ConnectorNotConfigured, ExportError, NotInstalled, PlatformError
+from connectors.errors import (
+    ConnectorNotConfigured,
+    ExportError,
+    NotInstalled,
+    PayloadError,
+    PlatformError,
+)
 from connectors.http import CallObserver
 from plugin.core.comment import StickyContent
 from plugin.core.i18n import Language, Text
@@ -340,13 +346,13 @@ class Bitrix24Connector:
         site = self.settings.site
         catalogue = deal_snapshot.PortalCatalogue(
             self._portal_url(site) if self.settings.mode == "webhook" else None)
-        catalogue.learn({key: ("", {}) for key in results}, results)
-        deal_id = str(deal_snapshot.deal_item(results[deal_snapshot.DEAL]).get("id") or "0")
         try:
+            catalogue.learn({key: ("", {}) for key in results}, results)
+            deal_id = str(deal_snapshot.deal_item(results[deal_snapshot.DEAL]).get("id") or "0")
             engagement = deal_snapshot.build_engagement(
                 EngagementRef(self.name, site, deal_id), results, self.settings, catalogue,
                 datetime.now(UTC))
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, PayloadError) as error:
             raise ExportError(f"not a saved Bitrix24 deal as the snapshot answers it: "
                               f"{type(error).__name__} {error}") from None
         return Export(engagement, ())

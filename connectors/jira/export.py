@@ -45,18 +45,27 @@ def load_export(issue: Any, settings: JiraSettings) -> Export:
     missing = [name for name in ("created", "updated") if not isinstance(fields.get(name), str)]
     if missing:
         raise ExportError(f"not a Jira issue: no {' or '.join(f'fields.{m}' for m in missing)}")
+    project = fields.get("project")
+    if project is not None and not (isinstance(project, dict)
+                                    and isinstance(project.get("key"), str)):
+        raise ExportError("not a Jira issue: fields.project is not an object with a key")
+    try:
+        return _mapped(issue, fields, settings)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a shape Jira never
+        # sends, somewhere deeper: said as such, not as a traceback
+        raise ExportError(f"not a Jira issue as Jira answers it: {type(error).__name__} "
+                          f"{error}") from None
+
+
+def _mapped(issue: dict[str, Any], fields: dict[str, Any], settings: JiraSettings) -> Export:
     statuses = dict(_status_objects(fields))
     comment_page, worklog_page = fields.get("comment"), fields.get("worklog")
     changelog = issue.get("changelog")
     comments = _items(comment_page, "comments")
     histories = _items(changelog, "histories")
     ref = EngagementRef("jira", settings.site, str(issue.get("id") or issue["key"]))
-    try:
-        engagement = build_engagement(ref, issue, comments, _items(worklog_page, "worklogs"),
-                                      histories, statuses, settings)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ExportError(f"not a Jira issue as Jira answers it: {type(error).__name__} "
-                          f"{error}") from None
+    engagement = build_engagement(ref, issue, comments, _items(worklog_page, "worklogs"),
+                                  histories, statuses, settings)
     warnings = [*_incomplete(comment_page, "comments", "no comments in the file"),
                 *_incomplete(worklog_page, "worklogs", "no worklogs in the file"),
                 *_incomplete(changelog, "histories", "no changelog in the file: save the "
