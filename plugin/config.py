@@ -283,6 +283,7 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str
     (`CLIENTGUARD_RULES__CLIENT_ANSWERED__SLA_BUSINESS_HOURS`)."""
     document: dict[str, Any] = {}
     sources = []
+    made: dict[tuple[str, ...], str] = {}  # each setting and table, by its first variable
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
             continue
@@ -290,11 +291,34 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str
         path = [_rule_id(part) if index and path[index - 1] == "rules" else part
                 for index, part in enumerate(path)]
         node = document
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = environ[name]
+        for depth, part in enumerate(path, start=1):
+            where = tuple(path[:depth])
+            if depth == len(path):
+                if isinstance(node.get(part), dict):
+                    raise _clash(made[where], name, where)
+                node[part] = environ[name]
+            else:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise _clash(made[where], name, where)
+            made.setdefault(where, name)
         sources.append(name)
     return document, sources
+
+
+def _spelt_as_in(table: Mapping[str, Any], key: str) -> str:
+    """The file's spelling of a key a variable names: a variable's name is upper-case and
+    has no `-`, so `…__PROJECTS__SEO__…` is the file's project `SEO`, `…__ACME_SHOES__…`
+    its client `acme-shoes`. Unknown to the file: as the variable spells it."""
+    if key in table:
+        return key
+    return next((known for known in table
+                 if known.lower().replace("-", "_") == key.replace("-", "_")), key)
+
+
+def _clash(first: str, second: str, where: tuple[str, ...]) -> ConfigError:
+    return ConfigError(f"{first} and {second} clash: one sets {' → '.join(where)} to a "
+                       "value, the other gives it settings of its own")
 
 
 def _rule_id(name: str) -> str:
@@ -303,8 +327,10 @@ def _rule_id(name: str) -> str:
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` (from the environment) laid over `base` (the file)."""
     result = dict(base)
-    for key, value in override.items():
+    for named, value in override.items():
+        key = _spelt_as_in(result, named)
         if isinstance(value, Mapping) and isinstance(result.get(key), dict):
             result[key] = _merge(result[key], value)
         else:

@@ -120,6 +120,31 @@ def test_a_rule_id_in_a_variable_name_may_spell_its_hyphens_as_underscores() -> 
     assert _rule(config, "meeting-load", client="acme").enabled is False
 
 
+def test_a_variable_names_a_project_or_client_as_the_file_spells_it(tmp_path: Path) -> None:
+    """Variable names are upper-case and have no `-`; Jira project keys are upper-case."""
+    path = tmp_path / "clientguard.toml"
+    path.write_text('[projects.SEO.rules.client-answered]\nsla_business_hours = 4\n\n'
+                    '[clients.acme-shoes.rules.client-answered]\nsla_business_hours = 5\n',
+                    encoding="utf-8")
+    config = load_config(path, environ={
+        "CLIENTGUARD_PROJECTS__SEO__RULES__CLIENT_ANSWERED__WINDOW_DAYS": "9",
+        "CLIENTGUARD_CLIENTS__ACME_SHOES__RULES__CLIENT_ANSWERED__WINDOW_DAYS": "11"})
+    seo = _rule(config, "client-answered", project="SEO").settings
+    shoes = _rule(config, "client-answered", client="acme-shoes").settings
+    assert (seo.sla_business_hours, seo.window_days) == (4, 9)
+    assert (shoes.sla_business_hours, shoes.window_days) == (5, 11)
+
+
+def test_variables_that_clash_are_named(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ={"CLIENTGUARD_SERVICE__PORT": "1",
+                             "CLIENTGUARD_SERVICE__PORT__X": "1"})
+    assert str(raised.value) == (
+        "CLIENTGUARD_SERVICE__PORT and CLIENTGUARD_SERVICE__PORT__X clash: one sets "
+        "service → port to a value, the other gives it settings of its own")
+
+
 def test_an_unknown_environment_setting_names_the_key(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"agency → langauge: Unknown field\."):
