@@ -33,6 +33,7 @@ from marshmallow import (
     validates_schema,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from connectors import REGISTRY
 from plugin.core.calendar import BusinessCalendar, CalendarSchema
@@ -95,12 +96,23 @@ class ServiceSettings:
     log_level: str = "INFO"  # what `serve` and `worker` log to standard error
 
 
+def _check_database_url(url: str) -> None:
+    """A URL SQLAlchemy reads, of a database every connection of the service shares."""
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 -- parsed when asked: `:5432x` fails only here
+    except (ArgumentError, ValueError) as error:
+        raise ValidationError(f"not a database URL ({error})") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValidationError("must be a sqlite:/// or postgresql+psycopg:// URL")
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValidationError("an in-memory SQLite database is not shared between the "
+                              "service's connections: name a file (sqlite:///clientguard.sqlite3)")
+
+
 class ServiceSchema(_Strict):
-    database_url = fields.String(
-        load_default=ServiceSettings.database_url,
-        validate=validate.Regexp(r"^(sqlite|postgresql)(\+\w+)?://",
-                                 error="must be a sqlite:/// or postgresql+psycopg:// URL"),
-    )
+    database_url = fields.String(load_default=ServiceSettings.database_url,
+                                 validate=_check_database_url)
     queue_url = fields.String(
         load_default=ServiceSettings.queue_url,
         validate=validate.Regexp(r"^(sqlite:///|rediss?://)",

@@ -135,6 +135,21 @@ def test_a_variable_names_a_project_or_client_as_the_file_spells_it(tmp_path: Pa
     assert (shoes.sla_business_hours, shoes.window_days) == (5, 11)
 
 
+@pytest.mark.parametrize(("url", "said"), [
+    ("postgresql+psycopg://cg@db.internal:5432x/cg", "not a database URL (invalid literal"),
+    ("sqlite://", "an in-memory SQLite database is not shared"),
+    ("sqlite:///:memory:", "an in-memory SQLite database is not shared"),
+    ("mysql://cg@db/cg", "must be a sqlite:/// or postgresql+psycopg:// URL"),
+    ("clientguard.sqlite3", "not a database URL"),
+])
+def test_a_database_url_the_service_cannot_use_is_named(url: str, said: str) -> None:
+    """Refused when the configuration is read, not by a traceback at start-up (a port that
+    is no number) or by every job failing on a database each connection has alone."""
+    with pytest.raises(ConfigError) as raised:
+        build_config({"service": {"database_url": url}})
+    assert f"service → database_url: {said}" in str(raised.value)
+
+
 def test_variables_that_clash_are_named(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as raised:
