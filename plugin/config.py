@@ -41,7 +41,7 @@ from plugin.core.engine import EffectiveRule, ScoreSettings
 from plugin.core.i18n import LANGUAGES, Language
 from plugin.core.model import Engagement
 from plugin.core.rule import Rule
-from plugin.core.schema import error_lines
+from plugin.core.schema import WholeNumber, error_lines
 from plugin.rules import RULES_BY_ID
 
 ENV_PREFIX = "CLIENTGUARD_"
@@ -69,8 +69,8 @@ class AgencySchema(_Strict):
 
 class ScoreSchema(_Strict):
     warn_factor = fields.Float(load_default=0.5, validate=validate.Range(min=0, max=1))
-    green = fields.Integer(load_default=80, validate=validate.Range(min=0, max=100))
-    amber = fields.Integer(load_default=50, validate=validate.Range(min=0, max=100))
+    green = WholeNumber(load_default=80, validate=validate.Range(min=0, max=100))
+    amber = WholeNumber(load_default=50, validate=validate.Range(min=0, max=100))
 
     @validates_schema
     def _bands_in_order(self, data: dict[str, Any], **_: Any) -> None:
@@ -120,19 +120,19 @@ class ServiceSchema(_Strict):
     )
     coalesce_seconds = fields.Float(load_default=ServiceSettings.coalesce_seconds,
                                     validate=validate.Range(min=0, max=600))
-    workers = fields.Integer(load_default=ServiceSettings.workers,
+    workers = WholeNumber(load_default=ServiceSettings.workers,
                              validate=validate.Range(min=1, max=64))
     dry_run = fields.Boolean(load_default=ServiceSettings.dry_run)
     comment_when_clean = fields.String(load_default=ServiceSettings.comment_when_clean,
                                        validate=validate.OneOf(("keep", "delete")))
     lease_seconds = fields.Float(load_default=ServiceSettings.lease_seconds,
                                  validate=validate.Range(min=1))
-    keep_events_days = fields.Integer(load_default=ServiceSettings.keep_events_days,
+    keep_events_days = WholeNumber(load_default=ServiceSettings.keep_events_days,
                                       validate=validate.Range(min=1))
     host = fields.String(load_default=ServiceSettings.host)
-    port = fields.Integer(load_default=ServiceSettings.port,
+    port = WholeNumber(load_default=ServiceSettings.port,
                           validate=validate.Range(min=1, max=65535))
-    max_body_bytes = fields.Integer(load_default=ServiceSettings.max_body_bytes,
+    max_body_bytes = WholeNumber(load_default=ServiceSettings.max_body_bytes,
                                     validate=validate.Range(min=1024))
     log_level = fields.Function(deserialize=lambda value: str(value).upper(),
                                 load_default=ServiceSettings.log_level,

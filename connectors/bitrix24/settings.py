@@ -32,6 +32,7 @@ from connectors.mapping import (
     frozen_patterns,
     site_name,
 )
+from plugin.core.schema import WholeNumber
 
 Mode = Literal["app", "webhook"]
 DEFAULT_RATE = 2.0  # requests per second a portal drains (Enterprise: 5)
@@ -98,7 +99,7 @@ class Bitrix24SettingsSchema(Schema):
         r"^[0-9]+$", error="must be a pipeline (category) id, e.g. 0")), load_default=list)
     rate_per_second = fields.Float(load_default=DEFAULT_RATE,
                                    validate=validate.Range(min=0.1, max=100))
-    burst = fields.Integer(load_default=DEFAULT_BURST, validate=validate.Range(min=1, max=1000))
+    burst = WholeNumber(load_default=DEFAULT_BURST, validate=validate.Range(min=1, max=1000))
     pin_sticky = fields.Boolean(load_default=False)
     notify_responsible = fields.Boolean(load_default=False)
     document_patterns = document_patterns()

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from marshmallow import RAISE, Schema, fields, post_load, validate
+from marshmallow import RAISE, Schema, post_load, validate
 
 from plugin.core.i18n import Language, Text
 from plugin.core.model import Engagement
+from plugin.core.schema import WholeNumber
 
 
 class Status(enum.StrEnum):
@@ -136,9 +137,9 @@ class NoSettings(RuleSettings):
     """For a rule with nothing to tune beyond `enabled` and `weight`."""
 
 
-def window_days(default: int = 30) -> fields.Integer:
+def window_days(default: int = 30) -> WholeNumber:
     """The common look-back window: events older than this many days do not count."""
-    return fields.Integer(
+    return WholeNumber(
         load_default=default,
         validate=validate.Range(min=1),
         metadata={"description": "Days looked back from now"},

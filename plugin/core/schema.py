@@ -32,6 +32,16 @@ from plugin.core.model import (
 )
 
 
+class WholeNumber(fields.Integer):
+    """An integer setting or value, which may come as text (an environment variable) but is
+    never a fraction cut short: `2.9` is refused, where marshmallow's Integer takes 2."""
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 class Moment(fields.AwareDateTime):
     """An ISO-8601 date and time with an offset; a naive time is ambiguous across time zones,
     so it is rejected with a message that says how to fix it."""
@@ -110,7 +120,7 @@ class DocumentSchema(_Strict):
     approved = fields.Boolean(load_default=None, allow_none=True)
     template_id = fields.String(load_default=None, allow_none=True)
     reviewed_by_legal = fields.Boolean(load_default=None, allow_none=True)
-    line_items = fields.Integer(
+    line_items = WholeNumber(
         load_default=None, allow_none=True, validate=validate.Range(min=0)
     )
 

@@ -15,6 +15,7 @@ from plugin.core.i18n import Text, moment
 from plugin.core.model import Engagement, Side, during
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
+from plugin.core.schema import WholeNumber
 from plugin.rules.common import client_questions, window_start
 
 # --- client-answered ---------------------------------------------------------------------
@@ -125,7 +126,7 @@ NO_UPDATE = Message(
 
 
 class RegularUpdatesSettings(RuleSettings):
-    max_days_between = fields.Integer(
+    max_days_between = WholeNumber(
         load_default=7, validate=validate.Range(min=1),
         metadata={"description": "Longest silence allowed on an active engagement, in days"},
     )
@@ -191,7 +192,7 @@ CONFLICTING_DATES = Message(
 
 
 class DeadlineSettings(RuleSettings):
-    max_changes = fields.Integer(
+    max_changes = WholeNumber(
         load_default=2, validate=validate.Range(min=0),
         metadata={"description": "Due-date changes allowed within the window"},
     )

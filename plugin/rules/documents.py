@@ -15,6 +15,7 @@ from plugin.core.i18n import Text, moment
 from plugin.core.model import DocumentKind, Engagement, Side, during
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
+from plugin.core.schema import WholeNumber
 from plugin.rules.common import window_start
 from plugin.rules.text import pattern_list, whole_words
 
@@ -63,7 +64,7 @@ EXTRA_CHARGE_MARKERS = (
 
 
 class EstimateSettings(RuleSettings):
-    max_line_items = fields.Integer(
+    max_line_items = WholeNumber(
         load_default=30, validate=validate.Range(min=1),
         metadata={"description": "More line items than this is over-detailed"},
     )

@@ -24,6 +24,7 @@ from plugin.core.rule import (
     rule,
 )
 from plugin.core.rule import Side as RuleSide
+from plugin.core.schema import WholeNumber
 from plugin.rules.common import NOT_MAPPED, is_blank, months_before, not_mapped
 
 # --- goals-defined -----------------------------------------------------------------------
@@ -182,7 +183,7 @@ TOO_SOON = Message(
 
 
 class TimelineSettings(RuleSettings):
-    min_months = fields.Integer(
+    min_months = WholeNumber(
         load_default=3, validate=validate.Range(min=1),
         metadata={"description": "Fewest months before results from a long-horizon channel"},
     )

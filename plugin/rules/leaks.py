@@ -20,6 +20,7 @@ from plugin.core.i18n import LANGUAGES, Text, moment
 from plugin.core.model import Comment, Engagement, Visibility
 from plugin.core.rule import Message, Outcome, RuleSettings, Severity, rule
 from plugin.core.rule import Side as RuleSide
+from plugin.core.schema import WholeNumber
 from plugin.rules.text import SEPARATOR, StemGate, TextMemo
 
 INSULT = Message(
@@ -183,7 +184,7 @@ class LeakSettings(RuleSettings):
         fields.String(validate=_regex), load_default=list, validate=_regexes,
         metadata={"description": "More internal-only markers (regular expressions)"},
     )
-    quote_min_chars = fields.Integer(
+    quote_min_chars = WholeNumber(
         load_default=40, validate=validate.Range(min=10),
         metadata={"description": "An internal line at least this long found in a public "
                                  "comment counts as quoted"},

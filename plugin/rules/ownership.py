@@ -22,6 +22,7 @@ from plugin.core.rule import (
     window_days,
 )
 from plugin.core.rule import Side as RuleSide
+from plugin.core.schema import WholeNumber
 from plugin.rules.common import (
     NOT_MAPPED,
     client_questions,
@@ -56,7 +57,7 @@ MANY_RESPONDERS = Message(
 
 
 class PointOfContactSettings(RuleSettings):
-    max_responders = fields.Integer(
+    max_responders = WholeNumber(
         load_default=3, validate=validate.Range(min=1),
         metadata={"description": "Most different agency people who may answer the client"},
     )

@@ -16,6 +16,7 @@ from plugin.core.i18n import LANGUAGES, Text, moment
 from plugin.core.model import Engagement, Invoice, Side, TimeKind, during
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
+from plugin.core.schema import WholeNumber
 from plugin.rules.common import NOT_MAPPED, is_blank, months_before, window_start
 from plugin.rules.text import pattern_list, whole_words
 
@@ -145,7 +146,7 @@ def _money(amount: Decimal, invoices: list[Invoice] | tuple[Invoice, ...]) -> st
 
 
 class OverdueSettings(RuleSettings):
-    overdue_days = fields.Integer(
+    overdue_days = WholeNumber(
         load_default=14, validate=validate.Range(min=0),
         metadata={"description": "Days past the due date before an invoice counts as overdue"},
     )
@@ -284,7 +285,7 @@ DISCOUNT_MARKERS = (
 
 
 class DiscountSettings(RuleSettings):
-    max_requests = fields.Integer(
+    max_requests = WholeNumber(
         load_default=1, validate=validate.Range(min=0),
         metadata={"description": "Discount requests tolerated; more fails"},
     )

@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import validate
 
 from plugin.core.i18n import Text
 from plugin.core.model import Engagement, Side, during
 from plugin.core.rule import Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
+from plugin.core.schema import WholeNumber
 from plugin.rules.common import NOT_MAPPED, names, window_start
 
 NO_DECISION_MAKER = Message(
@@ -40,7 +41,7 @@ MANY_INSTRUCTING = Message(
 
 
 class DecisionMakerSettings(RuleSettings):
-    max_instructing = fields.Integer(
+    max_instructing = WholeNumber(
         load_default=2, validate=validate.Range(min=1),
         metadata={"description": "Most client people who may give instructions"},
     )

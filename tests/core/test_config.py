@@ -150,6 +150,17 @@ def test_a_database_url_the_service_cannot_use_is_named(url: str, said: str) -> 
     assert f"service → database_url: {said}" in str(raised.value)
 
 
+def test_a_fraction_where_a_whole_number_belongs_is_refused_not_cut_short() -> None:
+    with pytest.raises(ConfigError) as raised:
+        build_config({"service": {"workers": 2.9, "port": 8080.0},
+                      "rules": {"client-answered": {"window_days": 14.5}}})
+    assert str(raised.value).splitlines()[1:] == [
+        "  service → workers: Not a valid integer.",
+        "  rules → client-answered → window_days: Not a valid integer."]
+    config = build_config({"service": {"port": "8080"}})  # as a variable gives it
+    assert config.service.port == 8080
+
+
 def test_variables_that_clash_are_named(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as raised:
