@@ -13,6 +13,7 @@ from marshmallow import fields, validate
 
 from plugin.core.fields import FIELDS_BY_NAME, MAPPED_FIELDS
 from plugin.core.model import DocumentKind
+from plugin.core.schema import Table
 from plugin.rules.text import valid_regex
 
 ROLE_FIELDS = ("account_manager", "project_manager", "decision_maker", "client")
@@ -32,17 +33,17 @@ def site_name(default: str, example: str) -> fields.String:
         error=f"must be 1–40 lower-case letters, digits, '-' or '_' (e.g. {example})"))
 
 
-def field_mapping(example: str) -> fields.Dict:
+def field_mapping(example: str) -> Table:
     """`fields = { account_manager = "<platform field id>", ... }`: keys from `MAPPABLE`."""
-    return fields.Dict(keys=fields.String(validate=validate.OneOf(MAPPABLE)),
+    return Table(keys=fields.String(validate=validate.OneOf(MAPPABLE)),
                        values=fields.String(validate=validate.Length(min=1)),
                        data_key="fields", attribute="fields", load_default=dict,
                        metadata={"example": example})
 
 
-def document_patterns() -> fields.Dict:
+def document_patterns() -> Table:
     """`document_patterns = { estimate = [regex, ...], ... }`, each regex checked on load."""
-    return fields.Dict(
+    return Table(
         keys=fields.String(validate=validate.OneOf(tuple(DOCUMENT_PATTERNS))),
         values=fields.List(fields.String(validate=valid_regex)),
         load_default=lambda: {kind: list(p) for kind, p in DOCUMENT_PATTERNS.items()})

@@ -41,7 +41,7 @@ from plugin.core.engine import EffectiveRule, ScoreSettings
 from plugin.core.i18n import LANGUAGES, Language
 from plugin.core.model import Engagement
 from plugin.core.rule import Rule
-from plugin.core.schema import WholeNumber, error_lines
+from plugin.core.schema import Table, WholeNumber, error_lines
 from plugin.rules import RULES_BY_ID
 
 ENV_PREFIX = "CLIENTGUARD_"
@@ -147,17 +147,17 @@ class ScopeSchema(_Strict):
     """`[clients.<key>]` or `[projects.<key>]`: rule overrides for one client or project."""
 
     name = fields.String(load_default=None)
-    rules = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
+    rules = Table(keys=fields.String(), values=fields.Dict(), load_default=dict)
 
 
 class ConfigSchema(_Strict):
     service = fields.Nested(ServiceSchema, load_default=ServiceSettings)
     agency = fields.Nested(AgencySchema, load_default=lambda: AgencySchema().load({}))
     score = fields.Nested(ScoreSchema, load_default=lambda: ScoreSchema().load({}))
-    rules = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
-    clients = fields.Dict(keys=fields.String(), values=fields.Nested(ScopeSchema),
+    rules = Table(keys=fields.String(), values=fields.Dict(), load_default=dict)
+    clients = Table(keys=fields.String(), values=fields.Nested(ScopeSchema),
                           load_default=dict)
-    projects = fields.Dict(keys=fields.String(), values=fields.Nested(ScopeSchema),
+    projects = Table(keys=fields.String(), values=fields.Nested(ScopeSchema),
                            load_default=dict)
 
 

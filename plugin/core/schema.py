@@ -32,6 +32,23 @@ from plugin.core.model import (
 )
 
 
+class Table(fields.Dict):
+    """A TOML table of named entries (`[clients.<key>]`, `fields = {…}`): a problem is said
+    of the entry, `clients → acme → rules`, where marshmallow's Dict says it of its own
+    `value` within (`clients → acme → value → rules`); a bad name keeps its `key` line."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as error:
+            if not isinstance(error.messages, dict):
+                raise
+            messages = {name: problem["value"] if isinstance(problem, dict)
+                        and set(problem) == {"value"} else problem
+                        for name, problem in error.messages.items()}
+            raise ValidationError(messages, valid_data=error.valid_data) from None
+
+
 class WholeNumber(fields.Integer):
     """An integer setting or value, which may come as text (an environment variable) but is
     never a fraction cut short: `2.9` is refused, where marshmallow's Integer takes 2."""

@@ -75,7 +75,7 @@ def test_the_agency_calendar_is_the_rules_calendar_unless_overridden() -> None:
         ({"clients": {"acme": {"rules": {"regular-updates": {"max_days_between": 0}}}}},
          "clients → acme → rules → regular-updates → max_days_between: Must be greater than "
          "or equal to 1."),
-        ({"projects": {"SHOE": {"rule": {}}}}, "projects → SHOE → value → rule: Unknown field."),
+        ({"projects": {"SHOE": {"rule": {}}}}, "projects → SHOE → rule: Unknown field."),
         ({"rules": {"no-internal-leak": {"extra_insults": ["(unclosed"]}}},
          "rules → no-internal-leak → extra_insults → 0: not a valid regular expression"),
     ],
@@ -159,6 +159,17 @@ def test_a_fraction_where_a_whole_number_belongs_is_refused_not_cut_short() -> N
         "  rules → client-answered → window_days: Not a valid integer."]
     config = build_config({"service": {"port": "8080"}})  # as a variable gives it
     assert config.service.port == 8080
+
+
+def test_a_wrong_entry_of_a_table_is_said_of_the_entry() -> None:
+    """Not of marshmallow's `value` inside it (`clients → acme → value → rules`)."""
+    with pytest.raises(ConfigError) as raised:
+        build_config({"rules": {"client-answered": 5}, "clients": {"acme": {"rules": 5}},
+                      "jira": {"fields": {"account_manager": 5}}})
+    assert sorted(str(raised.value).splitlines()[1:]) == [
+        "  clients → acme → rules: Not a valid mapping type.",
+        "  jira → fields → account_manager: Not a valid string.",
+        "  rules → client-answered: Not a valid mapping type."]
 
 
 def test_variables_that_clash_are_named(tmp_path: Path, monkeypatch) -> None:
