@@ -88,6 +88,12 @@ def test_app_mode_with_no_portal_installed_says_how_to_install(tmp_path: Path) -
                      "no portal has installed the ClientGuard application yet")
 
 
+def test_install_without_a_public_url_says_where_to_give_one(tmp_path: Path) -> None:
+    assert_bad_input(run(configure(tmp_path, bitrix24=WEBHOOK), "install", "bitrix24"),
+                     "no public URL: give --url https://… (where the portal reaches this "
+                     "ClientGuard) or set bitrix24.public_url")
+
+
 def test_install_prints_the_portal_settings(tmp_path: Path) -> None:
     result = run(configure(tmp_path, bitrix24=WEBHOOK), "install", "bitrix24", "--url",
                  "https://guard.agency.example")

@@ -391,7 +391,10 @@ def verify_tokens(auth: Mapping[str, Any], settings: Bitrix24Settings,
 def public_base(public_url: str | None) -> str:
     """`public_url` without a trailing slash; `BadPublicUrl` unless absolute https (Bitrix24
     delivers to public https only [D:api-reference/events/index.md])."""
-    parts = urlsplit(str(public_url or "").strip())
+    if not public_url:
+        raise BadPublicUrl("no public URL: give --url https://… (where the portal reaches "
+                           "this ClientGuard) or set bitrix24.public_url")
+    parts = urlsplit(str(public_url).strip())
     if parts.scheme != "https" or not parts.netloc:
         raise BadPublicUrl(f"the public URL must be https://…, got {public_url!r}")
     if parts.query or parts.fragment:
