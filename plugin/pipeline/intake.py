@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from connectors.base import Connector, Delivery, EngagementRef, Event, Ignored
 from connectors.errors import MalformedDelivery
@@ -44,6 +45,7 @@ class Stored:
 
 
 OWN_WRITE = "caused by ClientGuard"
+UNAVAILABLE = (OperationalError, InterfaceError)  # the database failed, not a delivery
 
 
 @dataclass
@@ -118,13 +120,16 @@ class Intake:
     def _store(self) -> None:
         """One transaction for every delivery waiting once it holds the database's write lock
         (those arriving while it waited for a worker's transaction join it, rather than wait
-        for the next one). If it fails, each delivery of the batch is tried again in a
-        transaction of its own, so one that cannot be stored fails alone."""
+        for the next one). If it fails over one of its deliveries, each is tried again in a
+        transaction of its own, so one that cannot be stored fails alone; not when the
+        database itself failed (down, locked past its timeout): each would fail the same,
+        only later."""
         try:
             self._store_batch(None)
         except _Failed as failed:
+            one_by_one = len(failed.batch) > 1 and not isinstance(failed.error, UNAVAILABLE)
             for item in failed.batch:
-                if len(failed.batch) == 1:
+                if not one_by_one:
                     item.error = failed.error
                 else:
                     try:

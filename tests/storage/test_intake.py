@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event, func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from connectors.base import Delivery, EngagementRef, Event
 from plugin.pipeline.intake import Intake, Stored
@@ -123,6 +123,37 @@ def test_when_storing_fails_every_request_of_the_batch_gets_the_error(database: 
 
     with pytest.raises(SQLAlchemyError):
         intake.accept(deliver("10001:lost"), EchoConnector())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one lock for all writers
+def test_when_the_database_fails_a_batch_is_not_tried_again_one_by_one(database: Database
+                                                                        ) -> None:
+    """Down, or locked past its timeout: each delivery would fail the same, only later."""
+    intake, transactions, failed = Intake(database, Doorbell()), [], []
+    event.listen(database.engine, "begin", lambda _connection: transactions.append(1))
+    with database.engine.begin() as connection:  # the table is gone: every insert fails
+        EventRecord.__table__.drop(connection)
+    transactions.clear()
+
+    def post(body: str) -> None:
+        with pytest.raises(OperationalError) as raised:
+            intake.accept(deliver(body), EchoConnector())
+        failed.append(raised.value)
+
+    threads = [threading.Thread(target=post, args=(f"10001:d{n}",)) for n in range(4)]
+    with database.session() as worker, worker.begin():  # held: all four join one batch
+        worker.execute(text("SELECT 1"))
+        transactions.clear()
+        threads[0].start()
+        until(intake._writer.locked)
+        for thread in threads[1:]:
+            thread.start()
+        until(lambda: len(intake._queue) == 4)
+    for thread in threads:
+        thread.join()
+
+    assert len(failed) == 4
+    assert len(transactions) == 1  # the batch's, and no one-by-one retry
 
 
 def until(condition: Callable[[], bool]) -> None:
