@@ -15,7 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from plugin.storage.wal import WalCheckpointer
@@ -168,10 +168,16 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         dbapi_connection = connection.connection.dbapi_connection
-        if connection.get_execution_options().get(READS_ONLY):
-            dbapi_connection.begin_deferred()
-        else:
-            dbapi_connection.begin_immediate()
+        reads_only = connection.get_execution_options().get(READS_ONLY)
+        try:
+            if reads_only:
+                dbapi_connection.begin_deferred()
+            else:
+                dbapi_connection.begin_immediate()
+        except sqlite3.Error as error:  # a listener's errors are not wrapped by SQLAlchemy:
+            # raise what a statement's would be (`OperationalError`: locked past its timeout)
+            raise DBAPIError.instance("BEGIN" if reads_only else "BEGIN IMMEDIATE", None,
+                                      error, sqlite3.Error) from error
 
 
 def upgrade(url: str) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from connectors.base import Delivery, EngagementRef, Event
+from plugin import storage
 from plugin.pipeline.intake import Intake, Stored
 from plugin.storage import Database
 from plugin.storage.models import EventRecord
@@ -154,6 +155,41 @@ def test_when_the_database_fails_a_batch_is_not_tried_again_one_by_one(database:
 
     assert len(failed) == 4
     assert len(transactions) == 1  # the batch's, and no one-by-one retry
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one lock for all writers
+def test_a_write_lock_held_past_its_timeout_fails_the_batch_once(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's lock is taken in a `begin` listener, whose errors SQLAlchemy does not wrap:
+    raised raw, it passed for a delivery's fault, and each delivery waited out the timeout
+    again on its own."""
+    monkeypatch.setattr(storage, "SQLITE_BUSY_TIMEOUT_MS", 1000)
+    intake, failed = Intake(database, Doorbell()), []
+    attempts = []
+    take_lock = storage._WriterQueueConnection.begin_immediate
+
+    def counted(connection: storage._WriterQueueConnection) -> None:
+        attempts.append(1)
+        take_lock(connection)
+
+    def post(body: str) -> None:
+        with pytest.raises(OperationalError, match="database is locked") as raised:
+            intake.accept(deliver(body), EchoConnector())
+        failed.append(raised.value)
+
+    threads = [threading.Thread(target=post, args=(f"10001:d{n}",)) for n in range(4)]
+    with database.session() as worker, worker.begin():  # holds the lock past the timeout
+        worker.execute(text("SELECT 1"))
+        monkeypatch.setattr(storage._WriterQueueConnection, "begin_immediate", counted)
+        threads[0].start()
+        until(intake._writer.locked)
+        for thread in threads[1:]:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert len(failed) == 4
+    assert len(attempts) == 1
 
 
 def until(condition: Callable[[], bool]) -> None:

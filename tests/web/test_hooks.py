@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
+from plugin import storage
 from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.storage.models import EventRecord
@@ -197,6 +198,19 @@ def test_readiness_fails_when_the_database_is_gone(tmp_path: Path):
     assert response.json == {"status": "not ready",
                              "checks": {"database": "OperationalError", "queue": "ok"}}
     database.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # its in-process lock
+def test_a_database_locked_past_its_timeout_gets_503_so_jira_retries(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    database = app.extensions["clientguard.database"]
+    with database.session() as other_writer, other_writer.begin():
+        other_writer.execute(text("SELECT 1"))  # holds the write lock
+        response = post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"})
+    assert (response.status_code, response.json["error"]) == (503, "unavailable")
+    assert post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"}).json == {
+        "status": "accepted", "event": "comment_created"}  # Jira's retry, once it is free
 
 
 def test_a_delivery_that_cannot_be_stored_gets_503_so_jira_retries(app: Flask,
