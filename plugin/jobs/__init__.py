@@ -94,6 +94,8 @@ class Jobs:
         self.keep_events = timedelta(days=keep_events_days)
         self._database = database
         self._connectors = connectors
+        # per connector, the due engagements its last open-engagement listing missed
+        self._missed: dict[str, set[EngagementRef]] = {}
 
         @self.huey.task(name="evaluate", retries=JOB_RETRIES, retry_delay=JOB_RETRY_DELAY)
         def evaluate_job(connector: str, site: str, key: str) -> None:
@@ -231,10 +233,15 @@ class Jobs:
     def _close_out_of_scope(self, connector: Connector,
                             asked: dict[tuple[EngagementRef, str], datetime | None]) -> None:
         """Close, instead of re-evaluating, the engagements up for their hourly
-        re-evaluation that the platform no longer lists as open engagements: moved out of
-        the agency's scope (they get no more comments), or done without a webhook saying
-        so. An event brings one back. When the platform cannot list them, all are
-        evaluated, as before."""
+        re-evaluation that the platform no longer lists as open engagements (Jira with an
+        `engagement_jql`): moved out of the agency's scope (they get no more comments), or
+        done without a webhook saying so. An event brings one back. When the platform
+        cannot list them, all are evaluated, as before.
+
+        Missing from one listing is not proof: Data Center's search pages by offset, so an
+        issue leaving the results while they are read shifts another out of them. One
+        missing is left until the next review (a quarter hour), and closed only if that
+        listing misses it too."""
         due = [ref for ref, reason in asked if reason == "time"
                and ref.connector == connector.name and (ref, "catch-up") not in asked]
         if not due:
@@ -248,17 +255,20 @@ class Jobs:
         if in_scope is None:
             return
         out = [ref for ref in due if ref not in in_scope]
-        if not out:
+        missed_before = self._missed.get(connector.name, set())
+        self._missed[connector.name] = set(out)
+        for ref in out:  # not evaluated now: closed, or looked for again next time
+            del asked[(ref, "time")]
+        closing = [ref for ref in out if ref in missed_before]
+        if not closing:
             return
         with self._database.session() as session, session.begin():
-            for ref in out:
+            for ref in closing:
                 close_engagement(session, ref)
-        for ref in out:
-            del asked[(ref, "time")]
         log.info("review: closed %d engagement(s) on %s that are no longer open engagements "
-                 "there (out of scope, or done): %s", len(out), connector.name,
-                 ", ".join(ref.key for ref in out[:LOGGED_KEYS])
-                 + (" …" if len(out) > LOGGED_KEYS else ""))
+                 "there (out of scope, or done): %s", len(closing), connector.name,
+                 ", ".join(ref.key for ref in closing[:LOGGED_KEYS])
+                 + (" …" if len(closing) > LOGGED_KEYS else ""))
 
     def prune(self, now: datetime | None = None) -> int:
         """Delete finished events older than `keep_events_days`, a batch per transaction:
