@@ -20,6 +20,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from connectors.base import Connector, Delivery, EngagementRef, Event, Ignored
 from connectors.errors import MalformedDelivery
@@ -45,7 +46,7 @@ class Stored:
 
 
 OWN_WRITE = "caused by ClientGuard"
-UNAVAILABLE = (OperationalError, InterfaceError)  # the database failed, not a delivery
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)  # the database, not a delivery
 
 
 @dataclass
@@ -127,15 +128,19 @@ class Intake:
         try:
             self._store_batch(None)
         except _Failed as failed:
-            one_by_one = len(failed.batch) > 1 and not isinstance(failed.error, UNAVAILABLE)
+            # the error every delivery left gets without another try: the database's own
+            shared = (failed.error if len(failed.batch) == 1
+                      or isinstance(failed.error, UNAVAILABLE) else None)
             for item in failed.batch:
-                if not one_by_one:
-                    item.error = failed.error
+                if shared is not None:
+                    item.error = shared
                 else:
                     try:
                         self._store_batch([item])
                     except _Failed as alone:
                         item.error = alone.error
+                        if isinstance(alone.error, UNAVAILABLE):
+                            shared = alone.error
                 item.stored.set()
 
     def _store_batch(self, batch: list[_Waiting] | None) -> None:
