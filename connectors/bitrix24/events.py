@@ -187,9 +187,10 @@ def delivery_id(delivery: Delivery) -> str:
 def _read(delivery: Delivery) -> dict[str, Any]:
     content_type = delivery.headers.get("content-type", FORM_TYPE)
     media_type = content_type.partition(";")[0].strip().lower()
-    body_start = delivery.body.lstrip()[:1]
-    if media_type == "application/json" or body_start in (b"{", b"["):
+    if media_type == "application/json":
         raise MalformedDelivery("body is JSON; Bitrix24 posts events as " + FORM_TYPE)
+    if delivery.body.lstrip()[:1] in (b"{", b"["):
+        raise MalformedDelivery("body starts like JSON; Bitrix24 posts events as " + FORM_TYPE)
     if media_type != FORM_TYPE:
         raise MalformedDelivery(f"Content-Type is {_shown(content_type)}; Bitrix24 posts events "
                                 f"as {FORM_TYPE}")

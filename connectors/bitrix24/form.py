@@ -119,7 +119,8 @@ def parse_form(body: bytes) -> dict[str, FormValue]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise MalformedDelivery(f"body is not UTF-8 (byte {error.start}: {error.reason})") from None
-    text = text.removesuffix("\n").removesuffix("\r")  # a file or a curl may end in a newline
+    # a file or a curl may end in a newline; a file saved by an editor may begin with a BOM
+    text = text.removeprefix("\ufeff").removesuffix("\n").removesuffix("\r")
     control = _CONTROL.search(text)
     if control:
         raise MalformedDelivery(f"body has a raw control character {control.group()!r} at "

@@ -549,7 +549,13 @@ def malformed(parse: Callable[[], Any]) -> MalformedDelivery:
 def test_json_body_refused() -> None:
     raw = (FIXTURES / "event_ONCRMDEALUPDATE.app.json").read_bytes()
     assert malformed(lambda: app(raw)).detail == (
-        "body is JSON; Bitrix24 posts events as application/x-www-form-urlencoded")
+        "body starts like JSON; Bitrix24 posts events as application/x-www-form-urlencoded")
+
+
+def test_a_body_saved_with_a_byte_order_mark_is_read_as_without() -> None:
+    """As a file saved by an editor and replayed with curl begins."""
+    event = app("\ufeff".encode() + body("event_ONCRMDEALUPDATE.app.json"))
+    assert isinstance(event, Event) and event.name == "ONCRMDEALUPDATE"
 
 
 def test_json_content_type_refused() -> None:
