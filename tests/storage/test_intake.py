@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from connectors.base import Delivery, EngagementRef, Event
@@ -155,6 +156,47 @@ def test_when_the_database_fails_a_batch_is_not_tried_again_one_by_one(database:
 
     assert len(failed) == 4
     assert len(transactions) == 1  # the batch's, and no one-by-one retry
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a SQLite trigger
+def test_a_database_going_down_during_the_one_by_one_retry_fails_the_rest_at_once(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a retry finds the database itself failing, the others need not each try."""
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.delivery_id = 'refused' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
+    intake, outcomes, connecting = Intake(database, Doorbell()), {}, []
+    connect = intake._writer_connection
+
+    def going_down() -> Connection:  # the batch's connection works; then the server is gone
+        connecting.append(1)
+        if len(connecting) > 1:
+            raise OperationalError("connect", None, ConnectionRefusedError("server is down"))
+        return connect()
+
+    def post(body: str) -> None:
+        try:
+            outcomes[body] = intake.accept(deliver(body), EchoConnector())
+        except SQLAlchemyError as error:
+            outcomes[body] = error
+
+    bodies = ["10001:first", "10001:refused", "10002:later", "10001:latest"]
+    threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
+    with database.session() as worker, worker.begin():  # held: all four join one batch
+        worker.execute(text("SELECT 1"))
+        monkeypatch.setattr(intake, "_writer_connection", going_down)
+        threads[0].start()
+        until(intake._writer.locked)
+        for thread in threads[1:]:
+            thread.start()
+        until(lambda: len(intake._queue) == 4)
+    for thread in threads:
+        thread.join()
+
+    assert all(isinstance(outcome, OperationalError) for outcome in outcomes.values())
+    assert len(outcomes) == 4
+    assert len(connecting) == 2  # the batch, the first retry; the other three not again
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one lock for all writers
