@@ -131,42 +131,23 @@ def test_when_storing_fails_every_request_of_the_batch_gets_the_error(database: 
 def test_when_the_database_fails_a_batch_is_not_tried_again_one_by_one(database: Database
                                                                         ) -> None:
     """Down, or locked past its timeout: each delivery would fail the same, only later."""
-    intake, transactions, failed = Intake(database, Doorbell()), [], []
-    event.listen(database.engine, "begin", lambda _connection: transactions.append(1))
+    intake, transactions = Intake(database, Doorbell()), []
     with database.engine.begin() as connection:  # the table is gone: every insert fails
         EventRecord.__table__.drop(connection)
-    transactions.clear()
+    event.listen(database.engine, "begin", lambda _connection: transactions.append(1))
+    outcomes = in_one_batch(database, intake, [f"10001:d{n}" for n in range(4)])
 
-    def post(body: str) -> None:
-        with pytest.raises(OperationalError) as raised:
-            intake.accept(deliver(body), EchoConnector())
-        failed.append(raised.value)
-
-    threads = [threading.Thread(target=post, args=(f"10001:d{n}",)) for n in range(4)]
-    with database.session() as worker, worker.begin():  # held: all four join one batch
-        worker.execute(text("SELECT 1"))
-        transactions.clear()
-        threads[0].start()
-        until(intake._writer.locked)
-        for thread in threads[1:]:
-            thread.start()
-        until(lambda: len(intake._queue) == 4)
-    for thread in threads:
-        thread.join()
-
-    assert len(failed) == 4
-    assert len(transactions) == 1  # the batch's, and no one-by-one retry
+    assert all(isinstance(outcome, OperationalError) for outcome in outcomes.values())
+    assert len(transactions) == 2  # the transaction holding the lock, and the batch's;
+    # no one-by-one retry
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a SQLite trigger
 def test_a_database_going_down_during_the_one_by_one_retry_fails_the_rest_at_once(
         database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once a retry finds the database itself failing, the others need not each try."""
-    with database.engine.begin() as connection:
-        connection.execute(text(
-            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.delivery_id = 'refused' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
-    intake, outcomes, connecting = Intake(database, Doorbell()), {}, []
+    refuse(database, "refused")
+    intake, connecting = Intake(database, Doorbell()), []
     connect = intake._writer_connection
 
     def going_down() -> Connection:  # the batch's connection works; then the server is gone
@@ -175,27 +156,11 @@ def test_a_database_going_down_during_the_one_by_one_retry_fails_the_rest_at_onc
             raise OperationalError("connect", None, ConnectionRefusedError("server is down"))
         return connect()
 
-    def post(body: str) -> None:
-        try:
-            outcomes[body] = intake.accept(deliver(body), EchoConnector())
-        except SQLAlchemyError as error:
-            outcomes[body] = error
-
-    bodies = ["10001:first", "10001:refused", "10002:later", "10001:latest"]
-    threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
-    with database.session() as worker, worker.begin():  # held: all four join one batch
-        worker.execute(text("SELECT 1"))
-        monkeypatch.setattr(intake, "_writer_connection", going_down)
-        threads[0].start()
-        until(intake._writer.locked)
-        for thread in threads[1:]:
-            thread.start()
-        until(lambda: len(intake._queue) == 4)
-    for thread in threads:
-        thread.join()
+    monkeypatch.setattr(intake, "_writer_connection", going_down)
+    outcomes = in_one_batch(database, intake, ["10001:first", "10001:refused", "10002:later",
+                                               "10001:latest"])
 
     assert all(isinstance(outcome, OperationalError) for outcome in outcomes.values())
-    assert len(outcomes) == 4
     assert len(connecting) == 2  # the batch, the first retry; the other three not again
 
 
@@ -206,7 +171,6 @@ def test_a_write_lock_held_past_its_timeout_fails_the_batch_once(
     raised raw, it passed for a delivery's fault, and each delivery waited out the timeout
     again on its own."""
     monkeypatch.setattr(storage, "SQLITE_BUSY_TIMEOUT_MS", 1000)
-    intake, failed = Intake(database, Doorbell()), []
     attempts = []
     take_lock = storage._WriterQueueConnection.begin_immediate
 
@@ -214,24 +178,13 @@ def test_a_write_lock_held_past_its_timeout_fails_the_batch_once(
         attempts.append(1)
         take_lock(connection)
 
-    def post(body: str) -> None:
-        with pytest.raises(OperationalError, match="database is locked") as raised:
-            intake.accept(deliver(body), EchoConnector())
-        failed.append(raised.value)
+    monkeypatch.setattr(storage._WriterQueueConnection, "begin_immediate", counted)
+    outcomes = in_one_batch(database, Intake(database, Doorbell()),
+                            [f"10001:d{n}" for n in range(4)], held_throughout=True)
 
-    threads = [threading.Thread(target=post, args=(f"10001:d{n}",)) for n in range(4)]
-    with database.session() as worker, worker.begin():  # holds the lock past the timeout
-        worker.execute(text("SELECT 1"))
-        monkeypatch.setattr(storage._WriterQueueConnection, "begin_immediate", counted)
-        threads[0].start()
-        until(intake._writer.locked)
-        for thread in threads[1:]:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    assert len(failed) == 4
-    assert len(attempts) == 1
+    assert all(isinstance(outcome, OperationalError) and "database is locked" in str(outcome)
+               for outcome in outcomes.values())
+    assert len(attempts) == 2  # the transaction holding the lock, and the batch's
 
 
 def until(condition: Callable[[], bool]) -> None:
@@ -241,24 +194,52 @@ def until(condition: Callable[[], bool]) -> None:
         time.sleep(0.001)
 
 
+def in_one_batch(database: Database, intake: Intake, bodies: list[str], *,
+                 held_throughout: bool = False) -> dict[str, Stored | SQLAlchemyError]:
+    """Accept `bodies`, one thread each, as one batch: a worker's transaction holds the write
+    lock while the first thread waits for it as the writer and the others queue behind it
+    (`held_throughout`: until all are answered). Each body's outcome, or the error raised."""
+    outcomes: dict[str, Stored | SQLAlchemyError] = {}
+
+    def post(body: str) -> None:
+        try:
+            outcomes[body] = intake.accept(deliver(body), EchoConnector())
+        except SQLAlchemyError as error:
+            outcomes[body] = error
+
+    threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
+    with database.session() as worker, worker.begin():
+        worker.execute(text("SELECT 1"))
+        threads[0].start()
+        until(intake._writer.locked)
+        for thread in threads[1:]:
+            thread.start()
+        until(lambda: len(intake._queue) == len(bodies))  # taken once it may write
+        if held_throughout:
+            for thread in threads:
+                thread.join()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == len(bodies)
+    return outcomes
+
+
+def refuse(database: Database, delivery_id: str) -> None:
+    """Make the database refuse to store `delivery_id` (a SQLite trigger)."""
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.delivery_id = "
+            f"'{delivery_id}' BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one lock for all writers
 def test_deliveries_arriving_while_the_writer_waits_for_the_write_lock_join_its_batch(
         database: Database) -> None:
     """Else each would wait for the transaction ahead and then for one more of its own."""
     intake, commits = Intake(database, Doorbell()), []
     event.listen(database.engine, "commit", lambda _connection: commits.append(1))
-    threads = [threading.Thread(target=intake.accept, args=(deliver(body), EchoConnector()))
-               for body in ["10001:first", "10001:later1", "10002:later2", "10001:later3"]]
-    with database.session() as worker, worker.begin():  # a worker's transaction holds it
-        worker.execute(text("SELECT 1"))
-        threads[0].start()
-        until(intake._writer.locked)  # the first is the writer, waiting for the lock
-        for thread in threads[1:]:
-            thread.start()
-        until(lambda: sum(item.event.delivery_id.startswith("later")
-                          for item in intake._queue) == 3)
-    for thread in threads:
-        thread.join()
+    in_one_batch(database, intake, ["10001:first", "10001:later1", "10002:later2",
+                                    "10001:later3"])
 
     assert stored_rows(database) == 4
     assert len(commits) == 2  # the worker's, then one for all four deliveries
@@ -269,29 +250,9 @@ def test_a_delivery_the_database_refuses_fails_alone_not_its_whole_batch(
         database: Database) -> None:
     """Group commit must not make one bad delivery everyone's problem: the batch is tried
     again one delivery at a time, and only the refused one fails."""
-    with database.engine.begin() as connection:
-        connection.execute(text(
-            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.delivery_id = 'refused' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"))
-    intake, outcomes = Intake(database, Doorbell()), {}
-
-    def post(body: str) -> None:
-        try:
-            outcomes[body] = intake.accept(deliver(body), EchoConnector())
-        except SQLAlchemyError as error:
-            outcomes[body] = error
-
-    bodies = ["10001:first", "10001:refused", "10002:later", "10001:latest"]
-    threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
-    with database.session() as worker, worker.begin():  # held: the last three queue up
-        worker.execute(text("SELECT 1"))
-        threads[0].start()
-        until(intake._writer.locked)
-        for thread in threads[1:]:
-            thread.start()
-        until(lambda: len(intake._queue) == 4)  # the writer takes them once it may write
-    for thread in threads:
-        thread.join()
+    refuse(database, "refused")
+    outcomes = in_one_batch(database, Intake(database, Doorbell()), [
+        "10001:first", "10001:refused", "10002:later", "10001:latest"])
 
     assert isinstance(outcomes.pop("10001:refused"), SQLAlchemyError)
     assert all(isinstance(outcome, Stored) and not outcome.duplicate
