@@ -146,15 +146,13 @@ class JiraConnector:
         return found
 
     def engagements_in_scope(self) -> set[EngagementRef] | None:
-        """The issues `engagement_jql` matches that are not done (ids only, every page).
-        The webhook's filter keeps other issues' events away, but without this an issue
-        moved out of scope (to another project, a label removed) would still be re-evaluated
-        and commented on every hour. None without `engagement_jql`: every issue is one."""
+        """The issues `engagement_jql` matches that are not done (`open_engagements`). The
+        webhook's filter keeps other issues' events away, but without this an issue moved
+        out of scope (to another project, a label removed) would still be re-evaluated and
+        commented on every hour. None without `engagement_jql`: every issue is one."""
         if not self.settings.engagement_jql:
             return None
-        return {EngagementRef(self.name, self.settings.site, str(issue["id"]))
-                for issue in self.client.search(open_engagements_jql(self.settings),
-                                                fields=("id",))}
+        return {ref for ref, _key in self.open_engagements(None)}
 
     def audience(self, snapshot: Snapshot, language: Language) -> str:
         """Who may read the sticky comment, decided as `write_sticky` decides it: "as a JSM

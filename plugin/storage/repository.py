@@ -335,6 +335,9 @@ def waiting_counts(connection: Connection, refs: Collection[EngagementRef]
     return counts
 
 
+KEYS_PER_QUERY = 1000
+
+
 def _keys_by_installation(refs: Iterable[EngagementRef]
                           ) -> Iterator[tuple[tuple[str, str], list[str]]]:
     """The keys of `refs` per (connector, site), at most `KEYS_PER_QUERY` at a time: a query
@@ -346,9 +349,6 @@ def _keys_by_installation(refs: Iterable[EngagementRef]
     for installation, keys in keys_of.items():
         for start in range(0, len(keys), KEYS_PER_QUERY):
             yield installation, keys[start:start + KEYS_PER_QUERY]
-
-
-KEYS_PER_QUERY = 1000
 
 
 _WAITING_COUNTS = (

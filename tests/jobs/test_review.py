@@ -108,7 +108,7 @@ def test_the_review_re_evaluates_open_engagements_and_catches_up_with_jira(app: 
             {"id": "10002", "key": "ACME-2", "fields": {"updated": "2026-11-20T11:50:00.000+0000"}},
             {"id": "10003", "key": "ACME-3", "fields": {"updated": "2026-11-20T12:01:00.000+0000"}},
         ])
-        listing(jira, IN_SCOPE_JQL, [{"id": "10001"}, {"id": "10002"}, {"id": "10003"}])
+        listing(jira, IN_SCOPE_JQL, [{"id": f"1000{n}", "key": f"ACME-{n}"} for n in (1, 2, 3)])
         rung = app.extensions["clientguard.jobs"].review(NOW)
     assert rung == [ref("10001"), ref("10002"), ref("10003")]
     assert events(app) == [("10001", "review:time", "pending"),
@@ -119,7 +119,7 @@ def test_the_review_re_evaluates_open_engagements_and_catches_up_with_jira(app: 
         listing(jira, CHANGED_JQL, [
             {"id": "10002", "key": "ACME-2", "fields": {"updated": "2026-11-20T11:50:00.000+0000"}},
         ])
-        listing(jira, IN_SCOPE_JQL, [{"id": "10001"}, {"id": "10002"}, {"id": "10003"}])
+        listing(jira, IN_SCOPE_JQL, [{"id": f"1000{n}", "key": f"ACME-{n}"} for n in (1, 2, 3)])
         assert app.extensions["clientguard.jobs"].review(NOW + timedelta(minutes=15)) == []
     assert len(events(app)) == 3
 
@@ -138,10 +138,10 @@ def test_an_engagement_moved_out_of_the_engagement_jql_is_closed_not_commented_o
     for quarter in range(2):  # 10004 left project ACME (or is done): Jira no longer lists it
         with jira_cloud() as jira:
             listing(jira, CHANGED_JQL, [])
-            in_scope = listing(jira, IN_SCOPE_JQL, [{"id": "10001"}])
+            in_scope = listing(jira, IN_SCOPE_JQL, [{"id": "10001", "key": "ACME-1"}])
             rung = app.extensions["clientguard.jobs"].review(NOW + timedelta(minutes=15 * quarter))
             assert {name: in_scope.calls[0].request.params[name] for name in (
-                "fields", "maxResults")} == {"fields": "id", "maxResults": "1000"}  # big pages
+                "fields", "maxResults")} == {"fields": "key", "maxResults": "1000"}  # big pages
         assert rung == ([ref("10001")] if quarter == 0 else [])  # the same hour: asked once
         # missing once is no proof (offset paging can skip one): closed at the second miss
         assert is_open(app, "10004") is (quarter == 0)
@@ -159,7 +159,7 @@ def test_an_engagement_missing_from_one_listing_only_is_evaluated_not_closed(
     read shifts another out of them once."""
     with app.extensions["clientguard.database"].session() as session, session.begin():
         save_evaluation(session, ref("10004"), 60, "amber", {}, NOW - timedelta(hours=2))
-    for quarter, listed in enumerate(([], [{"id": "10004"}])):
+    for quarter, listed in enumerate(([], [{"id": "10004", "key": "ACME-4"}])):
         with jira_cloud() as jira:
             listing(jira, CHANGED_JQL, [])
             listing(jira, IN_SCOPE_JQL, listed)
