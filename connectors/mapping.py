@@ -102,8 +102,8 @@ def _adf(node: Any) -> str:
     if kind == "date":  # attrs.timestamp: epoch milliseconds, as a string
         try:
             return datetime.fromtimestamp(int(attrs["timestamp"]) / 1000, UTC).date().isoformat()
-        except (KeyError, TypeError, ValueError):
-            return ""
+        except (KeyError, TypeError, ValueError, OverflowError, OSError):  # none, or out
+            return ""  # of the years this machine's clock can show
     inner = "".join(_adf(child) for child in node.get("content") or ())
     if kind == "blockquote":
         return "".join(f"> {line}\n" for line in inner.strip("\n").split("\n"))
@@ -172,7 +172,10 @@ def as_number(value: Any) -> float | None:
 def as_date(value: Any) -> date | None:
     """A date picker's `2026-12-18`, or the day of a date-time field as written."""
     day = iso_day(as_text(value))
-    return date.fromisoformat(day) if day else None
+    try:
+        return date.fromisoformat(day) if day else None
+    except ValueError:  # text shaped like a date that is none (2027-02-29): as if empty
+        return None
 
 
 def as_list(value: Any) -> tuple[str, ...] | None:

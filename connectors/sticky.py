@@ -29,7 +29,9 @@ def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *, 
     comments = [dict(comment) for comment in comments]
     ours = next((c for c in comments if known_id is not None and str(c.get(id_key)) == known_id),
                 None)
-    candidates = [c for c in comments if c is not ours and marked(c)]
+    # one without a numeric id could be neither edited nor deleted: not a candidate
+    candidates = [c for c in comments
+                  if c is not ours and str(c.get(id_key)).isdigit() and marked(c)]
     candidates.sort(key=lambda c: int(c[id_key]))
     if ours is None and candidates:
         ours = candidates.pop()

@@ -97,7 +97,8 @@ class JiraConnector:
         # The sticky found by its stored id is ours even when another account wrote it (a
         # `service_account` naming the wrong one): never a comment the rules read.
         sticky_id = str(found.comment["id"]) if found.comment else None
-        comments = [comment for comment in data.comments if str(comment["id"]) != sticky_id]
+        comments = [comment for comment in data.comments
+                    if str(comment.get("id")) != sticky_id]
         engagement = build_engagement(ref, data.issue, comments, data.worklogs,
                                       data.changelog, self._statuses, self._who_is_who())
         as_written = found.comment is None or left_as_written(

@@ -10,12 +10,16 @@ service desk, when comments lack `jsdPublic` and only their properties tell an i
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from connectors.base import EngagementRef
+from connectors.errors import NotFound, PlatformError
 from connectors.jira.client import JiraClient, parse_time
 from connectors.jira.comments import client_visible, in_service_desk, is_ours, user_ids
 from connectors.jira.settings import JiraSettings
@@ -43,6 +47,8 @@ from plugin.core.model import (
     TimeKind,
     Visibility,
 )
+
+log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 
@@ -91,18 +97,27 @@ def fetch_issue_data(client: JiraClient, settings: JiraSettings, ref: Engagement
     # custom field only by its display name, be matched to the mapping.
     issue = client.get_issue(ref.key, fields=tuple(wanted), expand=("changelog", "names"))
     fields = issue.get("fields") or {}
-    issue_id = str(issue.get("id") or ref.key)
+    issue_id, issue_key = str(issue.get("id") or ref.key), issue.get("key") or ref.key
 
     comment_page = fields.get("comment") or {}
     comments = comment_page.get("comments") or []
-    if not page_complete(comment_page, "comments") or (
-            in_service_desk(fields) and any("jsdPublic" not in c for c in comments)):
-        comments = list(client.iter_comments(issue_id))
     worklog_page = fields.get("worklog") or {}
     worklogs = worklog_page.get("worklogs") or []
-    if not page_complete(worklog_page, "worklogs"):
-        worklogs = list(client.iter_worklogs(issue_id))
-    changelog = list(client.iter_changelog(issue_id, embedded=issue.get("changelog")))
+    try:
+        if not page_complete(comment_page, "comments") or (
+                in_service_desk(fields) and any("jsdPublic" not in c for c in comments)):
+            comments = list(client.iter_comments(issue_id))
+        if not page_complete(worklog_page, "worklogs"):
+            try:
+                worklogs = list(client.iter_worklogs(issue_id))
+            except NotFound:  # the worklog resource's answer where time tracking is off
+                log.warning("%s: Jira did not list its worklogs (time tracking disabled?); "
+                            "its rules read the %d embedded ones", issue_key, len(worklogs))
+        changelog = list(client.iter_changelog(issue_id, embedded=issue.get("changelog")))
+    except NotFound as missing:  # GET issue found it a moment ago: no proof it is gone;
+        # a failure, tried again (and were it deleted meanwhile, that try says so)
+        raise PlatformError(f"{issue_key}: a part of the issue was not found: {missing}",
+                            status=404) from missing
     named = _status_ids(changelog)
     if not named <= statuses.keys():
         statuses.update(fetch_statuses(client))
@@ -150,17 +165,16 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
                   assignee=people(fields.get("assignee")))
     decision_makers = mapped_people("decision_maker")
     people(fields.get("reporter"))  # seen on the issue: one of the client's people, maybe
+    undated: Counter[str] = Counter()  # parts Jira sent without a time: left out, logged
     status_history, changes = _history(changelog, statuses, people, settings,
-                                       issue.get("names") or {})
-    documents = tuple(_document(attachment, people, settings)
-                      for attachment in fields.get("attachment") or ())
-    issue_comments = tuple(_comments(comments, people, settings, in_service_desk(fields)))
-    time_entries = tuple(
-        # Jira has one kind of worklog: calls and meetings cannot be told from work.
-        TimeEntry(person=people(worklog.get("author")) or ANONYMOUS,
-                  hours=(worklog.get("timeSpentSeconds") or 0) / 3600,
-                  kind=TimeKind.WORK, at=parse_time(worklog["started"]))
-        for worklog in worklogs)
+                                       issue.get("names") or {}, undated)
+    documents = tuple(_documents(fields.get("attachment") or (), people, settings, undated))
+    issue_comments = tuple(_comments(comments, people, settings, in_service_desk(fields),
+                                     undated))
+    time_entries = tuple(_time_entries(worklogs, people, undated))
+    if undated:
+        log.warning("%s: left out what Jira sent without a valid time: %s", key,
+                    ", ".join(f"{count} {part}" for part, count in sorted(undated.items())))
     return Engagement(
         connector=ref.connector,
         key=key,
@@ -238,9 +252,22 @@ def _client(fields: Json, settings: JiraSettings, people: tuple[Person, ...],
                   decision_makers=decision_makers)
 
 
+def _time(part: Json, *keys: str) -> datetime | None:
+    """The first of `keys` holding a time Jira's way; None if none does (the OpenAPI spec
+    makes every one optional: a part without one is left out, not the whole ticket)."""
+    for key in keys:
+        value = part.get(key)
+        if isinstance(value, str):
+            try:
+                return parse_time(value)
+            except ValueError:
+                continue
+    return None
+
+
 def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory | None],
-             people: _People, settings: JiraSettings, names: Mapping[str, str]
-             ) -> tuple[tuple[StatusChange, ...], tuple[Change, ...]]:
+             people: _People, settings: JiraSettings, names: Mapping[str, str],
+             undated: Counter[str]) -> tuple[tuple[StatusChange, ...], tuple[Change, ...]]:
     """Status moves, and every field change under its canonical name: `due`, `status`, the
     semantic name of a mapped field, else Jira's own field name."""
     semantic: dict[str, list[str]] = {}
@@ -250,7 +277,10 @@ def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory | 
     moves: list[StatusChange] = []
     changes: list[Change] = []
     for history in changelog:
-        at, by = parse_time(history["created"]), people(history.get("author"))
+        at, by = _time(history, "created"), people(history.get("author"))
+        if at is None:
+            undated["changelog histories"] += 1
+            continue
         for item in history.get("items") or ():
             raw_name = item.get("field") or ""
             # Data Center items have no `fieldId` and name a custom field by display name.
@@ -270,26 +300,50 @@ def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory | 
     return tuple(moves), tuple(changes)
 
 
-def _document(attachment: Json, people: _People, settings: JiraSettings) -> Document:
-    name = attachment.get("filename") or ""
-    return Document(id=str(attachment["id"]), kind=document_kind(name, settings.document_patterns),
-                    name=name, added_at=parse_time(attachment["created"]),
-                    author=people(attachment.get("author")))
+def _documents(attachments: Iterable[Json], people: _People, settings: JiraSettings,
+               undated: Counter[str]) -> Iterator[Document]:
+    for attachment in attachments:
+        added_at = _time(attachment, "created")
+        if added_at is None:
+            undated["attachments"] += 1
+            continue
+        name = attachment.get("filename") or ""
+        yield Document(id=str(attachment.get("id") or ""),
+                       kind=document_kind(name, settings.document_patterns),
+                       name=name, added_at=added_at, author=people(attachment.get("author")))
 
 
 def _comments(comments: Iterable[Json], people: _People, settings: JiraSettings,
-              service_desk: bool) -> Iterator[Comment]:
+              service_desk: bool, undated: Counter[str]) -> Iterator[Comment]:
     """The issue's comments but ClientGuard's own (`is_ours`), which is left before its body
     is read: it is long, and no rule reads it."""
     for comment in comments:
         if is_ours(comment, settings.service_account):
             continue
+        at = _time(comment, "created", "updated")
+        if at is None:
+            undated["comments"] += 1
+            continue
         author = comment.get("author") or {}
         text = body_text(comment.get("body"))
         visible = client_visible(comment, service_desk=service_desk)
-        yield Comment(id=str(comment["id"]), author=people(author) or ANONYMOUS,
+        yield Comment(id=str(comment.get("id") or ""), author=people(author) or ANONYMOUS,
                       visibility=Visibility.PUBLIC if visible else Visibility.INTERNAL,
-                      at=parse_time(comment["created"]), text=text)
+                      at=at, text=text)
+
+
+def _time_entries(worklogs: Iterable[Json], people: _People,
+                  undated: Counter[str]) -> Iterator[TimeEntry]:
+    """Jira has one kind of worklog: calls and meetings cannot be told from work."""
+    for worklog in worklogs:
+        at = _time(worklog, "started", "created")
+        if at is None:
+            undated["worklogs"] += 1
+            continue
+        hours = worklog.get("timeSpentSeconds")
+        yield TimeEntry(person=people(worklog.get("author")) or ANONYMOUS,
+                        hours=hours / 3600 if isinstance(hours, int | float) else 0.0,
+                        kind=TimeKind.WORK, at=at)
 
 
 def category_of(status_category: Any) -> StatusCategory:

@@ -253,6 +253,14 @@ def test_after_a_crash_the_newest_marked_comment_wins_and_the_others_are_stale()
     assert [c["id"] for c in found.stale] == ["10009", "10011"]
 
 
+def test_a_marked_comment_without_an_id_is_neither_ours_nor_stale():
+    # nothing could edit or delete it; the OpenAPI spec makes a comment's id optional
+    nameless = _comment("10013", to_adf(CONTENT))
+    del nameless["id"]
+    found = find_sticky([_comment("10011", to_adf(CONTENT)), nameless], None)
+    assert found.comment["id"] == "10011" and found.stale == ()
+
+
 def test_with_a_stored_id_every_other_marked_comment_is_stale():
     comments = [_comment("10011", to_adf(CONTENT)), _comment("10012", to_adf(CONTENT))]
     found = find_sticky(comments, "10011")

@@ -23,6 +23,7 @@ import responses
 from responses import matchers
 
 from connectors.base import EngagementRef
+from connectors.errors import NotFound, PlatformError
 from connectors.jira import GROUP_MEMBERS_SECONDS, JiraConnector
 from connectors.jira.client import JiraClient
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
@@ -266,6 +267,48 @@ def test_a_status_the_site_no_longer_has_stays_out_of_the_status_history() -> No
         "In Progress", "Waiting for customer"]
 
 
+@pytest.mark.parametrize(("part", "drop", "left_out"), [
+    ("worklog", "started", None),  # its `created` stands in
+    ("worklog", ("started", "created"), "1 worklogs"),
+    ("attachment", "created", "1 attachments"),
+    ("comment", "created", None),  # its `updated` stands in
+    ("comment", ("created", "updated"), "1 comments"),
+    ("history", "created", "1 changelog histories"),
+])
+def test_a_part_jira_sent_without_its_time_is_left_out_not_the_ticket(
+        part: str, drop: str | tuple[str, ...], left_out: str | None,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Atlassian's OpenAPI spec makes every one of these times optional
+    issue = cloud_issue()
+    fields = issue["fields"]
+    parts = {"worklog": fields["worklog"]["worklogs"], "attachment": fields["attachment"],
+             "comment": fields["comment"]["comments"], "history": issue["changelog"]["histories"]}
+    first = parts[part][0]
+    for key in (drop,) if isinstance(drop, str) else drop:
+        first.pop(key, None)
+    whole, engagement = part_counts(engagement_of(cloud_issue())), part_counts(
+        engagement_of(issue))
+    if left_out is None:
+        assert engagement == whole
+        assert not caplog.records
+    else:
+        assert engagement == {**whole, part: whole[part] - 1}
+        assert [record.getMessage() for record in caplog.records] == [
+            f"ACME-12: left out what Jira sent without a valid time: {left_out}"]
+
+
+def part_counts(engagement: Engagement) -> dict[str, int]:
+    return {"worklog": len(engagement.time_entries), "attachment": len(engagement.documents),
+            "comment": len(engagement.comments),
+            "history": len({change.at for change in engagement.changes})}
+
+
+def test_a_part_whose_time_is_not_one_is_left_out_too() -> None:
+    issue = cloud_issue()
+    issue["fields"]["worklog"]["worklogs"][0].update(started=None, created="yesterday")
+    assert len(engagement_of(issue).time_entries) == 1
+
+
 # -- Data Center: usernames, wiki markup, changelog without field ids ---------------------
 
 def test_datacenter_issue() -> None:
@@ -379,6 +422,7 @@ def option(value: str) -> dict:
     ("date", "2027-03-31", date(2027, 3, 31)),
     ("date", "2019-08-29T12:40:00.000-0700", date(2019, 8, 29)),
     ("date", None, None),
+    ("date", "2027-02-29", None),  # text shaped like a date that is none
     ("list", [option("SEO"), option("Content")], ("SEO", "Content")),
     ("list", ["seo", "ppc"], ("seo", "ppc")),  # a labels field
     ("list", option("SEO"), ("SEO",)),
@@ -406,6 +450,13 @@ def test_adf_text() -> None:
         {"type": "paragraph", "content": [{"type": "status", "attrs": {"text": "BLOCKED"}}]},
     ]}
     assert adf_text(document) == "Plan\nLaunch on 2026-12-01\n🎉 party\n> Quoted line\nBLOCKED"
+
+
+@pytest.mark.parametrize("timestamp", ["99999999999999999999", "-99999999999999", "soon", None])
+def test_an_adf_date_no_calendar_has_reads_as_nothing(timestamp: Any) -> None:
+    document = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [
+        {"type": "text", "text": "Due "}, {"type": "date", "attrs": {"timestamp": timestamp}}]}]}
+    assert adf_text(document) == "Due"
 
 
 @pytest.mark.parametrize(("markup", "text"), [
@@ -518,6 +569,30 @@ def test_truncated_worklogs_and_changelog_are_paged(jira, cloud) -> None:
     assert len(jira.calls) == 4
     assert len(engagement.time_entries) == 21
     assert len(engagement.changes) == 101
+
+
+def test_worklogs_jira_will_not_page_leave_the_embedded_ones(jira, cloud, caplog) -> None:
+    # Atlassian's spec: GET /issue/{id}/worklog answers 404 where time tracking is disabled
+    issue = cloud_issue()
+    issue["fields"]["worklog"]["total"] = 21
+    stub_issue(jira, ISSUE_URL, CLOUD_FIELDS, issue)
+    jira.get(f"{ISSUE_URL}/worklog", match=page(0), status=404,
+             json={"errorMessages": ["Time tracking is disabled."], "errors": {}})
+    engagement = fetch_snapshot(cloud, CLOUD, CLOUD_REF, dict(STATUSES))
+    assert engagement.time_entries == engagement_of(cloud_issue()).time_entries
+    assert "ACME-12: Jira did not list its worklogs" in caplog.text
+
+
+def test_comments_not_found_are_a_failure_not_a_deleted_issue(jira, cloud) -> None:
+    issue = cloud_issue()
+    issue["fields"]["comment"]["total"] = 101
+    stub_issue(jira, ISSUE_URL, CLOUD_FIELDS, issue)
+    jira.get(f"{ISSUE_URL}/comment", match=page(0, orderBy="created", expand="properties"),
+             status=404, json={"errorMessages": ["Issue does not exist."], "errors": {}})
+    with pytest.raises(PlatformError) as raised:
+        fetch_snapshot(cloud, CLOUD, CLOUD_REF, dict(STATUSES))
+    assert not isinstance(raised.value, NotFound)  # `process` would close the engagement
+    assert raised.value.status == 404
 
 
 def test_a_datacenter_service_desk_reads_internal_notes_from_comment_properties(jira,
