@@ -233,18 +233,26 @@ UNRESOLVED = "its engagement could not be looked up"
 
 
 def count_unresolved(session: Session, ref: EngagementRef, now: datetime,
+                     error: str = UNRESOLVED, *, platform_failed: bool = False,
                      max_attempts: int = MAX_ATTEMPTS) -> None:
     """The platform could not say which engagement indirect `ref` belongs to: one attempt
     used; after `max_attempts` its events are marked failed, so a ref that can never be
-    looked up does not hold a place in every later lookup."""
-    spent = EventRecord.attempts + 1 >= max_attempts
+    looked up does not hold a place in every later lookup. When the platform itself failed
+    (`platform_failed`: down, or refusing our credentials) nothing is wrong with the events:
+    they use no attempt, and fail only once older than `GIVE_UP_AFTER`, as `postpone`s do."""
+    if platform_failed:
+        attempts, spent = (EventRecord.attempts,
+                           EventRecord.received_at < _aware(now - GIVE_UP_AFTER))
+    else:
+        attempts = EventRecord.attempts + 1
+        spent = attempts >= max_attempts
     session.execute(
         update(EventRecord)
         .where(_events_of(ref), EventRecord.status == EventStatus.PENDING)
-        .values(attempts=EventRecord.attempts + 1,
+        .values(attempts=attempts,
                 status=case((spent, EventStatus.FAILED.value),
                             else_=EventStatus.PENDING.value),
-                last_error=UNRESOLVED,
+                last_error=error,
                 processed_at=case((spent, _aware(now)), else_=EventRecord.processed_at)))
 
 
@@ -371,10 +379,13 @@ _FINISH = (update(EventRecord.__table__)
 
 
 def fail(session: Session, ids: Collection[int], error: str, now: datetime,
-         max_attempts: int = MAX_ATTEMPTS) -> None:
+         max_attempts: int = MAX_ATTEMPTS) -> int:
     """Give the events back for another try, or mark them failed once they had
-    `max_attempts` (attempts count claims, so a crashing worker uses them up too)."""
+    `max_attempts` (attempts count claims, so a crashing worker uses them up too); returns
+    how many it marked failed."""
     spent = EventRecord.attempts >= max_attempts
+    given_up = session.scalar(select(func.count()).select_from(EventRecord).where(
+        EventRecord.id.in_(ids), spent)) or 0
     session.execute(
         update(EventRecord).where(EventRecord.id.in_(ids))
         .values(
@@ -384,6 +395,7 @@ def fail(session: Session, ids: Collection[int], error: str, now: datetime,
             processed_at=case((spent, _aware(now)), else_=None),
         )
     )
+    return given_up
 
 
 def postpone(session: Session, ids: Collection[int], error: str, now: datetime,

@@ -386,6 +386,24 @@ def test_a_404_answering_a_write_is_a_failure_not_a_deleted_issue(app: Flask,
     assert only_event(app)[:2] == ("pending", 1)
 
 
+def test_events_failing_every_attempt_fail_for_good_and_the_log_names_the_ticket(
+        app: Flask, jira: FakeJira, caplog: pytest.LogCaptureFixture):
+    jira.mock.replace(responses.POST, f"{JIRA}/rest/api/2/issue/PRJA-7/comment", status=404,
+                      json={"errorMessages": ["Issue does not exist."], "errors": {}})
+    deliver(app, "d-1")
+    for _ in range(MAX_ATTEMPTS):
+        with pytest.raises(NotFound):
+            process_at(app, datetime.now(UTC))
+    assert only_event(app)[:2] == ("failed", MAX_ATTEMPTS)
+    said = [(record.levelname, record.getMessage()) for record in caplog.records
+            if record.name == "plugin.pipeline.process"]
+    assert [level for level, _ in said] == ["WARNING"] * (MAX_ATTEMPTS - 1) + ["ERROR"]
+    assert all(message.startswith(f"{REF}: ") and message.endswith(
+        ": NotFound: Jira answered 404 to POST /rest/api/2/issue/PRJA-7/comment: Issue does "
+        "not exist.") for _, message in said)
+    assert said[-1][1].startswith(f"{REF}: 1 event(s) failed for good after 5 tries")
+
+
 def test_a_404_that_is_not_jiras_answer_closes_nothing(app: Flask, jira: FakeJira):
     """A wrong base URL or a proxy answers an HTML 404 for everything: that says nothing
     about the issue, so its events wait for the configuration to be put right."""
