@@ -10,6 +10,7 @@ import threading
 from datetime import UTC, datetime
 
 from connectors.base import EngagementRef, ResolvesIndirect
+from plugin.pipeline.process import POSTPONED_BY
 from plugin.storage import Database
 from plugin.storage.repository import count_unresolved, file_under, indirect_waiting
 
@@ -30,7 +31,8 @@ def _turn(connector: str, site: str) -> threading.Lock:
 def resolve_waiting(connector: ResolvesIndirect, database: Database, connector_name: str,
                     site: str, now: datetime | None = None) -> list[EngagementRef]:
     """Resolve the installation's waiting indirect events; returns the engagements that got
-    events (to be evaluated). Platform errors propagate: the events stay waiting."""
+    events (to be evaluated). A lookup that fails is counted against the events it asked
+    about (`count_unresolved`), then propagates."""
     with _turn(connector_name, site):
         return _resolve(connector, database, connector_name, site, now or datetime.now(UTC))
 
@@ -41,7 +43,14 @@ def _resolve(connector: ResolvesIndirect, database: Database, connector_name: st
         refs = indirect_waiting(session, connector_name, site, RESOLVE_AT_ONCE)
     if not refs:
         return []
-    targets = connector.resolve(refs)
+    try:
+        targets = connector.resolve(refs)
+    except Exception as error:  # counted against them, or the sweep would ring for ever
+        with database.session() as session, session.begin():
+            for ref in refs:
+                count_unresolved(session, ref, now, f"{type(error).__name__}: {error}",
+                                 platform_failed=isinstance(error, POSTPONED_BY))
+        raise
     with database.session() as session, session.begin():
         moved = {ref: file_under(session, ref, target, now) for ref, target in targets.items()}
         for ref in refs:

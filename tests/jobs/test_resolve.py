@@ -1,11 +1,12 @@
 """Indirect events (an activity, a task, a comment named only by its id) are filed under
 their engagement by one bulk lookup, then evaluated there; events about no engagement are
-kept as ignored; a failed lookup leaves them waiting."""
+kept as ignored; a lookup the platform fails leaves them waiting for up to a day, one failing
+otherwise uses up their attempts."""
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -15,9 +16,10 @@ from connectors.errors import Transient
 from plugin.jobs import Jobs
 from plugin.metrics import Metrics
 from plugin.pipeline.process import Processed
+from plugin.pipeline.resolve import resolve_waiting
 from plugin.storage import Database
 from plugin.storage.models import EventRecord
-from plugin.storage.repository import record_event
+from plugin.storage.repository import GIVE_UP_AFTER, MAX_ATTEMPTS, record_event
 
 NOW = datetime(2026, 11, 20, 12, 5, tzinfo=UTC)
 
@@ -33,11 +35,12 @@ class Owners:
 
     def __init__(self, owners: dict[str, str | None], fail: bool = False) -> None:
         self.owners, self.fail, self.lookups = owners, fail, []
+        self.error: Exception = Transient("portal busy", status=503)
 
     def resolve(self, refs: list[EngagementRef]) -> dict[EngagementRef, EngagementRef | None]:
         self.lookups.append([r.key for r in refs])
         if self.fail:
-            raise Transient("portal busy", status=503)
+            raise self.error
         return {r: None if self.owners[r.key] is None else ref(self.owners[r.key])
                 for r in refs if r.key in self.owners}
 
@@ -97,14 +100,38 @@ def test_the_next_indirect_job_finds_nothing_left_to_look_up(database: Database,
     jobs.huey.flush()
 
 
-def test_a_failed_lookup_leaves_the_events_waiting(database: Database, queue_url: str) -> None:
+def test_a_lookup_the_platform_fails_leaves_the_events_waiting_for_a_day(
+        database: Database) -> None:
     store(database, "activity:1", "d1")
-    jobs = jobs_with(Owners({}, fail=True), database, queue_url)
+    owners = Owners({}, fail=True)
+
+    for _ in range(MAX_ATTEMPTS + 1):  # an outage uses up no attempt
+        with pytest.raises(Transient):
+            resolve_waiting(owners, database, "crm", "portal", NOW + GIVE_UP_AFTER)
+    assert events(database) == [("activity:1", "pending", "Transient: portal busy")]
 
     with pytest.raises(Transient):
-        jobs.resolve(ref("activity:1"))
+        resolve_waiting(owners, database, "crm", "portal",
+                        NOW + GIVE_UP_AFTER + timedelta(seconds=1))
+    assert events(database) == [("activity:1", "failed", "Transient: portal busy")]
 
-    assert events(database) == [("activity:1", "pending", None)]
+
+def test_a_lookup_failing_otherwise_uses_up_the_events_attempts(database: Database,
+                                                               queue_url: str) -> None:
+    """Else its events would wait, and the sweep ring for them, for ever (a bug, a payload
+    the connector cannot read)."""
+    store(database, "activity:1", "d1")
+    owners = Owners({}, fail=True)
+    owners.error = ValueError("no such field")
+    jobs = jobs_with(owners, database, queue_url)
+
+    for _ in range(MAX_ATTEMPTS):
+        with pytest.raises(ValueError):
+            jobs.resolve(ref("activity:1"))
+
+    assert events(database) == [("activity:1", "failed", "ValueError: no such field")]
+    assert jobs.resolve(ref("activity:1")) == []  # no more lookups
+    assert len(owners.lookups) == MAX_ATTEMPTS
 
 
 def test_refs_the_connector_could_not_look_up_stay_waiting(database: Database,
