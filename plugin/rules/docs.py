@@ -67,7 +67,8 @@ def rules_markdown() -> str:
         "`[clients.<key>.rules.<id>]` and per project under `[projects.<key>.rules.<id>]` "
         "(see [configuration.md](configuration.md)). A rule whose data is not mapped reports "
         "*not configured*, never a false failure. The seeds are the field reports in "
-        "`shared/seeds/` (" + ", ".join(f"{k} = `{v}`" for k, v in SEED_FILES.items()) + ").",
+        "`../shared/seeds/`, beside this repository ("
+        + ", ".join(f"{k} = `{v}`" for k, v in SEED_FILES.items()) + ").",
         "",
         "| id | side | severity | title |",
         "|---|---|---|---|",
