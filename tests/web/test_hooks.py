@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import json
 import shutil
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,12 +69,42 @@ def metric(client: FlaskClient, line_start: str) -> float:
 
 
 def test_a_signed_comment_event_is_stored_before_the_202(app: Flask, client: FlaskClient):
-    response = post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"})
+    answers = []
+    with held_write_lock(app):  # a worker's transaction: the delivery cannot be stored yet
+        posting = threading.Thread(target=lambda: answers.append(
+            post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"})))
+        posting.start()
+        posting.join(timeout=0.5)  # long enough for an answer that did not wait for the store
+        assert answers == []
+    posting.join()
+    (response,) = answers
     assert (response.status_code, response.json) == (
         202, {"status": "accepted", "event": "comment_created"})
     assert stored(app) == [("acme", "10040", "comment_created", "pending")]
     assert metric(client, 'clientguard_events_received_total{connector="jira",'
                           'event="comment_created"}') == 1
+
+
+@contextmanager
+def held_write_lock(app: Flask) -> Iterator[None]:
+    """Hold what storing a delivery waits for: SQLite's write lock (every transaction of ours
+    takes it at BEGIN), a PostgreSQL lock on the events table against inserts."""
+    database = app.extensions["clientguard.database"]
+    with database.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
+        yield
+
+
+def test_the_webhook_identifier_tells_deliveries_apart_not_their_bodies(
+        app: Flask, client: FlaskClient):
+    """Cloud names each delivery: the same body under another identifier is another
+    delivery (a content hash would merge them); a retry keeps its identifier."""
+    assert post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"}).json[
+        "status"] == "accepted"
+    assert post(client, "comment_created__cloud.json", **{ID_HEADER: "d-2"}).json[
+        "status"] == "accepted"
+    assert len(stored(app)) == 2
 
 
 def test_a_redelivery_is_recognised_and_stored_once(app: Flask, client: FlaskClient):
@@ -106,7 +138,7 @@ def test_a_wrong_signature_is_refused_with_401_and_nothing_stored(app: Flask,
     assert response.status_code == 401
     assert response.json["error"] == "signature"
     response = client.post("/hooks/jira", data=body)  # no signature at all
-    assert response.status_code == 401
+    assert (response.status_code, response.json["error"]) == (401, "signature")
     assert stored(app) == []
     assert metric(client, 'clientguard_events_rejected_total{connector="jira",'
                           'reason="signature"}') == 2
