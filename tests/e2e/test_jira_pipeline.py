@@ -316,15 +316,45 @@ def test_a_service_account_set_to_another_account_costs_no_rewrite_loop(
         assert [c["method"] for c in jira.written] == ["POST"]
 
 
+def rate_limited_reads(jira: FakeJira, refusals: int, retry_after: str) -> list[int]:
+    """The issue read answers 429 with `retry_after` `refusals` times, then as before; the
+    list (filled as they are served) holds each answer's status."""
+    served: list[int] = []
+
+    def read(_request: Any) -> tuple[int, dict[str, str], str]:
+        if len(served) < refusals:
+            served.append(429)
+            return 429, {"Retry-After": retry_after}, ""
+        served.append(200)
+        return 200, {}, json.dumps(jira.issue)
+
+    jira.mock.replace(responses.CallbackResponse(
+        responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"), callback=read))
+    return served
+
+
 def test_a_rate_limit_storm_is_ridden_out(app: Flask, jira: FakeJira):
-    storm = responses.Response(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
-                               status=429, headers={"Retry-After": "0.2"})
-    for _ in range(3):  # three refusals first: the client waits as told, then succeeds
-        jira.mock.add(storm)
+    served = rate_limited_reads(jira, 3, retry_after="0.2")  # the client waits as told
     deliver(app, "d-1")
     run_jobs_until_done(app)
+    assert served[:4] == [429, 429, 429, 200]
     assert statuses(app) == {"done"}
     assert [c["method"] for c in jira.written] == ["POST"]
+
+
+def test_a_rate_limit_longer_than_the_client_waits_postpones_the_events_as_long(
+        app: Flask, jira: FakeJira):
+    use_client_without_waits(app)
+    served = rate_limited_reads(jira, 100, retry_after="3600")
+    deliver(app, "d-1")
+    now = datetime.now(UTC)
+    with pytest.raises(Transient):
+        process_at(app, now)
+    assert set(served) == {429}
+    status, attempts, retry_at = only_event(app)
+    assert (status, attempts) == ("pending", 0)
+    assert retry_at >= now + timedelta(seconds=3600)  # not the 1 minute of our own back-off
+    assert jira.written == []
 
 
 def listing(updated: str) -> str:

@@ -117,8 +117,8 @@ def test_a_ticket_with_an_older_waiting_event_does_not_ring_again(database: Data
     assert doorbell.rings == [TICKET]
 
 
-def test_when_storing_fails_every_request_of_the_batch_gets_the_error(database: Database
-                                                                       ) -> None:
+def test_a_delivery_that_could_not_be_stored_raises_the_storage_error(database: Database
+                                                                        ) -> None:
     intake = Intake(database, Doorbell())
     with database.engine.begin() as connection:  # the table is gone: every insert fails
         EventRecord.__table__.drop(connection)
