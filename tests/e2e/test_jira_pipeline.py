@@ -143,6 +143,7 @@ def jira() -> Iterator[FakeJira]:
         mock.add_passthru("http://127.0.0.1")  # nothing of ours goes through here
         yield FakeJira(mock)
         assert_calls_match_spec(call.request for call in mock.calls)
+        assert_calls_match_spec(call.request for call in mock.calls)
 
 
 def deliver(app: Flask, delivery_id: str, text: str = "Any news on the launch?") -> None:

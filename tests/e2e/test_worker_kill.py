@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import requests
 import tomli_w
 from flask import Flask
 from sqlalchemy import select
@@ -27,6 +28,7 @@ from sqlalchemy import select
 from plugin.app import close_app, create_app
 from plugin.config import load_config
 from plugin.storage.models import EventRecord
+from tests.connectors.jira.openapi import assert_valid_cloud_request
 from tests.e2e.running import JsonStandIn
 from tests.e2e.test_jira_pipeline import ISSUE, REF, ROLE, STATUSES, deliver
 
@@ -39,8 +41,10 @@ class StandIn(JsonStandIn):
     slow_first_read: ClassVar[threading.Event] = threading.Event()
     issue_reads: ClassVar[int] = 0
     comments: ClassVar[list[dict[str, Any]]] = []
+    asked: ClassVar[list[tuple[str, str]]] = []  # every request's method and path
 
     def do_GET(self) -> None:
+        type(self).asked.append(("GET", self.path))
         if self.path.startswith("/rest/api/2/issue/10231"):
             type(self).issue_reads += 1
             if self.slow_first_read.is_set() and self.issue_reads == 1:
@@ -56,6 +60,7 @@ class StandIn(JsonStandIn):
             self.answer(404, {"errorMessages": [f"no {self.path}"]})
 
     def do_POST(self) -> None:
+        type(self).asked.append(("POST", self.path))
         length = int(self.headers["Content-Length"])
         body = json.loads(self.rfile.read(length))
         comment = {"id": str(90001 + len(self.comments)), "body": body["body"],
@@ -70,15 +75,18 @@ def jira(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    StandIn.issue_reads, StandIn.comments = 0, []
+    StandIn.issue_reads, StandIn.comments, StandIn.asked = 0, [], []
     StandIn.slow_first_read.set()
     server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    base_url = f"https://127.0.0.1:{server.server_address[1]}"
+    yield base_url, cert
     server.shutdown()
+    for method, path in StandIn.asked:  # Data Center: the routes the client may call
+        assert_valid_cloud_request(requests.Request(method, base_url + path).prepare())
 
 
 def start_worker(config: Path, cert: Path) -> subprocess.Popen[bytes]:

@@ -10,8 +10,9 @@ about our requests:
 - the spec itself is not validated: Atlassian's file fails openapi-spec-validator (e.g. a
   `default: ''` outside its enum in the project-classification schema) and would only cost time.
 
-Routes outside that spec are listed one by one in `NOT_IN_CLOUD_PLATFORM_SPEC`, each with the
-reason; a request matching neither the spec's prefix nor that list fails the test.
+Routes outside that spec are listed one by one: `NOT_IN_CLOUD_PLATFORM_SPEC` (either flavour,
+each with the reason) and `DATA_CENTER_ONLY` (not on an `*.atlassian.net` site); a request
+matching neither the spec's prefix nor those lists fails the test.
 """
 
 from __future__ import annotations
@@ -33,31 +34,36 @@ SPEC_PATH = (Path(__file__).resolve().parents[3].parent
              / "shared" / "vendor" / "jira-openapi" / "swagger-v3.v3.json")
 CLOUD_PLATFORM_PREFIX = "/rest/api/3/"
 
-_DC = "Data Center REST API v2: Atlassian publishes no OpenAPI spec for it; not vendored"
 _ADMIN_WEBHOOKS = ("Admin webhooks (Cloud and DC): the webhooks plugin's own resource, outside "
                    "the platform spec (whose /rest/api/3/webhook is for Connect/OAuth apps)")
 NOT_IN_CLOUD_PLATFORM_SPEC: dict[tuple[str, str], str] = {
     ("POST", r"/rest/servicedeskapi/request/[^/]+/comment"):
         "JSM REST API (servicedeskapi, Cloud and DC): a separate spec, not vendored",
-    ("GET", r"/rest/api/2/issue/[^/]+"): _DC,
-    ("GET", r"/rest/api/2/issue/[^/]+/comment"): _DC,
-    ("GET", r"/rest/api/2/issue/[^/]+/comment/[^/]+"): _DC,
-    ("POST", r"/rest/api/2/issue/[^/]+/comment"): _DC,
-    ("PUT", r"/rest/api/2/issue/[^/]+/comment/[^/]+"): _DC,
-    ("DELETE", r"/rest/api/2/issue/[^/]+/comment/[^/]+"): _DC,
-    ("PUT", r"/rest/api/2/comment/[^/]+/properties/[^/]+"): _DC,
-    ("GET", r"/rest/api/2/issue/[^/]+/worklog"): _DC,
-    ("GET", r"/rest/api/2/search"): _DC,
-    ("GET", r"/rest/api/2/field"): _DC,
-    ("GET", r"/rest/api/2/myself"): _DC,
-    ("GET", r"/rest/api/2/mypermissions"): _DC,
-    ("GET", r"/rest/api/2/status"): _DC,
-    ("GET", r"/rest/api/2/group/member"): _DC,
     ("GET", r"/rest/webhooks/1\.0/webhook"): _ADMIN_WEBHOOKS,
     ("POST", r"/rest/webhooks/1\.0/webhook"): _ADMIN_WEBHOOKS,
 }
-"""Every endpoint the client can call that the Cloud platform spec does not describe, and why
-(the Data Center flavour uses the same resources under `/rest/api/2`)."""
+"""Every endpoint the client can call on either flavour that the Cloud platform spec does
+not describe, and why."""
+
+DATA_CENTER_ONLY: frozenset[tuple[str, str]] = frozenset({
+    ("GET", r"/rest/api/2/issue/[^/]+"),
+    ("GET", r"/rest/api/2/issue/[^/]+/comment"),
+    ("GET", r"/rest/api/2/issue/[^/]+/comment/[^/]+"),
+    ("POST", r"/rest/api/2/issue/[^/]+/comment"),
+    ("PUT", r"/rest/api/2/issue/[^/]+/comment/[^/]+"),
+    ("DELETE", r"/rest/api/2/issue/[^/]+/comment/[^/]+"),
+    ("PUT", r"/rest/api/2/comment/[^/]+/properties/[^/]+"),
+    ("GET", r"/rest/api/2/issue/[^/]+/worklog"),
+    ("GET", r"/rest/api/2/search"),
+    ("GET", r"/rest/api/2/field"),
+    ("GET", r"/rest/api/2/myself"),
+    ("GET", r"/rest/api/2/mypermissions"),
+    ("GET", r"/rest/api/2/status"),
+    ("GET", r"/rest/api/2/group/member"),
+})
+"""The Data Center REST API v2 resources the client calls (the Cloud ones under
+`/rest/api/2`): Atlassian publishes no OpenAPI spec for it, so only these routes are
+allowed, and only on a site that is not Cloud."""
 
 
 @functools.cache
@@ -87,11 +93,15 @@ def assert_valid_cloud_request(request: requests.PreparedRequest) -> None:
     removed APIs such as `GET /rest/api/3/search` so; they answer 410)."""
     url = urlsplit(request.url)
     path = url.path
+    cloud = (url.hostname or "").endswith(".atlassian.net")
     if not path.startswith(CLOUD_PLATFORM_PREFIX):
+        exempt = set(NOT_IN_CLOUD_PLATFORM_SPEC) | (set() if cloud else DATA_CENTER_ONLY)
         # a Data Center site may live under a context path (https://host/jira)
-        exempt = any(method == request.method and re.fullmatch(rf"(?:/[\w.-]+)*?{pattern}", path)
-                     for method, pattern in NOT_IN_CLOUD_PLATFORM_SPEC)
-        assert exempt, f"{request.method} {path}: not in the Cloud spec and not listed as exempt"
+        context = "" if cloud else r"(?:/[\w.-]+)?"
+        assert any(method == request.method and re.fullmatch(context + pattern, path)
+                   for method, pattern in exempt), (
+            f"{request.method} {url.hostname}{path}: not in the Cloud spec and not listed "
+            f"as exempt{' on Cloud' if cloud else ''}")
         return
     with warnings.catch_warnings():
         # openapi-core warns that it cannot check the spec's OAuth2 scheme; basic auth is.

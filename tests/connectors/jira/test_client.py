@@ -3,10 +3,11 @@
 Every test runs inside `jira`, a `responses.RequestsMock` that fails on an unused stub and,
 at the end, checks every request sent to a Cloud platform path (`/rest/api/3/…`) against
 Atlassian's OpenAPI spec (`tests/connectors/jira/openapi.py`). NOT checked against a spec,
-each listed with its reason in `NOT_IN_CLOUD_PLATFORM_SPEC`: the JSM route `POST
-/rest/servicedeskapi/request/{key}/comment` (JSM has its own spec, not vendored) and every
-Data Center v2 route (`/rest/api/2/…`: Atlassian publishes no DC spec); for those the tests
-check bodies and parameters with `responses` matchers only.
+each listed: in `NOT_IN_CLOUD_PLATFORM_SPEC` with its reason, the JSM route `POST
+/rest/servicedeskapi/request/{key}/comment` (JSM has its own spec, not vendored); in
+`DATA_CENTER_ONLY`, every Data Center v2 route (`/rest/api/2/…`: Atlassian publishes no DC
+spec), allowed only on a site that is not Cloud; for those the tests check bodies and
+parameters with `responses` matchers only.
 Error bodies are the shapes Jira really answers with.
 """
 
@@ -41,6 +42,7 @@ from connectors.http import (
 )
 from connectors.jira.client import IssueWriteSpacer, JiraClient
 from tests.connectors.jira.openapi import (
+    DATA_CENTER_ONLY,
     NOT_IN_CLOUD_PLATFORM_SPEC,
     assert_calls_match_spec,
     assert_valid_cloud_request,
@@ -532,8 +534,10 @@ def test_spacer_keeps_both_per_issue_windows(clock):
 # -- the OpenAPI check itself ----------------------------------------------------------
 
 @pytest.mark.parametrize(("method", "pattern"), [
-    pytest.param(method, pattern, id=f"not validated: {method} {pattern} ({reason})")
-    for (method, pattern), reason in NOT_IN_CLOUD_PLATFORM_SPEC.items()])
+    *(pytest.param(method, pattern, id=f"not validated: {method} {pattern} ({reason})")
+      for (method, pattern), reason in NOT_IN_CLOUD_PLATFORM_SPEC.items()),
+    *(pytest.param(method, pattern, id=f"not validated: {method} {pattern} (Data Center)")
+      for method, pattern in sorted(DATA_CENTER_ONLY))])
 def test_endpoints_exempt_from_the_spec_check_are_really_outside_the_cloud_spec(method, pattern):
     spec_paths = [re.sub(r"\{[^}]+\}", "X", path) for path in jira_cloud_spec()["paths"]]
     assert not pattern.startswith("/rest/api/3/")
@@ -552,8 +556,25 @@ def test_endpoints_exempt_from_the_spec_check_are_really_outside_the_cloud_spec(
     pytest.param("PATCH", "/rest/api/3/issue/ACME-7/comment/1", {"body": ADF}, id="method"),
     pytest.param("GET", "/rest/api/3/issue/ACME-7/comments", None, id="path"),
     pytest.param("GET", "/rest/servicedeskapi/request/ACME-7/comment", None, id="not-exempt"),
+    pytest.param("GET", "/rest/api/2/issue/ACME-7", None, id="data-center-route-on-cloud"),
+    pytest.param("GET", "/jira/rest/api/2/issue/ACME-7", None, id="context-path-on-cloud"),
 ])
 def test_the_spec_check_rejects_what_jira_would_reject(method, path, body):
     request = requests.Request(method, SITE + path, json=body, auth=(EMAIL, API_TOKEN)).prepare()
     with pytest.raises(AssertionError):
         assert_valid_cloud_request(request)
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("/rest/api/2/issue/PRJ-7", True),
+    ("/jira/rest/api/2/issue/PRJ-7", True),  # a context path
+    ("/a/b/rest/api/2/issue/PRJ-7", False),
+    ("/rest/api/2/issue/PRJ-7/watchers", False),  # not a route the client calls
+])
+def test_data_center_requests_keep_to_the_routes_the_client_calls(path: str, allowed: bool):
+    request = requests.Request("GET", "https://jira.agency.example" + path).prepare()
+    if allowed:
+        assert_valid_cloud_request(request)
+    else:
+        with pytest.raises(AssertionError):
+            assert_valid_cloud_request(request)
