@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
 
-from connectors.errors import Transient
+from connectors.errors import PlatformError, Transient
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ class CallObserver(Protocol):
 def send(session: requests.Session, method: str, url: str, *, where: str,
          observer: CallObserver | None = None, connector: str = "", call: str | None = None,
          **kwargs: Any) -> requests.Response:
-    """Send one request; a timeout or a failed connection becomes `Transient`.
+    """Send one request; a timeout or a failed connection becomes `Transient`, any other
+    failure to get an answer `PlatformError`.
 
     `where` names the call in the error ("GET /rest/api/3/myself"). The exception of
     `requests` is not chained: its text carries the full URL, which on some platforms
@@ -132,9 +133,11 @@ def send(session: requests.Session, method: str, url: str, *, where: str,
     except requests.Timeout:
         status = "timeout"
         raise Transient(f"{where}: timed out") from None
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
         status = "connection"
         raise Transient(f"{where}: connection failed") from None
+    except requests.RequestException as error:  # a redirect loop, a URL it cannot send to
+        raise PlatformError(f"{where}: {type(error).__name__}") from None
     finally:
         seconds = time.monotonic() - started
         log.debug("%s -> %s in %.2f s", where, status, seconds)

@@ -102,8 +102,9 @@ def _adf(node: Any) -> str:
     if kind == "date":  # attrs.timestamp: epoch milliseconds, as a string
         try:
             return datetime.fromtimestamp(int(attrs["timestamp"]) / 1000, UTC).date().isoformat()
-        except (KeyError, TypeError, ValueError, OverflowError, OSError):  # none, or out
-            return ""  # of the years this machine's clock can show
+        # none, or out of the years this machine's clock can show
+        except (KeyError, TypeError, ValueError, OverflowError, OSError):
+            return ""
     inner = "".join(_adf(child) for child in node.get("content") or ())
     if kind == "blockquote":
         return "".join(f"> {line}\n" for line in inner.strip("\n").split("\n"))

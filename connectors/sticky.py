@@ -31,7 +31,7 @@ def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *, 
                 None)
     # one without a numeric id could be neither edited nor deleted: not a candidate
     candidates = [c for c in comments
-                  if c is not ours and str(c.get(id_key)).isdigit() and marked(c)]
+                  if c is not ours and str(c.get(id_key)).isdecimal() and marked(c)]
     candidates.sort(key=lambda c: int(c[id_key]))
     if ours is None and candidates:
         ours = candidates.pop()

@@ -108,11 +108,7 @@ def fetch_issue_data(client: JiraClient, settings: JiraSettings, ref: Engagement
                 in_service_desk(fields) and any("jsdPublic" not in c for c in comments)):
             comments = list(client.iter_comments(issue_id))
         if not page_complete(worklog_page, "worklogs"):
-            try:
-                worklogs = list(client.iter_worklogs(issue_id))
-            except NotFound:  # the worklog resource's answer where time tracking is off
-                log.warning("%s: Jira did not list its worklogs (time tracking disabled?); "
-                            "its rules read the %d embedded ones", issue_key, len(worklogs))
+            worklogs = list(client.iter_worklogs(issue_id))
         changelog = list(client.iter_changelog(issue_id, embedded=issue.get("changelog")))
     except NotFound as missing:  # GET issue found it a moment ago: no proof it is gone;
         # a failure, tried again (and were it deleted meanwhile, that try says so)

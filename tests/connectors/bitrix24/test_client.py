@@ -485,6 +485,17 @@ def test_a_write_that_failed_ambiguously_is_not_repeated(portal, client, clock, 
     assert clock.sleeps == []
 
 
+def test_a_request_that_gets_no_answer_otherwise_fails_without_its_url(portal, client):
+    """`requests` puts the URL, which holds the webhook's secret code, in its errors."""
+    portal.post(f"{REST}/crm.deal.get", body=requests.exceptions.TooManyRedirects(
+        f"Exceeded 30 redirects: {REST}/crm.deal.get"))
+    with pytest.raises(PlatformError) as raised:
+        client.call("crm.deal.get", {"id": 7})
+    assert not isinstance(raised.value, Transient)  # not retried: it would go round again
+    assert "TooManyRedirects" in str(raised.value)
+    assert WEBHOOK_CODE not in str(raised.value) and raised.value.__cause__ is None
+
+
 @pytest.mark.parametrize("method", ["crm.deal.get", "crm.timeline.comment.update",
                                     "crm.timeline.comment.delete"])
 def test_reads_updates_and_deletes_are_retried_after_a_5xx(portal, client, method):

@@ -25,7 +25,7 @@ from responses import matchers
 from connectors.base import EngagementRef
 from connectors.errors import NotFound, PlatformError
 from connectors.jira import GROUP_MEMBERS_SECONDS, JiraConnector
-from connectors.jira.client import JiraClient
+from connectors.jira.client import JiraClient, parse_time
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import (
     build_engagement,
@@ -303,6 +303,19 @@ def part_counts(engagement: Engagement) -> dict[str, int]:
             "history": len({change.at for change in engagement.changes})}
 
 
+def test_a_worklog_without_started_counts_from_its_creation_a_comment_from_its_update():
+    issue = cloud_issue()
+    worklog, comment = issue["fields"]["worklog"]["worklogs"][0], issue["fields"]["comment"][
+        "comments"][0]
+    del worklog["started"], comment["created"]
+    worklog["created"], comment["updated"] = "2026-10-12T08:00:00.000+0200", (
+        "2026-10-08T11:00:00.000+0200")  # each unlike any other time of its part
+    engagement = engagement_of(issue)
+    assert engagement.time_entries[0].at == parse_time(worklog["created"])
+    assert next(c.at for c in engagement.comments if c.id == comment["id"]) == parse_time(
+        comment["updated"])
+
+
 def test_a_part_whose_time_is_not_one_is_left_out_too() -> None:
     issue = cloud_issue()
     issue["fields"]["worklog"]["worklogs"][0].update(started=None, created="yesterday")
@@ -571,24 +584,16 @@ def test_truncated_worklogs_and_changelog_are_paged(jira, cloud) -> None:
     assert len(engagement.changes) == 101
 
 
-def test_worklogs_jira_will_not_page_leave_the_embedded_ones(jira, cloud, caplog) -> None:
-    # Atlassian's spec: GET /issue/{id}/worklog answers 404 where time tracking is disabled
+@pytest.mark.parametrize(("part", "extra"), [
+    ("comment", {"orderBy": "created", "expand": "properties"}),
+    ("worklog", {}),  # Atlassian's spec: also where time tracking is disabled
+])
+def test_a_part_not_found_is_a_failure_not_a_deleted_issue(jira, cloud, part, extra) -> None:
     issue = cloud_issue()
-    issue["fields"]["worklog"]["total"] = 21
+    issue["fields"][part]["total"] = 101  # more than embedded: paged
     stub_issue(jira, ISSUE_URL, CLOUD_FIELDS, issue)
-    jira.get(f"{ISSUE_URL}/worklog", match=page(0), status=404,
-             json={"errorMessages": ["Time tracking is disabled."], "errors": {}})
-    engagement = fetch_snapshot(cloud, CLOUD, CLOUD_REF, dict(STATUSES))
-    assert engagement.time_entries == engagement_of(cloud_issue()).time_entries
-    assert "ACME-12: Jira did not list its worklogs" in caplog.text
-
-
-def test_comments_not_found_are_a_failure_not_a_deleted_issue(jira, cloud) -> None:
-    issue = cloud_issue()
-    issue["fields"]["comment"]["total"] = 101
-    stub_issue(jira, ISSUE_URL, CLOUD_FIELDS, issue)
-    jira.get(f"{ISSUE_URL}/comment", match=page(0, orderBy="created", expand="properties"),
-             status=404, json={"errorMessages": ["Issue does not exist."], "errors": {}})
+    jira.get(f"{ISSUE_URL}/{part}", match=page(0, **extra), status=404,
+             json={"errorMessages": ["Issue does not exist."], "errors": {}})
     with pytest.raises(PlatformError) as raised:
         fetch_snapshot(cloud, CLOUD, CLOUD_REF, dict(STATUSES))
     assert not isinstance(raised.value, NotFound)  # `process` would close the engagement
