@@ -248,7 +248,7 @@ def _client(fields: Json, settings: JiraSettings, people: tuple[Person, ...],
                   decision_makers=decision_makers)
 
 
-def _time(part: Json, *keys: str) -> datetime | None:
+def _first_valid_time(part: Json, *keys: str) -> datetime | None:
     """The first of `keys` holding a time Jira's way; None if none does (the OpenAPI spec
     makes every one optional: a part without one is left out, not the whole ticket)."""
     for key in keys:
@@ -273,7 +273,7 @@ def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory | 
     moves: list[StatusChange] = []
     changes: list[Change] = []
     for history in changelog:
-        at, by = _time(history, "created"), people(history.get("author"))
+        at, by = _first_valid_time(history, "created"), people(history.get("author"))
         if at is None:
             undated["changelog histories"] += 1
             continue
@@ -299,7 +299,7 @@ def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory | 
 def _documents(attachments: Iterable[Json], people: _People, settings: JiraSettings,
                undated: Counter[str]) -> Iterator[Document]:
     for attachment in attachments:
-        added_at = _time(attachment, "created")
+        added_at = _first_valid_time(attachment, "created")
         if added_at is None:
             undated["attachments"] += 1
             continue
@@ -316,7 +316,7 @@ def _comments(comments: Iterable[Json], people: _People, settings: JiraSettings,
     for comment in comments:
         if is_ours(comment, settings.service_account):
             continue
-        at = _time(comment, "created", "updated")
+        at = _first_valid_time(comment, "created", "updated")
         if at is None:
             undated["comments"] += 1
             continue
@@ -332,7 +332,7 @@ def _time_entries(worklogs: Iterable[Json], people: _People,
                   undated: Counter[str]) -> Iterator[TimeEntry]:
     """Jira has one kind of worklog: calls and meetings cannot be told from work."""
     for worklog in worklogs:
-        at = _time(worklog, "started", "created")
+        at = _first_valid_time(worklog, "started", "created")
         if at is None:
             undated["worklogs"] += 1
             continue

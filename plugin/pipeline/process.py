@@ -40,6 +40,7 @@ from plugin.metrics import Metrics
 from plugin.storage import Database
 from plugin.storage.models import EngagementRecord
 from plugin.storage.repository import (
+    GIVE_UP_AFTER,
     MAX_ATTEMPTS,
     EngagementInfo,
     claim_pending,
@@ -167,20 +168,20 @@ def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
                   "visibility and runs `clientguard check <its key> --resume`", ref, error)
     reason = f"{type(error).__name__}: {error}"
     postponed = isinstance(error, POSTPONED_BY)
-    given_up = 0
     with database.session() as session, session.begin():
         if postponed:
-            retry_at = postpone(session, claimed, reason, now, getattr(error, "retry_after", None))
-            log.warning("%s: %s; its events wait until %s", ref, reason,
-                        f"{retry_at:%H:%M:%S} UTC")
+            retry_at, given_up = postpone(session, claimed, reason, now,
+                                          getattr(error, "retry_after", None))
         else:
             given_up = fail(session, claimed, reason, now)
     if given_up:
-        log.error("%s: %d event(s) failed for good after %d tries (an event of the "
-                  "ticket, the review or `clientguard check` evaluates it again): %s", ref,
-                  given_up, MAX_ATTEMPTS, reason)
-    elif not postponed:
-        log.warning("%s: the evaluation failed, its events are tried again: %s", ref, reason)
+        log.error("%s: %d of %d event(s) failed for good (%s; an event of the ticket, the "
+                  "review or `clientguard check` evaluates it again): %s", ref, given_up,
+                  len(claimed), f"waited over {GIVE_UP_AFTER}" if postponed
+                  else f"tried {MAX_ATTEMPTS} times", reason)
+    if given_up < len(claimed):
+        log.warning("%s: its events are tried again%s: %s", ref,
+                    f" from {retry_at:%H:%M:%S} UTC" if postponed else "", reason)
     metrics.evaluations.labels(ref.connector, "postponed" if postponed else "failed").inc()
 
 

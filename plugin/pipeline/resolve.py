@@ -6,15 +6,25 @@ a connector can look them all up in one platform call (Bitrix24: one `batch`).""
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime
 
 from connectors.base import EngagementRef, ResolvesIndirect
 from plugin.pipeline.process import POSTPONED_BY
 from plugin.storage import Database
-from plugin.storage.repository import count_unresolved, file_under, indirect_waiting
+from plugin.storage.repository import (
+    UNRESOLVED,
+    file_under,
+    indirect_waiting,
+    postpone,
+    waiting_ids,
+)
+
+log = logging.getLogger(__name__)
 
 RESOLVE_AT_ONCE = 50  # Bitrix24's batch takes 50 commands
+LOGGED_REFS = 5  # of the refs whose events failed, named in the log line
 
 _TURNS: dict[tuple[str, str], threading.Lock] = {}
 _TURNS_GUARD = threading.Lock()
@@ -31,8 +41,9 @@ def _turn(connector: str, site: str) -> threading.Lock:
 def resolve_waiting(connector: ResolvesIndirect, database: Database, connector_name: str,
                     site: str, now: datetime | None = None) -> list[EngagementRef]:
     """Resolve the installation's waiting indirect events; returns the engagements that got
-    events (to be evaluated). A lookup that fails is counted against the events it asked
-    about (`count_unresolved`), then propagates."""
+    events (to be evaluated). Events a lookup could not place wait before they are asked
+    about again (`postpone`), so however many rings call for them, they use up their
+    attempts no faster than an evaluation's events; a lookup that failed propagates."""
     with _turn(connector_name, site):
         return _resolve(connector, database, connector_name, site, now or datetime.now(UTC))
 
@@ -40,21 +51,30 @@ def resolve_waiting(connector: ResolvesIndirect, database: Database, connector_n
 def _resolve(connector: ResolvesIndirect, database: Database, connector_name: str, site: str,
              now: datetime) -> list[EngagementRef]:
     with database.reading() as session:
-        refs = indirect_waiting(session, connector_name, site, RESOLVE_AT_ONCE)
+        refs = indirect_waiting(session, connector_name, site, RESOLVE_AT_ONCE, now)
     if not refs:
         return []
     try:
         targets = connector.resolve(refs)
-    except Exception as error:  # counted against them, or the sweep would ring for ever
-        with database.session() as session, session.begin():
-            for ref in refs:
-                count_unresolved(session, ref, now, f"{type(error).__name__}: {error}",
-                                 platform_failed=isinstance(error, POSTPONED_BY))
+    except Exception as error:
+        # the platform's failure uses up no attempt (`POSTPONED_BY`), any other one does
+        _postpone(database, refs, f"{type(error).__name__}: {error}", now,
+                  getattr(error, "retry_after", None),
+                  attempts=0 if isinstance(error, POSTPONED_BY) else 1)
         raise
     with database.session() as session, session.begin():
         moved = {ref: file_under(session, ref, target, now) for ref, target in targets.items()}
-        for ref in refs:
-            if ref not in targets:  # asked again next time, for a bounded number of times
-                count_unresolved(session, ref, now)
+    if unresolved := [ref for ref in refs if ref not in targets]:
+        _postpone(database, unresolved, UNRESOLVED, now, None, attempts=1)
     return sorted({target for ref, target in targets.items() if target and moved[ref]},
                   key=lambda ref: ref.key)
+
+
+def _postpone(database: Database, refs: list[EngagementRef], reason: str, now: datetime,
+              at_least: float | None, *, attempts: int) -> None:
+    with database.session() as session, session.begin():
+        given_up = postpone(session, waiting_ids(session, refs), reason, now, at_least,
+                            attempts=attempts).given_up
+    if given_up:
+        log.error("%s: %d indirect event(s) failed for good, their engagement never found: %s",
+                  ", ".join(map(str, refs[:LOGGED_REFS])), given_up, reason)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -201,15 +201,17 @@ _EVENT_INSERT = PreparedInsert(EventRecord.__table__, conflict_on=(
     "occurred_at", "actor", "by_us", "body", "status", "attempts"))
 
 
-def indirect_waiting(session: Session, connector: str, site: str, limit: int
-                     ) -> list[EngagementRef]:
+def indirect_waiting(session: Session, connector: str, site: str, limit: int,
+                     now: datetime) -> list[EngagementRef]:
     """Indirect refs (`EngagementRef.indirect`) with pending events on this installation,
-    oldest first: what the next resolve step looks up."""
+    oldest first, but those whose last lookup failed and wait until later (`postpone`):
+    what the next resolve step looks up."""
     oldest = func.min(EventRecord.id)
     keys = session.scalars(
         select(EventRecord.engagement_key)
         .where(EventRecord.connector == connector, EventRecord.site == site,
                EventRecord.status == EventStatus.PENDING,
+               or_(EventRecord.lease_until.is_(None), EventRecord.lease_until <= now),
                EventRecord.engagement_key.contains(INDIRECT, autoescape=True))
         .group_by(EventRecord.engagement_key).order_by(oldest).limit(limit))
     return [EngagementRef(connector, site, key) for key in keys]
@@ -232,28 +234,10 @@ NO_ENGAGEMENT = "not about an engagement"
 UNRESOLVED = "its engagement could not be looked up"
 
 
-def count_unresolved(session: Session, ref: EngagementRef, now: datetime,
-                     error: str = UNRESOLVED, *, platform_failed: bool = False,
-                     max_attempts: int = MAX_ATTEMPTS) -> None:
-    """The platform could not say which engagement indirect `ref` belongs to: one attempt
-    used; after `max_attempts` its events are marked failed, so a ref that can never be
-    looked up does not hold a place in every later lookup. When the platform itself failed
-    (`platform_failed`: down, or refusing our credentials) nothing is wrong with the events:
-    they use no attempt, and fail only once older than `GIVE_UP_AFTER`, as `postpone`s do."""
-    if platform_failed:
-        attempts, spent = (EventRecord.attempts,
-                           EventRecord.received_at < _aware(now - GIVE_UP_AFTER))
-    else:
-        attempts = EventRecord.attempts + 1
-        spent = attempts >= max_attempts
-    session.execute(
-        update(EventRecord)
-        .where(_events_of(ref), EventRecord.status == EventStatus.PENDING)
-        .values(attempts=attempts,
-                status=case((spent, EventStatus.FAILED.value),
-                            else_=EventStatus.PENDING.value),
-                last_error=error,
-                processed_at=case((spent, _aware(now)), else_=EventRecord.processed_at)))
+def waiting_ids(session: Session, refs: Iterable[EngagementRef]) -> list[int]:
+    """The pending events of `refs`."""
+    return list(session.scalars(select(EventRecord.id).where(
+        EventRecord.status == EventStatus.PENDING, or_(*map(_events_of, refs)))))
 
 
 def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_seconds: float,
@@ -398,32 +382,49 @@ def fail(session: Session, ids: Collection[int], error: str, now: datetime,
     return given_up
 
 
+class Postponed(NamedTuple):
+    retry_at: datetime  # when the events may be tried again
+    given_up: int  # how many of them were marked failed instead
+
+
 def postpone(session: Session, ids: Collection[int], error: str, now: datetime,
-             at_least: float | None = None) -> datetime:
-    """The platform could not be used (`connectors.errors.Transient`, `AuthError`): nothing
-    is wrong with these events, so they are given back without using up an attempt, not to
-    be retried before a wait of half the oldest one's age (`RETRY_WAIT_MIN` to
-    `RETRY_WAIT_MAX`, or `at_least` seconds, the platform's Retry-After) — the sweep rings
-    for them then (a new event of the engagement tries at once: webhooks flow again). One
-    waiting longer than `GIVE_UP_AFTER` that failed before is marked failed; one that never
-    had a try (workers were down) gets its wait first. Returns when they may be retried."""
+             at_least: float | None = None, *, attempts: int = -1,
+             max_attempts: int = MAX_ATTEMPTS) -> Postponed:
+    """Give the events back, not to be retried before a wait of half the oldest one's age
+    (`RETRY_WAIT_MIN` to `RETRY_WAIT_MAX`, or `at_least` seconds, the platform's
+    Retry-After) — the sweep rings for them then (a new event of the engagement tries at
+    once: webhooks flow again). `attempts` is added to each one's count:
+
+    - -1, the platform could not be used (`connectors.errors.Transient`, `AuthError`) while
+      evaluating: nothing is wrong with the events, the attempt their claim took is given
+      back;
+    - 0, the platform could not be used while looking up indirect events (never claimed);
+    - +1, an indirect lookup failed otherwise: one attempt is used, and at `max_attempts`
+      they are marked failed.
+
+    One waiting longer than `GIVE_UP_AFTER` that failed before is marked failed too; one
+    that never had a try (workers were down) gets its wait first."""
     oldest = session.scalar(select(func.min(EventRecord.received_at))
                             .where(EventRecord.id.in_(ids))) or now
     wait = min(max((now - oldest) / 2, RETRY_WAIT_MIN), RETRY_WAIT_MAX)
     retry_at = now + max(wait, timedelta(seconds=at_least or 0))
-    too_old = and_(EventRecord.received_at < _aware(now - GIVE_UP_AFTER),
-                   EventRecord.last_error.is_not(None))  # it failed before: at least one wait
+    spent = and_(EventRecord.received_at < _aware(now - GIVE_UP_AFTER),
+                 EventRecord.last_error.is_not(None))  # it failed before: at least one wait
+    if attempts > 0:
+        spent = or_(spent, EventRecord.attempts + attempts >= max_attempts)
+    given_up = session.scalar(select(func.count()).select_from(EventRecord).where(
+        EventRecord.id.in_(ids), spent)) or 0
     session.execute(
         update(EventRecord).where(EventRecord.id.in_(ids))
         .values(
-            status=case((too_old, EventStatus.FAILED.value), else_=EventStatus.PENDING.value),
-            attempts=case((too_old, EventRecord.attempts), else_=EventRecord.attempts - 1),
-            lease_until=case((too_old, null()), else_=_aware(retry_at)),
+            status=case((spent, EventStatus.FAILED.value), else_=EventStatus.PENDING.value),
+            attempts=EventRecord.attempts + attempts,
+            lease_until=case((spent, null()), else_=_aware(retry_at)),
             last_error=error,
-            processed_at=case((too_old, _aware(now)), else_=None),
+            processed_at=case((spent, _aware(now)), else_=None),
         )
     )
-    return retry_at
+    return Postponed(retry_at, given_up)
 
 
 def close_engagement(session: Session, ref: EngagementRef) -> None:

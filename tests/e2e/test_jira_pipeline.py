@@ -143,7 +143,6 @@ def jira() -> Iterator[FakeJira]:
         mock.add_passthru("http://127.0.0.1")  # nothing of ours goes through here
         yield FakeJira(mock)
         assert_calls_match_spec(call.request for call in mock.calls)
-        assert_calls_match_spec(call.request for call in mock.calls)
 
 
 def deliver(app: Flask, delivery_id: str, text: str = "Any news on the launch?") -> None:
@@ -436,7 +435,7 @@ def test_events_failing_every_attempt_fail_for_good_and_the_log_names_the_ticket
     assert all(message.startswith(f"{REF}: ") and message.endswith(
         ": NotFound: Jira answered 404 to POST /rest/api/2/issue/PRJA-7/comment: Issue does "
         "not exist.") for _, message in said)
-    assert said[-1][1].startswith(f"{REF}: 1 event(s) failed for good after 5 tries")
+    assert said[-1][1].startswith(f"{REF}: 1 of 1 event(s) failed for good (tried 5 times;")
 
 
 def test_a_404_that_is_not_jiras_answer_closes_nothing(app: Flask, jira: FakeJira):

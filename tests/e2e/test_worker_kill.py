@@ -28,7 +28,7 @@ from sqlalchemy import select
 from plugin.app import close_app, create_app
 from plugin.config import load_config
 from plugin.storage.models import EventRecord
-from tests.connectors.jira.openapi import assert_valid_cloud_request
+from tests.connectors.jira.openapi import assert_valid_jira_request
 from tests.e2e.running import JsonStandIn
 from tests.e2e.test_jira_pipeline import ISSUE, REF, ROLE, STATUSES, deliver
 
@@ -86,7 +86,7 @@ def jira(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     yield base_url, cert
     server.shutdown()
     for method, path in StandIn.asked:  # Data Center: the routes the client may call
-        assert_valid_cloud_request(requests.Request(method, base_url + path).prepare())
+        assert_valid_jira_request(requests.Request(method, base_url + path).prepare())
 
 
 def start_worker(config: Path, cert: Path) -> subprocess.Popen[bytes]:

@@ -1,10 +1,12 @@
 """Indirect events (an activity, a task, a comment named only by its id) are filed under
 their engagement by one bulk lookup, then evaluated there; events about no engagement are
-kept as ignored; a lookup the platform fails leaves them waiting for up to a day, one failing
-otherwise uses up their attempts."""
+kept as ignored. Events a lookup could not place wait before the next (a lookup the platform
+failed: for up to a day; one that failed otherwise, or placed nothing: five lookups)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +21,7 @@ from plugin.pipeline.process import Processed
 from plugin.pipeline.resolve import resolve_waiting
 from plugin.storage import Database
 from plugin.storage.models import EventRecord
-from plugin.storage.repository import GIVE_UP_AFTER, MAX_ATTEMPTS, record_event
+from plugin.storage.repository import GIVE_UP_AFTER, MAX_ATTEMPTS, RETRY_WAIT_MIN, record_event
 
 NOW = datetime(2026, 11, 20, 12, 5, tzinfo=UTC)
 
@@ -100,38 +102,59 @@ def test_the_next_indirect_job_finds_nothing_left_to_look_up(database: Database,
     jobs.huey.flush()
 
 
+def lookups_until_settled(owners: Owners, database: Database, at: datetime,
+                          rings: int = 3) -> list[datetime]:
+    """Resolve as a burst of `rings` jobs would, at `at`, then each time the events may be
+    tried again, until none waits; when the lookups were made. Errors are swallowed (the
+    job's)."""
+    made = []
+    while any(status == "pending" for _, status, _ in events(database)):
+        before = len(owners.lookups)
+        for _ in range(rings):
+            with contextlib.suppress(Exception):
+                resolve_waiting(owners, database, "crm", "portal", at)
+        made += [at] * (len(owners.lookups) - before)
+        at = retry_at(database)
+    return made
+
+
+def retry_at(database: Database) -> datetime:
+    with database.session() as session:
+        return max(session.scalars(select(EventRecord.lease_until)))
+
+
 def test_a_lookup_the_platform_fails_leaves_the_events_waiting_for_a_day(
         database: Database) -> None:
     store(database, "activity:1", "d1")
     owners = Owners({}, fail=True)
 
-    for _ in range(MAX_ATTEMPTS + 1):  # an outage uses up no attempt
-        with pytest.raises(Transient):
-            resolve_waiting(owners, database, "crm", "portal", NOW + GIVE_UP_AFTER)
+    made = lookups_until_settled(owners, database, NOW + timedelta(minutes=3))
+    assert events(database) == [("activity:1", "failed", "Transient: portal busy")]
+    # an outage uses up no attempt: they fail after a day, one lookup per wait
+    assert made[-1] - NOW >= GIVE_UP_AFTER
+    assert min(later - earlier for earlier, later in itertools.pairwise(made)) >= RETRY_WAIT_MIN
+
+
+def test_events_a_day_old_never_looked_up_get_their_wait_first(database: Database) -> None:
+    """Workers down for a day: the first lookup meeting an outage fails nothing."""
+    store(database, "activity:1", "d1")
+    with pytest.raises(Transient):
+        resolve_waiting(Owners({}, fail=True), database, "crm", "portal",
+                        NOW + 2 * GIVE_UP_AFTER)
     assert events(database) == [("activity:1", "pending", "Transient: portal busy")]
 
-    with pytest.raises(Transient):
-        resolve_waiting(owners, database, "crm", "portal",
-                        NOW + GIVE_UP_AFTER + timedelta(seconds=1))
-    assert events(database) == [("activity:1", "failed", "Transient: portal busy")]
 
-
-def test_a_lookup_failing_otherwise_uses_up_the_events_attempts(database: Database,
-                                                               queue_url: str) -> None:
+def test_a_lookup_failing_otherwise_uses_up_the_events_attempts(database: Database) -> None:
     """Else its events would wait, and the sweep ring for them, for ever (a bug, a payload
     the connector cannot read)."""
     store(database, "activity:1", "d1")
     owners = Owners({}, fail=True)
     owners.error = ValueError("no such field")
-    jobs = jobs_with(owners, database, queue_url)
 
-    for _ in range(MAX_ATTEMPTS):
-        with pytest.raises(ValueError):
-            jobs.resolve(ref("activity:1"))
+    made = lookups_until_settled(owners, database, NOW)
 
     assert events(database) == [("activity:1", "failed", "ValueError: no such field")]
-    assert jobs.resolve(ref("activity:1")) == []  # no more lookups
-    assert len(owners.lookups) == MAX_ATTEMPTS
+    assert len(made) == MAX_ATTEMPTS and len(set(made)) == MAX_ATTEMPTS  # each after a wait
 
 
 def test_refs_the_connector_could_not_look_up_stay_waiting(database: Database,
@@ -146,17 +169,16 @@ def test_refs_the_connector_could_not_look_up_stay_waiting(database: Database,
     jobs.huey.flush()
 
 
-def test_a_ref_that_can_never_be_looked_up_fails_after_five_tries(database: Database,
-                                                                 queue_url: str) -> None:
-    """Else it would hold one of the 50 places in every later lookup for ever."""
+def test_a_ref_that_can_never_be_looked_up_fails_after_five_lookups(
+        database: Database) -> None:
+    """Else it would hold one of the 50 places in every later lookup for ever; a burst of
+    rings uses up one lookup, not five."""
     store(database, "activity:1", "d1")
     owners = Owners({})
-    jobs = jobs_with(owners, database, queue_url)
 
-    for _ in range(6):
-        jobs.resolve(ref("activity:1"))
+    made = lookups_until_settled(owners, database, NOW, rings=6)
 
-    assert len(owners.lookups) == 5
+    assert len(made) == MAX_ATTEMPTS and len(set(made)) == MAX_ATTEMPTS
     assert events(database) == [("activity:1", "failed", "its engagement could not be looked up")]
 
 

@@ -85,7 +85,7 @@ def _path_finder() -> APICallPathFinder:
     return APICallPathFinder(jira_cloud_openapi().spec)
 
 
-def assert_valid_cloud_request(request: requests.PreparedRequest) -> None:
+def assert_valid_jira_request(request: requests.PreparedRequest) -> None:
     """Fail unless `request` is valid against the Cloud spec, or is a listed exemption.
 
     Beyond openapi-core: every query parameter must be one the operation declares (it
@@ -119,6 +119,6 @@ def assert_valid_cloud_request(request: requests.PreparedRequest) -> None:
 
 
 def assert_calls_match_spec(requests_sent: Iterable[requests.PreparedRequest]) -> None:
-    """`assert_valid_cloud_request` for every request a test sent."""
+    """`assert_valid_jira_request` for every request a test sent."""
     for request in requests_sent:
-        assert_valid_cloud_request(request)
+        assert_valid_jira_request(request)

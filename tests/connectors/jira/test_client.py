@@ -45,7 +45,7 @@ from tests.connectors.jira.openapi import (
     DATA_CENTER_ONLY,
     NOT_IN_CLOUD_PLATFORM_SPEC,
     assert_calls_match_spec,
-    assert_valid_cloud_request,
+    assert_valid_jira_request,
     jira_cloud_spec,
 )
 
@@ -562,7 +562,7 @@ def test_endpoints_exempt_from_the_spec_check_are_really_outside_the_cloud_spec(
 def test_the_spec_check_rejects_what_jira_would_reject(method, path, body):
     request = requests.Request(method, SITE + path, json=body, auth=(EMAIL, API_TOKEN)).prepare()
     with pytest.raises(AssertionError):
-        assert_valid_cloud_request(request)
+        assert_valid_jira_request(request)
 
 
 @pytest.mark.parametrize(("path", "allowed"), [
@@ -574,7 +574,7 @@ def test_the_spec_check_rejects_what_jira_would_reject(method, path, body):
 def test_data_center_requests_keep_to_the_routes_the_client_calls(path: str, allowed: bool):
     request = requests.Request("GET", "https://jira.agency.example" + path).prepare()
     if allowed:
-        assert_valid_cloud_request(request)
+        assert_valid_jira_request(request)
     else:
         with pytest.raises(AssertionError):
-            assert_valid_cloud_request(request)
+            assert_valid_jira_request(request)
