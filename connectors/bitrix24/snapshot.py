@@ -29,7 +29,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from html.parser import HTMLParser
 from types import MappingProxyType
@@ -42,7 +42,7 @@ from connectors.bitrix24.comments import find_sticky as _find_sticky
 from connectors.bitrix24.comments import marked_by
 from connectors.bitrix24.settings import Bitrix24Settings
 from connectors.errors import NotAnEngagement, NotFound, PayloadError
-from connectors.mapping import as_text, client_key, document_kind, iso_day, mapped_values
+from connectors.mapping import as_date, as_text, client_key, document_kind, mapped_values
 from connectors.sticky import StickySearch
 from plugin.core.model import (
     Change,
@@ -812,7 +812,7 @@ class _DealMapper:
                                         str(deal.get("stageSemanticId") or "")),
             created=created,
             updated=parse_time(deal.get("updatedTime")) or created,
-            due=_day(deal.get("closedate")),
+            due=as_date(deal.get("closedate")),
             client=self._client(decision_makers),
             roles=roles,
             status_history=status_history,
@@ -1141,8 +1141,8 @@ class _DealMapper:
                 self._missing_invoice_categories.add(category)
                 readable = False
                 continue
-            issued = _day(item.get("begindate")) or _day(item.get("createdTime"))
-            due = _day(item.get("closedate"))
+            issued = as_date(item.get("begindate")) or as_date(item.get("createdTime"))
+            due = as_date(item.get("closedate"))
             amount = _decimal(item.get("opportunity"))
             if stage.semantics == "F" or issued is None or due is None or amount is None:
                 continue  # declined, or no due date: it can never be overdue
@@ -1150,7 +1150,7 @@ class _DealMapper:
             invoices.append(Invoice(
                 id=str(item.get("accountNumber") or item.get("id")), amount=amount,
                 issued=issued, due=due, paid=paid,
-                paid_on=_day(item.get("movedTime")) if paid else None,
+                paid_on=as_date(item.get("movedTime")) if paid else None,
                 currency=str(item.get("currencyId") or "") or None))
         return tuple(invoices) if readable else None
 
@@ -1351,12 +1351,6 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _day(value: Any) -> date | None:
-    """The day of a date or date-time field as written (in the portal's time zone)."""
-    day = iso_day(value)
-    return date.fromisoformat(day) if day else None
 
 
 def _camel(upper: str) -> str:

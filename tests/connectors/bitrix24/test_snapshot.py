@@ -692,6 +692,23 @@ def test_smart_invoices_paid_by_stage_semantics() -> None:
     )  # INV-2024-003 was declined
 
 
+@pytest.mark.parametrize("no_date", ["0000-00-00", "2027-02-29T10:00:00+03:00"])
+def test_a_date_that_is_none_reads_as_empty_not_a_failed_deal(no_date: str) -> None:
+    """Text shaped like a date, as a portal may keep it: the deal is still evaluated."""
+    first = first_answer()
+    deal = first["result"]["deal"]["item"]
+    paid, unpaid = first["result"]["invoices"]["items"][:2]
+    deal["closedate"], paid["movedTime"], unpaid["closedate"] = no_date, no_date, no_date
+    portal = FakeBitrix24(first, second_answer())
+
+    engagement = fetch_snapshot(portal, REF, SETTINGS, PortalCatalogue(), None, NOW).engagement
+
+    assert engagement.due is None
+    assert engagement.invoices == (  # the unpaid one has no due date: never overdue
+        Invoice("INV-2024-001", Decimal("5000"), date(2024, 9, 1), date(2024, 9, 10),
+                paid=True, paid_on=None, currency="EUR"),)
+
+
 def test_invoices_are_not_available_without_their_stages_or_their_list() -> None:
     catalogue = PortalCatalogue()
     catalogue.learn({}, first_answer()["result"])  # no smart-invoice stages learnt
