@@ -170,6 +170,19 @@ def as_number(value: Any) -> float | None:
         return None
 
 
+def as_time(value: Any) -> datetime | None:
+    """A platform's ISO 8601 time (Bitrix24's `2024-08-30T14:29:00+02:00`, Jira's
+    `2019-02-15T19:11:18.321-0800`) as an aware datetime, UTC when it names no offset; None
+    when empty or not a time."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def as_date(value: Any) -> date | None:
     """A date picker's `2026-12-18`, or the day of a date-time field as written."""
     day = iso_day(as_text(value))

@@ -363,9 +363,9 @@ def test_a_saved_issue_cut_short_says_what_is_missing(tmp_path, jira):
 @pytest.mark.parametrize(("content", "message"), [
     ("[1, 2]", "not a Jira issue: expected an object with `key` and `fields`"),
     ('{"key": "PRJA-7", "fields": {"summary": "x"}}',
-     "not a Jira issue: no fields.created or fields.updated"),
-    ('{"key": "PRJA-7", "fields": {"created": "soon", "updated": "later"}}',
-     "not a Jira issue as Jira answers it: ValueError"),
+     "not a Jira issue: no fields.created or fields.updated time"),
+    ('{"key": "PRJA-7", "fields": {"created": "soon", "updated": "2026-11-02T09:00:00Z"}}',
+     "not a Jira issue: no fields.created time"),
     ('{"key": ', "not valid JSON: Expecting value at line 1, column 9"),
     ('{"key": "PRJA-7", "fields": {"created": "2026-11-02T09:00:00.000+0000", '
      '"updated": "2026-11-02T09:00:00.000+0000", "project": {"key": []}}}',

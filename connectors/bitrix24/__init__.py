@@ -42,6 +42,7 @@ from connectors.errors import (
     PlatformError,
 )
 from connectors.http import CallObserver
+from connectors.mapping import as_time
 from plugin.core.comment import StickyContent
 from plugin.core.i18n import Language, Text
 from plugin.core.schema import decode_json
@@ -214,7 +215,7 @@ class Bitrix24Connector:
             self._bind_again_if_needed(site)
             calls += 1
             try:
-                found.update({self._ref(site, deal): deal_snapshot.parse_time(deal.get(
+                found.update({self._ref(site, deal): as_time(deal.get(
                     "updatedTime")) for deal in self._deals(site, {">updatedTime": since})})
             except PlatformError as error:
                 failed.append((site, "recently updated deals", error))

@@ -42,7 +42,7 @@ from connectors.bitrix24.comments import find_sticky as _find_sticky
 from connectors.bitrix24.comments import marked_by
 from connectors.bitrix24.settings import Bitrix24Settings
 from connectors.errors import NotAnEngagement, NotFound, PayloadError
-from connectors.mapping import as_date, as_text, client_key, document_kind, mapped_values
+from connectors.mapping import as_date, as_text, as_time, client_key, document_kind, mapped_values
 from connectors.sticky import StickySearch
 from plugin.core.model import (
     Change,
@@ -800,7 +800,7 @@ class _DealMapper:
         time_entries = tuple(self._time_entries())
         invoices = self._invoices()
         mapped = self._mapped_fields()
-        created = parse_time(deal.get("createdTime")) or datetime.fromtimestamp(0, UTC)
+        created = as_time(deal.get("createdTime")) or datetime.fromtimestamp(0, UTC)
         return Engagement(
             connector=ref.connector,
             key=f"DEAL-{deal_id}",
@@ -811,7 +811,7 @@ class _DealMapper:
             status_category=category_of(stages, stage_id,
                                         str(deal.get("stageSemanticId") or "")),
             created=created,
-            updated=parse_time(deal.get("updatedTime")) or created,
+            updated=as_time(deal.get("updatedTime")) or created,
             due=as_date(deal.get("closedate")),
             client=self._client(decision_makers),
             roles=roles,
@@ -947,7 +947,7 @@ class _DealMapper:
                           if isinstance(record, dict)),
                          key=lambda record: _id_order(str(record.get("ID") or "0")))
         for record in records:
-            at = parse_time(record.get("CREATED_TIME"))
+            at = as_time(record.get("CREATED_TIME"))
             stage_id = str(record.get("STAGE_ID") or "")
             if at is None or not stage_id:
                 continue
@@ -979,7 +979,7 @@ class _DealMapper:
         """Timeline comments (agency-internal: the CRM timeline is shown to no client),
         then e-mails and calls, which the client does see."""
         for comment in self._timeline(known_sticky_id):
-            at = parse_time(comment.get("CREATED"))
+            at = as_time(comment.get("CREATED"))
             author = self.user(comment.get("AUTHOR_ID"))
             if at is None or author is None:
                 continue
@@ -999,8 +999,8 @@ class _DealMapper:
         if kind not in ("email", "call"):
             return
         direction = str(activity.get("DIRECTION") or "")
-        start = parse_time(activity.get("START_TIME")) or parse_time(activity.get("CREATED"))
-        end = parse_time(activity.get("END_TIME"))
+        start = as_time(activity.get("START_TIME")) or as_time(activity.get("CREATED"))
+        end = as_time(activity.get("END_TIME"))
         if start is None or start > self.now:
             return
         ident = f"activity:{activity.get('ID')}"
@@ -1040,7 +1040,7 @@ class _DealMapper:
         comments; each classified by `document_patterns` on its name."""
         patterns = self.settings.document_patterns
         for document in items_of(self.results.get(DOCUMENTS)):
-            at = parse_time(document.get("createTime")) if isinstance(document, dict) else None
+            at = as_time(document.get("createTime")) if isinstance(document, dict) else None
             if at is None:
                 continue
             title = str(document.get("title") or "")
@@ -1052,7 +1052,7 @@ class _DealMapper:
         for comment in self._timeline(known_sticky_id):
             files = comment.get("FILES")
             for file in (files.values() if isinstance(files, dict) else files or ()):
-                at = parse_time(file.get("date")) if isinstance(file, dict) else None
+                at = as_time(file.get("date")) if isinstance(file, dict) else None
                 if at is None:
                     continue
                 name = str(file.get("name") or "")
@@ -1064,7 +1064,7 @@ class _DealMapper:
         """Files in the deal's file fields. `crm.item.get` gives a file only `id` and `url`
         [D:api-reference/crm/universal/object-fields.md]: the name is the field's title,
         the date the deal's creation (the upload date is not available)."""
-        added = parse_time(self.deal.get("createdTime"))
+        added = as_time(self.deal.get("createdTime"))
         fields = self.view.fields or {}
         for key, value in self.deal.items():
             info = fields.get(key)
@@ -1085,8 +1085,8 @@ class _DealMapper:
             kind = activity_kind(activity) if isinstance(activity, dict) else None
             if kind not in ("call", "meeting") or str(activity.get("COMPLETED")) != "Y":
                 continue
-            start = parse_time(activity.get("START_TIME"))
-            end = parse_time(activity.get("END_TIME"))
+            start = as_time(activity.get("START_TIME"))
+            end = as_time(activity.get("END_TIME"))
             person = self.user(activity.get("RESPONSIBLE_ID"))
             if start is None or end is None or not start < end <= self.now or person is None:
                 continue
@@ -1112,7 +1112,7 @@ class _DealMapper:
                 return
             records = list(cached.records)
         for record in records:
-            at = parse_time(record.get("CREATED_DATE")) if isinstance(record, dict) else None
+            at = as_time(record.get("CREATED_DATE")) if isinstance(record, dict) else None
             person = self.user(record.get("USER_ID")) if isinstance(record, dict) else None
             spent = _int(record.get("SECONDS")) if isinstance(record, dict) else None
             if at is not None and person is not None and spent:
@@ -1340,17 +1340,6 @@ def _decimal(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except InvalidOperation:
         return None
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Bitrix24's `2024-08-30T14:29:00+02:00` as an aware datetime; None when empty."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _camel(upper: str) -> str:

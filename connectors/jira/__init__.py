@@ -26,7 +26,7 @@ from connectors.base import (
 from connectors.errors import AuthError, ConnectorNotConfigured, NotFound
 from connectors.http import CallObserver
 from connectors.jira import events
-from connectors.jira.client import JiraClient, parse_time
+from connectors.jira.client import JiraClient
 from connectors.jira.comments import (
     delete_sticky,
     find_sticky,
@@ -41,6 +41,7 @@ from connectors.jira.export import loads_export
 from connectors.jira.jql import narrowed, open_engagements_jql
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import build_engagement, fetch_issue_data
+from connectors.mapping import as_time
 from plugin.core.comment import StickyContent
 from plugin.core.i18n import Language, Text
 from plugin.core.model import StatusCategory
@@ -142,8 +143,8 @@ class JiraConnector:
         found: dict[EngagementRef, datetime | None] = {}
         for issue in self.client.search(jql, fields=("updated",)):
             updated = (issue.get("fields") or {}).get("updated")
-            found[EngagementRef(self.name, self.settings.site, str(issue["id"]))] = (
-                parse_time(updated) if updated else None)
+            found[EngagementRef(self.name, self.settings.site, str(issue["id"]))] = as_time(
+                updated)
         return found
 
     def engagements_in_scope(self) -> set[EngagementRef] | None:

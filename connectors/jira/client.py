@@ -476,9 +476,3 @@ def _decoded(response: requests.Response, where: str) -> Any:
     except ValueError:
         raise PlatformError(f"{where}: Jira answered {response.status_code} with a body that "
                             f"is not JSON", status=response.status_code) from None
-
-
-def parse_time(value: str) -> datetime:
-    """Jira's `2019-02-15T19:11:18.321-0800` as an aware datetime."""
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

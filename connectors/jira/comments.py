@@ -24,9 +24,10 @@ from urllib.parse import quote
 
 from connectors.base import STICKY_MARKER, Written
 from connectors.errors import LeakPrevented, NotFound, PlatformError, StickyRefused
-from connectors.jira.client import CommentVisibility, JiraClient, parse_time
+from connectors.jira.client import CommentVisibility, JiraClient
 from connectors.jira.markup import to_adf, to_wiki
 from connectors.jira.settings import JiraSettings
+from connectors.mapping import as_time
 from connectors.sticky import StickySearch
 from connectors.sticky import find_sticky as _find_sticky
 from plugin.core.comment import StickyContent
@@ -119,7 +120,7 @@ def write_sticky(client: JiraClient, settings: JiraSettings, issue: Mapping[str,
         comment_id = _write_restricted(client, key, content, existing,
                                        staff_only(settings, key))
     updated = _ensure_internal(client, key, comment_id, service_desk=service_desk).get("updated")
-    return Written(comment_id, parse_time(updated) if updated else None)
+    return Written(comment_id, as_time(updated))
 
 
 def delete_sticky(client: JiraClient, issue_key: str, comment_id: str) -> None:

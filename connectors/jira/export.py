@@ -27,6 +27,7 @@ from connectors.errors import ExportError
 from connectors.jira.comments import in_service_desk
 from connectors.jira.settings import JiraSettings
 from connectors.jira.snapshot import build_engagement, category_of, page_complete
+from connectors.mapping import as_time
 from plugin.core.model import StatusCategory
 from plugin.core.schema import decode_json
 
@@ -42,17 +43,18 @@ def load_export(issue: Any, settings: JiraSettings) -> Export:
     if not isinstance(fields, dict) or not isinstance(issue.get("key"), str):
         raise ExportError("not a Jira issue: expected an object with `key` and `fields` "
                           "(GET /rest/api/{3|2}/issue/{key}?expand=changelog)")
-    missing = [name for name in ("created", "updated") if not isinstance(fields.get(name), str)]
+    missing = [name for name in ("created", "updated") if as_time(fields.get(name)) is None]
     if missing:
-        raise ExportError(f"not a Jira issue: no {' or '.join(f'fields.{m}' for m in missing)}")
+        raise ExportError(f"not a Jira issue: no {' or '.join(f'fields.{m}' for m in missing)} "
+                          "time")
     project = fields.get("project")
     if project is not None and not (isinstance(project, dict)
                                     and isinstance(project.get("key"), str)):
         raise ExportError("not a Jira issue: fields.project is not an object with a key")
     try:
         return _mapped(issue, fields, settings)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a shape Jira never
-        # sends, somewhere deeper: said as such, not as a traceback
+    # a shape Jira never sends, somewhere deeper: said as such, not as a traceback
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ExportError(f"not a Jira issue as Jira answers it: {type(error).__name__} "
                           f"{error}") from None
 

@@ -19,14 +19,15 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import EngagementRef
-from connectors.errors import NotFound, PlatformError
-from connectors.jira.client import JiraClient, parse_time
+from connectors.errors import NotFound, PayloadError, PlatformError
+from connectors.jira.client import JiraClient
 from connectors.jira.comments import client_visible, in_service_desk, is_ours, user_ids
 from connectors.jira.settings import JiraSettings
 from connectors.mapping import (
     adf_text,
     as_date,
     as_text,
+    as_time,
     client_key,
     document_kind,
     iso_day,
@@ -161,13 +162,20 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
                   assignee=people(fields.get("assignee")))
     decision_makers = mapped_people("decision_maker")
     people(fields.get("reporter"))  # seen on the issue: one of the client's people, maybe
+    created, updated = as_time(fields.get("created")), as_time(fields.get("updated"))
+    if created is None or updated is None:  # Jira sends both with every issue
+        raise PayloadError(f"{key}: the issue has no created and updated times")
     undated: Counter[str] = Counter()  # parts Jira sent without a time: left out, logged
-    status_history, changes = _history(changelog, statuses, people, settings,
-                                       issue.get("names") or {}, undated)
-    documents = tuple(_documents(fields.get("attachment") or (), people, settings, undated))
-    issue_comments = tuple(_comments(comments, people, settings, in_service_desk(fields),
-                                     undated))
-    time_entries = tuple(_time_entries(worklogs, people, undated))
+    status_history, changes = _history(
+        _dated(changelog, ("created",), "changelog histories", undated), statuses, people,
+        settings, issue.get("names") or {})
+    documents = tuple(_documents(_dated(fields.get("attachment") or (), ("created",),
+                                        "attachments", undated), people, settings))
+    issue_comments = tuple(_comments(
+        _dated(comments, ("created", "updated"), "comments", undated), people, settings,
+        in_service_desk(fields)))
+    time_entries = tuple(_time_entries(
+        _dated(worklogs, ("started", "created"), "worklogs", undated), people))
     if undated:
         log.warning("%s: left out what Jira sent without a valid time: %s", key,
                     ", ".join(f"{count} {part}" for part, count in sorted(undated.items())))
@@ -179,8 +187,8 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
         title=fields.get("summary") or "",
         status=status.get("name") or "",
         status_category=category_of(status.get("statusCategory")),
-        created=parse_time(fields["created"]),
-        updated=parse_time(fields["updated"]),
+        created=created,
+        updated=updated,
         due=as_date(fields.get("duedate")),
         labels=tuple(fields.get("labels") or ()),
         # the client's people: everyone seen on the issue who is on the client side
@@ -248,22 +256,25 @@ def _client(fields: Json, settings: JiraSettings, people: tuple[Person, ...],
                   decision_makers=decision_makers)
 
 
-def _first_valid_time(part: Json, *keys: str) -> datetime | None:
-    """The first of `keys` holding a time Jira's way; None if none does (the OpenAPI spec
-    makes every one optional: a part without one is left out, not the whole ticket)."""
-    for key in keys:
-        value = part.get(key)
-        if isinstance(value, str):
-            try:
-                return parse_time(value)
-            except ValueError:
-                continue
-    return None
+def _dated(parts: Iterable[Json], keys: tuple[str, ...], what: str,
+           undated: Counter[str]) -> list[tuple[Json, datetime]]:
+    """Each part with its time, the first of `keys` that holds one. Atlassian's spec makes
+    every one optional: a part without one is left out (counted in `undated` as `what`),
+    not the whole ticket."""
+    dated = []
+    for part in parts:
+        at = next(filter(None, (as_time(part.get(key)) for key in keys)), None)
+        if at is None:
+            undated[what] += 1
+        else:
+            dated.append((part, at))
+    return dated
 
 
-def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory | None],
-             people: _People, settings: JiraSettings, names: Mapping[str, str],
-             undated: Counter[str]) -> tuple[tuple[StatusChange, ...], tuple[Change, ...]]:
+def _history(changelog: Iterable[tuple[Json, datetime]],
+             statuses: Mapping[str, StatusCategory | None], people: _People,
+             settings: JiraSettings, names: Mapping[str, str]
+             ) -> tuple[tuple[StatusChange, ...], tuple[Change, ...]]:
     """Status moves, and every field change under its canonical name: `due`, `status`, the
     semantic name of a mapped field, else Jira's own field name."""
     semantic: dict[str, list[str]] = {}
@@ -272,11 +283,8 @@ def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory | 
     id_by_name = {display: field_id for field_id, display in names.items()}
     moves: list[StatusChange] = []
     changes: list[Change] = []
-    for history in changelog:
-        at, by = _first_valid_time(history, "created"), people(history.get("author"))
-        if at is None:
-            undated["changelog histories"] += 1
-            continue
+    for history, at in changelog:
+        by = people(history.get("author"))
         for item in history.get("items") or ():
             raw_name = item.get("field") or ""
             # Data Center items have no `fieldId` and name a custom field by display name.
@@ -296,29 +304,21 @@ def _history(changelog: Iterable[Json], statuses: Mapping[str, StatusCategory | 
     return tuple(moves), tuple(changes)
 
 
-def _documents(attachments: Iterable[Json], people: _People, settings: JiraSettings,
-               undated: Counter[str]) -> Iterator[Document]:
-    for attachment in attachments:
-        added_at = _first_valid_time(attachment, "created")
-        if added_at is None:
-            undated["attachments"] += 1
-            continue
+def _documents(attachments: Iterable[tuple[Json, datetime]], people: _People,
+               settings: JiraSettings) -> Iterator[Document]:
+    for attachment, added_at in attachments:
         name = attachment.get("filename") or ""
         yield Document(id=str(attachment.get("id") or ""),
                        kind=document_kind(name, settings.document_patterns),
                        name=name, added_at=added_at, author=people(attachment.get("author")))
 
 
-def _comments(comments: Iterable[Json], people: _People, settings: JiraSettings,
-              service_desk: bool, undated: Counter[str]) -> Iterator[Comment]:
+def _comments(comments: Iterable[tuple[Json, datetime]], people: _People,
+              settings: JiraSettings, service_desk: bool) -> Iterator[Comment]:
     """The issue's comments but ClientGuard's own (`is_ours`), which is left before its body
     is read: it is long, and no rule reads it."""
-    for comment in comments:
+    for comment, at in comments:
         if is_ours(comment, settings.service_account):
-            continue
-        at = _first_valid_time(comment, "created", "updated")
-        if at is None:
-            undated["comments"] += 1
             continue
         author = comment.get("author") or {}
         text = body_text(comment.get("body"))
@@ -328,14 +328,10 @@ def _comments(comments: Iterable[Json], people: _People, settings: JiraSettings,
                       at=at, text=text)
 
 
-def _time_entries(worklogs: Iterable[Json], people: _People,
-                  undated: Counter[str]) -> Iterator[TimeEntry]:
+def _time_entries(worklogs: Iterable[tuple[Json, datetime]],
+                  people: _People) -> Iterator[TimeEntry]:
     """Jira has one kind of worklog: calls and meetings cannot be told from work."""
-    for worklog in worklogs:
-        at = _first_valid_time(worklog, "started", "created")
-        if at is None:
-            undated["worklogs"] += 1
-            continue
+    for worklog, at in worklogs:
         hours = worklog.get("timeSpentSeconds")
         yield TimeEntry(person=people(worklog.get("author")) or ANONYMOUS,
                         hours=hours / 3600 if isinstance(hours, int | float) else 0.0,

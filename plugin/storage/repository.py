@@ -367,19 +367,7 @@ def fail(session: Session, ids: Collection[int], error: str, now: datetime,
     """Give the events back for another try, or mark them failed once they had
     `max_attempts` (attempts count claims, so a crashing worker uses them up too); returns
     how many it marked failed."""
-    spent = EventRecord.attempts >= max_attempts
-    given_up = session.scalar(select(func.count()).select_from(EventRecord).where(
-        EventRecord.id.in_(ids), spent)) or 0
-    session.execute(
-        update(EventRecord).where(EventRecord.id.in_(ids))
-        .values(
-            status=case((spent, EventStatus.FAILED.value), else_=EventStatus.PENDING.value),
-            lease_until=None,
-            last_error=error,
-            processed_at=case((spent, _aware(now)), else_=None),
-        )
-    )
-    return given_up
+    return _release(session, ids, EventRecord.attempts >= max_attempts, error, now)
 
 
 class Postponed(NamedTuple):
@@ -412,19 +400,23 @@ def postpone(session: Session, ids: Collection[int], error: str, now: datetime,
                  EventRecord.last_error.is_not(None))  # it failed before: at least one wait
     if attempts > 0:
         spent = or_(spent, EventRecord.attempts + attempts >= max_attempts)
+    return Postponed(retry_at, _release(session, ids, spent, error, now,
+                                          attempts=EventRecord.attempts + attempts,
+                                          lease_until=case((spent, null()),
+                                                           else_=_aware(retry_at))))
+
+
+def _release(session: Session, ids: Collection[int], spent: ColumnElement[bool], error: str,
+               now: datetime, **values: Any) -> int:
+    """Mark the events failed where `spent`, else pending again (with `values`: `lease_until`
+    None unless given); how many it marked failed."""
     given_up = session.scalar(select(func.count()).select_from(EventRecord).where(
         EventRecord.id.in_(ids), spent)) or 0
-    session.execute(
-        update(EventRecord).where(EventRecord.id.in_(ids))
-        .values(
-            status=case((spent, EventStatus.FAILED.value), else_=EventStatus.PENDING.value),
-            attempts=EventRecord.attempts + attempts,
-            lease_until=case((spent, null()), else_=_aware(retry_at)),
-            last_error=error,
-            processed_at=case((spent, _aware(now)), else_=None),
-        )
-    )
-    return Postponed(retry_at, given_up)
+    session.execute(update(EventRecord).where(EventRecord.id.in_(ids)).values(
+        status=case((spent, EventStatus.FAILED.value), else_=EventStatus.PENDING.value),
+        last_error=error, processed_at=case((spent, _aware(now)), else_=None),
+        **{"lease_until": None, **values}))
+    return given_up
 
 
 def close_engagement(session: Session, ref: EngagementRef) -> None:

@@ -25,14 +25,14 @@ from responses import matchers
 from connectors.base import EngagementRef
 from connectors.errors import NotFound, PlatformError
 from connectors.jira import GROUP_MEMBERS_SECONDS, JiraConnector
-from connectors.jira.client import JiraClient, parse_time
+from connectors.jira.client import JiraClient
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from connectors.jira.snapshot import (
     build_engagement,
     fetch_statuses,
     wiki_text,
 )
-from connectors.mapping import CONVERTERS, adf_text
+from connectors.mapping import CONVERTERS, adf_text, as_time
 from plugin.config import build_config
 from plugin.core.engine import evaluate
 from plugin.core.model import (
@@ -311,8 +311,8 @@ def test_a_worklog_without_started_counts_from_its_creation_a_comment_from_its_u
     worklog["created"], comment["updated"] = "2026-10-12T08:00:00.000+0200", (
         "2026-10-08T11:00:00.000+0200")  # each unlike any other time of its part
     engagement = engagement_of(issue)
-    assert engagement.time_entries[0].at == parse_time(worklog["created"])
-    assert next(c.at for c in engagement.comments if c.id == comment["id"]) == parse_time(
+    assert engagement.time_entries[0].at == as_time(worklog["created"])
+    assert next(c.at for c in engagement.comments if c.id == comment["id"]) == as_time(
         comment["updated"])
 
 
