@@ -15,7 +15,7 @@ from plugin.storage import open_database, upgrade
 from plugin.storage.installations import Installations
 from plugin.web.apps import apps
 from plugin.web.errors import register_error_handlers
-from plugin.web.hooks import hooks
+from plugin.web.hooks import Webhooks
 from plugin.web.ops import ops
 
 
@@ -41,9 +41,9 @@ def create_app(config: Config | None = None) -> Flask:
         config.service.coalesce_seconds, config.service.keep_events_days, metrics)
     app.extensions["clientguard.intake"] = Intake(database, jobs)
     register_error_handlers(app)
-    app.register_blueprint(hooks)
     app.register_blueprint(ops)
     app.register_blueprint(apps)
+    app.wsgi_app = Webhooks(app)  # type: ignore[method-assign]
     return app
 
 

@@ -1,69 +1,107 @@
-"""`POST /hooks/<connector>`: platform webhooks in, 202 out once the event is stored."""
+"""`POST /hooks/<connector>`: platform webhooks in, 202 out once the event is stored.
+
+Served in front of Flask's request machinery, as WSGI middleware of the same app (its
+config and extensions), not as a Flask view: on this, the busiest path of the service,
+Flask's request and app contexts, routing, response object and error dispatch cost about
+as much as storing the event durably (docs/decisions.md, "The webhook route is WSGI in
+front of Flask"). Every other path goes on to Flask."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, abort, current_app, request
-from flask.typing import ResponseReturnValue
+from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request
 
 from connectors.base import Delivery, Ignored
 from connectors.errors import DeliveryRejected
 
-hooks = Blueprint("hooks", __name__)
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 log = logging.getLogger(__name__)
 
-
-@hooks.post("/hooks/<name>")
-def receive(name: str) -> ResponseReturnValue:
-    connector = current_app.extensions["clientguard.connectors"].get(name)
-    if connector is None:
-        abort(404, f"no connector {name!r} is configured")
-    metrics = current_app.extensions["clientguard.metrics"]
-    started = time.perf_counter()
-    try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:  # over service.max_body_bytes
-        metrics.events_rejected.labels(name, "size").inc()
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        return _answer(413, error="request_entity_too_large",
-                       detail=f"the body is over {limit:,} bytes (service.max_body_bytes)")
-    delivery = Delivery(
-        body=body,
-        headers={key.lower(): value for key, value in request.headers.items()},
-        received_at=datetime.now(UTC),
-    )
-    try:
-        result = current_app.extensions["clientguard.intake"].accept(delivery, connector)
-    except DeliveryRejected as rejected:
-        metrics.events_rejected.labels(name, rejected.reason).inc()
-        return _answer(rejected.status, error=rejected.reason, detail=rejected.detail)
-    except SQLAlchemyError:  # not stored, so not accepted: the platform retries a 503
-        log.exception("could not store a %s delivery", name)
-        metrics.events_rejected.labels(name, "storage").inc()
-        return _answer(503, error="unavailable",
-                       detail="the event could not be stored; deliver it again later")
-    finally:
-        metrics.intake_seconds.labels(name).observe(time.perf_counter() - started)
-    if isinstance(result, Ignored):
-        metrics.events_ignored.labels(name, result.reason).inc()
-        return _answer(202, status="ignored", event=result.name, reason=result.reason)
-    if result.duplicate:
-        metrics.events_duplicate.labels(name).inc()
-        return _answer(202, status="duplicate", event=result.event.name)
-    metrics.events_received.labels(name, result.event.name).inc()
-    if result.ring_failed:
-        metrics.queue_errors.inc()
-    return _answer(202, status="accepted", event=result.event.name)
+PREFIX = "/hooks/"
+Answer = tuple[int, dict[str, str]]
 
 
-def _answer(code: int, /, **fields: str) -> Response:
-    """A JSON answer built directly: on this, the busiest path of the service, Flask's
-    `jsonify` (its JSON provider's options and checks) cost about as much as storing the
-    event under concurrent load."""
-    return current_app.response_class(json.dumps(fields), code, mimetype="application/json")
+class Webhooks:
+    """The app's WSGI callable: `/hooks/<name>` answered here, everything else by Flask.
+    Reads the app's config and extensions on each request, as a view would."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.flask: WSGIApplication = app.wsgi_app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO", "")
+        if not path.startswith(PREFIX) or "/" in path[len(PREFIX):]:
+            return self.flask(environ, start_response)
+        headers = []
+        if environ.get("REQUEST_METHOD") != "POST":
+            headers.append(("Allow", "POST"))
+            code, fields = 405, {"error": "method_not_allowed",
+                                 "detail": "webhooks are delivered with POST"}
+        else:
+            try:
+                code, fields = self.receive(Request(environ), path[len(PREFIX):])
+            except Exception:  # a bug, not the delivery's fault: the platform retries a 500
+                log.exception("could not answer a delivery to %s", path)
+                code, fields = 500, {"error": "internal_server_error",
+                                     "detail": "the service failed; deliver it again later"}
+        body = json.dumps(fields).encode()
+        start_response(f"{code} {HTTPStatus(code).phrase}", [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+            *headers])
+        return [body]
+
+    def receive(self, request: Request, name: str) -> Answer:
+        extensions = self.app.extensions
+        connector = extensions["clientguard.connectors"].get(name)
+        if connector is None:
+            return 404, {"error": "not_found", "detail": f"no connector {name!r} is configured"}
+        metrics = extensions["clientguard.metrics"]
+        started = time.perf_counter()
+        request.max_content_length = limit = self.app.config["MAX_CONTENT_LENGTH"]
+        try:
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:  # over service.max_body_bytes
+            metrics.events_rejected.labels(name, "size").inc()
+            return 413, {"error": "request_entity_too_large",
+                         "detail": f"the body is over {limit:,} bytes (service.max_body_bytes)"}
+        delivery = Delivery(
+            body=body,
+            headers={key.lower(): value for key, value in request.headers.items()},
+            received_at=datetime.now(UTC),
+        )
+        try:
+            result = extensions["clientguard.intake"].accept(delivery, connector)
+        except DeliveryRejected as rejected:
+            metrics.events_rejected.labels(name, rejected.reason).inc()
+            return rejected.status, {"error": rejected.reason, "detail": rejected.detail}
+        except SQLAlchemyError:  # not stored, so not accepted: the platform retries a 503
+            log.exception("could not store a %s delivery", name)
+            metrics.events_rejected.labels(name, "storage").inc()
+            return 503, {"error": "unavailable",
+                         "detail": "the event could not be stored; deliver it again later"}
+        finally:
+            metrics.intake_seconds.labels(name).observe(time.perf_counter() - started)
+        if isinstance(result, Ignored):
+            metrics.events_ignored.labels(name, result.reason).inc()
+            return 202, {"status": "ignored", "event": result.name, "reason": result.reason}
+        if result.duplicate:
+            metrics.events_duplicate.labels(name).inc()
+            return 202, {"status": "duplicate", "event": result.event.name}
+        metrics.events_received.labels(name, result.event.name).inc()
+        if result.ring_failed:
+            metrics.queue_errors.inc()
+        return 202, {"status": "accepted", "event": result.event.name}

@@ -208,6 +208,26 @@ def test_an_unconfigured_connector_is_404_json(client: FlaskClient):
     assert response.json["error"] == "not_found"
 
 
+def test_a_webhook_path_answers_other_methods_with_405_json(client: FlaskClient):
+    response = client.get("/hooks/jira")
+    assert (response.status_code, response.headers["Allow"]) == (405, "POST")
+    assert response.json["error"] == "method_not_allowed"
+
+
+def test_a_failure_of_ours_gets_a_500_json_the_platform_retries_and_is_logged(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture):
+    def broken(delivery, connector):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.extensions["clientguard.intake"], "accept", broken)
+    response = post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"})
+    assert (response.status_code, response.json["error"]) == (500, "internal_server_error")
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "/hooks/jira" in record.getMessage()
+    assert "a bug" in str(record.exc_info[1])
+
+
 def test_health_and_readiness(client: FlaskClient):
     assert client.get("/healthz").json == {"status": "ok"}
     assert client.get("/readyz").json == {"status": "ready",
