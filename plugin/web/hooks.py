@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
 from connectors.base import Delivery, Ignored
@@ -53,7 +53,8 @@ class Webhooks:
                                  "detail": "webhooks are delivered with POST"}
         else:
             try:
-                code, fields = self.receive(Request(environ), path[len(PREFIX):])
+                request = Request(environ)
+                code, fields = self.receive(request, request.path[len(PREFIX):])
             except Exception:  # a bug, not the delivery's fault: the platform retries a 500
                 log.exception("could not answer a delivery to %s", path)
                 code, fields = 500, {"error": "internal_server_error",
@@ -78,6 +79,10 @@ class Webhooks:
             metrics.events_rejected.labels(name, "size").inc()
             return 413, {"error": "request_entity_too_large",
                          "detail": f"the body is over {limit:,} bytes (service.max_body_bytes)"}
+        except ClientDisconnected:  # fewer bytes than its Content-Length said
+            metrics.events_rejected.labels(name, "malformed").inc()
+            return 400, {"error": "malformed",
+                         "detail": "the body ended before its Content-Length"}
         delivery = Delivery(
             body=body,
             headers={key.lower(): value for key, value in request.headers.items()},

@@ -10,12 +10,14 @@ import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text, update
+from werkzeug.test import create_environ, run_wsgi_app
 
 from plugin import storage
 from plugin.app import close_app, create_app
@@ -206,6 +208,15 @@ def test_an_unconfigured_connector_is_404_json(client: FlaskClient):
     response = client.post("/hooks/bitrix24", data=b"x")
     assert response.status_code == 404
     assert response.json["error"] == "not_found"
+
+
+def test_a_body_shorter_than_its_content_length_gets_400_json(app: Flask):
+    """A connection that closes mid-body (servers that pass the socket on as it is)."""
+    environ = create_environ("/hooks/jira", method="POST", input_stream=BytesIO(b"{}"))
+    environ["CONTENT_LENGTH"] = "100"
+    body, status, _ = run_wsgi_app(app, environ, buffered=True)
+    assert (status, json.loads(b"".join(body))["error"]) == ("400 Bad Request", "malformed")
+    assert stored(app) == []
 
 
 def test_a_webhook_path_answers_other_methods_with_405_json(client: FlaskClient):
