@@ -7,9 +7,14 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 
+def error_fields(error: HTTPException) -> dict[str, str | None]:
+    """The body of every error answer: the error's name in snake case, and what happened."""
+    return {"error": (error.name or "error").lower().replace(" ", "_"),
+            "detail": error.description}
+
+
 def _as_json(error: HTTPException) -> ResponseReturnValue:
-    name = (error.name or "error").lower().replace(" ", "_")
-    return jsonify(error=name, detail=error.description), error.code or 500
+    return jsonify(error_fields(error)), error.code or 500
 
 
 def register_error_handlers(app: Flask) -> None:

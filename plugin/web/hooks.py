@@ -18,11 +18,19 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    ClientDisconnected,
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+)
 from werkzeug.wrappers import Request
 
 from connectors.base import Delivery, Ignored
-from connectors.errors import DeliveryRejected
+from connectors.errors import DeliveryRejected, MalformedDelivery
+from plugin.web.errors import error_fields
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -30,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "/hooks/"
-Answer = tuple[int, dict[str, str]]
+Answer = tuple[int, dict[str, str | None]]
 
 
 class Webhooks:
@@ -49,16 +57,16 @@ class Webhooks:
         headers = []
         if environ.get("REQUEST_METHOD") != "POST":
             headers.append(("Allow", "POST"))
-            code, fields = 405, {"error": "method_not_allowed",
-                                 "detail": "webhooks are delivered with POST"}
+            code, fields = _refused(MethodNotAllowed(
+                description="webhooks are delivered with POST"))
         else:
             try:
                 request = Request(environ)
                 code, fields = self.receive(request, request.path[len(PREFIX):])
             except Exception:  # a bug, not the delivery's fault: the platform retries a 500
                 log.exception("could not answer a delivery to %s", path)
-                code, fields = 500, {"error": "internal_server_error",
-                                     "detail": "the service failed; deliver it again later"}
+                code, fields = _refused(InternalServerError(
+                    "the service failed; deliver it again later"))
         body = json.dumps(fields).encode()
         start_response(f"{code} {HTTPStatus(code).phrase}", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
@@ -69,27 +77,21 @@ class Webhooks:
         extensions = self.app.extensions
         connector = extensions["clientguard.connectors"].get(name)
         if connector is None:
-            return 404, {"error": "not_found", "detail": f"no connector {name!r} is configured"}
+            return _refused(NotFound(f"no connector {name!r} is configured"))
         metrics = extensions["clientguard.metrics"]
         started = time.perf_counter()
         request.max_content_length = limit = self.app.config["MAX_CONTENT_LENGTH"]
         try:
-            body = request.get_data(cache=False)
+            delivery = Delivery(
+                body=_body(request),
+                headers={key.lower(): value for key, value in request.headers.items()},
+                received_at=datetime.now(UTC),
+            )
+            result = extensions["clientguard.intake"].accept(delivery, connector)
         except RequestEntityTooLarge:  # over service.max_body_bytes
             metrics.events_rejected.labels(name, "size").inc()
-            return 413, {"error": "request_entity_too_large",
-                         "detail": f"the body is over {limit:,} bytes (service.max_body_bytes)"}
-        except ClientDisconnected:  # fewer bytes than its Content-Length said
-            metrics.events_rejected.labels(name, "malformed").inc()
-            return 400, {"error": "malformed",
-                         "detail": "the body ended before its Content-Length"}
-        delivery = Delivery(
-            body=body,
-            headers={key.lower(): value for key, value in request.headers.items()},
-            received_at=datetime.now(UTC),
-        )
-        try:
-            result = extensions["clientguard.intake"].accept(delivery, connector)
+            return _refused(RequestEntityTooLarge(
+                f"the body is over {limit:,} bytes (service.max_body_bytes)"))
         except DeliveryRejected as rejected:
             metrics.events_rejected.labels(name, rejected.reason).inc()
             return rejected.status, {"error": rejected.reason, "detail": rejected.detail}
@@ -110,3 +112,16 @@ class Webhooks:
         if result.ring_failed:
             metrics.queue_errors.inc()
         return 202, {"status": "accepted", "event": result.event.name}
+
+
+def _body(request: Request) -> bytes:
+    """The whole body; raises `RequestEntityTooLarge` over the request's limit."""
+    try:
+        return request.get_data(cache=False)
+    except ClientDisconnected as error:  # fewer bytes than its Content-Length said
+        raise MalformedDelivery("the body ended before its Content-Length") from error
+
+
+def _refused(error: HTTPException) -> Answer:
+    """An HTTP error answered as every error of the service is (`plugin.web.errors`)."""
+    return error.code or 500, error_fields(error)
