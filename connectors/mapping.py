@@ -36,9 +36,9 @@ def site_name(default: str, example: str) -> fields.String:
 def field_mapping(example: str) -> Table:
     """`fields = { account_manager = "<platform field id>", ... }`: keys from `MAPPABLE`."""
     return Table(keys=fields.String(validate=validate.OneOf(MAPPABLE)),
-                       values=fields.String(validate=validate.Length(min=1)),
-                       data_key="fields", attribute="fields", load_default=dict,
-                       metadata={"example": example})
+                 values=fields.String(validate=validate.Length(min=1)),
+                 data_key="fields", attribute="fields", load_default=dict,
+                 metadata={"example": example})
 
 
 def document_patterns() -> Table:

@@ -49,6 +49,7 @@ from connectors.http import (
     retry_after_seconds,
     send,
 )
+from connectors.mapping import as_time
 
 log = logging.getLogger(__name__)
 
@@ -210,14 +211,8 @@ def _rate_limit_wait(headers: Mapping[str, str], now: datetime) -> float | None:
     wait = retry_after_seconds(headers, now=now)
     if wait is not None:
         return wait
-    reset = (headers.get("X-RateLimit-Reset") or "").strip()
-    try:
-        reset_at = datetime.fromisoformat(reset)
-    except ValueError:
-        return None
-    if reset_at.tzinfo is None:
-        reset_at = reset_at.replace(tzinfo=UTC)
-    return max(0.0, (reset_at - now).total_seconds())
+    reset_at = as_time(headers.get("X-RateLimit-Reset"))
+    return None if reset_at is None else max(0.0, (reset_at - now).total_seconds())
 
 
 def changelog_is_complete(changelog: Mapping[str, Any]) -> bool:

@@ -139,7 +139,8 @@ def build_engagement(ref: EngagementRef, issue: Json, comments: Iterable[Json],
                      worklogs: Iterable[Json], changelog: Iterable[Json],
                      statuses: Mapping[str, StatusCategory | None],
                      settings: JiraSettings) -> Engagement:
-    """Map one issue and its complete parts to the model. Pure: no I/O.
+    """Map one issue and its complete parts to the model. No I/O, but one warning in the log
+    when parts Jira sent without a time are left out.
 
     `statuses` maps status ids to categories (`fetch_statuses`; None: a status deleted
     since, as is one not in it). A mapped field the issue
