@@ -10,6 +10,8 @@ import logging
 import threading
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
+
 from connectors.base import EngagementRef, ResolvesIndirect
 from plugin.pipeline.process import POSTPONED_BY
 from plugin.storage import Database
@@ -58,23 +60,23 @@ def _resolve(connector: ResolvesIndirect, database: Database, connector_name: st
         targets = connector.resolve(refs)
     except Exception as error:
         # the platform's failure uses up no attempt (`POSTPONED_BY`), any other one does
-        _postpone(database, refs, f"{type(error).__name__}: {error}", now,
-                  getattr(error, "retry_after", None),
-                  attempts=0 if isinstance(error, POSTPONED_BY) else 1)
+        with database.session() as session, session.begin():
+            _postpone(session, refs, f"{type(error).__name__}: {error}", now,
+                      getattr(error, "retry_after", None),
+                      attempts=0 if isinstance(error, POSTPONED_BY) else 1)
         raise
     with database.session() as session, session.begin():
         moved = {ref: file_under(session, ref, target, now) for ref, target in targets.items()}
-    if unresolved := [ref for ref in refs if ref not in targets]:
-        _postpone(database, unresolved, UNRESOLVED, now, None, attempts=1)
+        if unresolved := [ref for ref in refs if ref not in targets]:
+            _postpone(session, unresolved, UNRESOLVED, now, None, attempts=1)
     return sorted({target for ref, target in targets.items() if target and moved[ref]},
                   key=lambda ref: ref.key)
 
 
-def _postpone(database: Database, refs: list[EngagementRef], reason: str, now: datetime,
+def _postpone(session: Session, refs: list[EngagementRef], reason: str, now: datetime,
               at_least: float | None, *, attempts: int) -> None:
-    with database.session() as session, session.begin():
-        given_up = postpone(session, waiting_ids(session, refs), reason, now, at_least,
-                            attempts=attempts).given_up
+    given_up = postpone(session, waiting_ids(session, refs), reason, now, at_least,
+                        attempts=attempts).given_up
     if given_up:
         log.error("%s: %d indirect event(s) failed for good, their engagement never found: %s",
                   ", ".join(map(str, refs[:LOGGED_REFS])), given_up, reason)

@@ -410,13 +410,11 @@ def _release(session: Session, ids: Collection[int], spent: ColumnElement[bool],
                now: datetime, **values: Any) -> int:
     """Mark the events failed where `spent`, else pending again (with `values`: `lease_until`
     None unless given); how many it marked failed."""
-    given_up = session.scalar(select(func.count()).select_from(EventRecord).where(
-        EventRecord.id.in_(ids), spent)) or 0
-    session.execute(update(EventRecord).where(EventRecord.id.in_(ids)).values(
+    statuses = session.scalars(update(EventRecord.__table__).where(_EVENTS.id.in_(ids)).values(
         status=case((spent, EventStatus.FAILED.value), else_=EventStatus.PENDING.value),
         last_error=error, processed_at=case((spent, _aware(now)), else_=None),
-        **{"lease_until": None, **values}))
-    return given_up
+        **{"lease_until": None, **values}).returning(_EVENTS.status))
+    return sum(status == EventStatus.FAILED.value for status in statuses)
 
 
 def close_engagement(session: Session, ref: EngagementRef) -> None:

@@ -108,14 +108,19 @@ def lookups_until_settled(owners: Owners, database: Database, at: datetime,
     tried again, until none waits; when the lookups were made. Errors are swallowed (the
     job's)."""
     made = []
-    while any(status == "pending" for _, status, _ in events(database)):
+    for _ in range(MAX_ROUNDS):
+        if not any(status == "pending" for _, status, _ in events(database)):
+            return made
         before = len(owners.lookups)
         for _ in range(rings):
             with contextlib.suppress(Exception):
                 resolve_waiting(owners, database, "crm", "portal", at)
         made += [at] * (len(owners.lookups) - before)
         at = retry_at(database)
-    return made
+    raise AssertionError(f"events still wait after {MAX_ROUNDS} rounds of lookups")
+
+
+MAX_ROUNDS = 1_000  # far more than 5 lookups, or 24 h of waits of up to 10 minutes each
 
 
 def retry_at(database: Database) -> datetime:
