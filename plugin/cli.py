@@ -67,6 +67,12 @@ WORKER_HEALTH_CHECK_SECONDS = 10.0  # as huey's own run loop
 READ_AT_MOST = 4
 
 
+def language_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--lang`, the language of `what` a command prints."""
+    return click.option("--lang", type=click.Choice(LANGUAGES), default=None,
+                        help=f"Language of {what} [default: agency.language]")
+
+
 def _bad_input(message: str) -> NoReturn:
     click.echo(f"clientguard: {message}", err=True)
     sys.exit(EXIT_BAD_INPUT)
@@ -116,8 +122,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
                    "visibility first); the write is read back as always")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
-@click.option("--lang", type=click.Choice(LANGUAGES), default=None,
-              help="Language of the report [default: agency.language]")
+@language_option("the report")
 @click.option("--now", "now_text", default=None,
               help="Evaluate as of this ISO-8601 time [default: the current time]")
 @click.pass_context
@@ -171,8 +176,7 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
                    "configured pipelines")
 @click.option("--dry-run", is_flag=True,
               help="Show the sticky comment each issue would get; write nothing")
-@click.option("--lang", type=click.Choice(LANGUAGES), default=None,
-              help="Language of the progress and summary [default: agency.language]")
+@language_option("the progress and summary")
 @click.pass_context
 def backfill(ctx: click.Context, connector_name: str, query: str | None,
              dry_run: bool, lang: Language | None) -> None:

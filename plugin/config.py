@@ -105,7 +105,8 @@ def _check_database_url(url: str) -> None:
         raise ValidationError(f"not a database URL ({error})") from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ValidationError("must be a sqlite:/// or postgresql+psycopg:// URL")
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+    if parsed.get_backend_name() == "sqlite" and (
+            not parsed.database or parsed.database.startswith(":memory:")):
         raise ValidationError("an in-memory SQLite database is not shared between the "
                               "service's connections: name a file (sqlite:///clientguard.sqlite3)")
 

@@ -139,6 +139,7 @@ def test_a_variable_names_a_project_or_client_as_the_file_spells_it(tmp_path: Pa
     ("postgresql+psycopg://cg@db.internal:5432x/cg", "not a database URL (invalid literal"),
     ("sqlite://", "an in-memory SQLite database is not shared"),
     ("sqlite:///:memory:", "an in-memory SQLite database is not shared"),
+    ("sqlite:///:memory:shared", "an in-memory SQLite database is not shared"),
     ("mysql://cg@db/cg", "must be a sqlite:/// or postgresql+psycopg:// URL"),
     ("clientguard.sqlite3", "not a database URL"),
 ])
