@@ -130,7 +130,8 @@ def test_a_delivery_that_could_not_be_stored_raises_the_storage_error(database: 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one lock for all writers
 def test_when_the_database_fails_a_batch_is_not_tried_again_one_by_one(database: Database
                                                                         ) -> None:
-    """Down, or locked past its timeout: each delivery would fail the same, only later."""
+    """The database's own error (`OperationalError`: here its table gone; as when it is
+    down, or locked past its timeout): each delivery would fail the same, only later."""
     intake, transactions = Intake(database, Doorbell()), []
     with database.engine.begin() as connection:  # the table is gone: every insert fails
         EventRecord.__table__.drop(connection)

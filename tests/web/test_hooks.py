@@ -267,9 +267,7 @@ def test_readiness_fails_when_the_database_is_gone(tmp_path: Path):
 def test_a_database_locked_past_its_timeout_gets_503_so_jira_retries(
         app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(storage, "SQLITE_BUSY_TIMEOUT_MS", 100)
-    database = app.extensions["clientguard.database"]
-    with database.session() as other_writer, other_writer.begin():
-        other_writer.execute(text("SELECT 1"))  # holds the write lock
+    with held_write_lock(app):
         response = post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"})
     assert (response.status_code, response.json["error"]) == (503, "unavailable")
     assert post(client, "comment_created__cloud.json", **{ID_HEADER: "d-1"}).json == {
