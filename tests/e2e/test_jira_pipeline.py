@@ -137,12 +137,19 @@ class FakeJira:
         return 204, {}, ""
 
 
-@pytest.fixture
-def jira() -> Iterator[FakeJira]:
+def checked_jira() -> Iterator[FakeJira]:
+    """Jira for one test (the `jira` fixture); afterwards every request it got is checked
+    against Atlassian's spec, and every comment written to be restricted to the role."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_passthru("http://127.0.0.1")  # nothing of ours goes through here
-        yield FakeJira(mock)
+        fake = FakeJira(mock)
+        yield fake
         assert_calls_match_spec(call.request for call in mock.calls)
+        assert [(c["method"], c["visibility"]) for c in fake.written if c["visibility"] != ROLE
+                ] == [], "a comment was written without the agency-internal restriction"
+
+
+jira = pytest.fixture(checked_jira, name="jira")
 
 
 def deliver(app: Flask, delivery_id: str, text: str = "Any news on the launch?") -> None:

@@ -27,12 +27,12 @@ from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.pipeline.process import process
 from tests.connectors.bitrix24.portal import OUTGOING_TOKEN, WEBHOOK_URL, FakePortal, event_body
-from tests.connectors.jira.openapi import assert_calls_match_spec
 from tests.e2e.running import run_jobs_until_done, statuses
 from tests.e2e.test_jira_pipeline import (
     COMMENT_URL,
     JIRA,
     FakeJira,
+    checked_jira,
     deliver,
     post,
     running_app,
@@ -68,16 +68,12 @@ def timed(app: Flask, connector: str) -> dict[str, float]:
 
 # -- Jira ---------------------------------------------------------------------------------
 
+jira = pytest.fixture(checked_jira, name="jira")
+
+
 @pytest.fixture
 def jira_app(database_url: str, queue_url: str) -> Iterator[Flask]:
     yield from running_app(database_url, queue_url)
-
-
-@pytest.fixture
-def jira() -> Iterator[FakeJira]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield FakeJira(mock)
-        assert_calls_match_spec(call.request for call in mock.calls)
 
 
 def test_a_503_the_retry_rides_out_is_one_error_and_every_attempt_is_timed(
