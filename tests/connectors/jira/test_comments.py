@@ -224,29 +224,29 @@ def _comment(comment_id: str, body, author: str = "557058:clientguard-bot") -> d
     return {"id": comment_id, "body": body, "author": {"accountId": author}}
 
 
-PERSON = "5b10a2844c20165700ede21g"
+PERSON_ID = "5b10a2844c20165700ede21g"  # a person's accountId
 WIKI_MARKED = f"h3. ClientGuard\n\n{{color:#6b778c}}… {STICKY_MARKER}{{color}}"
 
 
 def test_find_sticky_by_the_stored_id():
-    comments = [_comment("10001", "Hello", PERSON), _comment("10002", to_adf(CONTENT))]
+    comments = [_comment("10001", "Hello", PERSON_ID), _comment("10002", to_adf(CONTENT))]
     found = find_sticky(comments, "10002")
     assert found.comment["id"] == "10002" and found.stale == ()
 
 
 def test_find_sticky_by_the_marker_in_adf_or_wiki_when_the_id_is_unknown():
-    assert find_sticky([_comment("10001", "Hi", PERSON), _comment("10002", to_adf(CONTENT))],
+    assert find_sticky([_comment("10001", "Hi", PERSON_ID), _comment("10002", to_adf(CONTENT))],
                        None).comment["id"] == "10002"
     assert find_sticky([_comment("10003", WIKI_MARKED)], "99999").comment["id"] == "10003"
 
 
 def test_find_sticky_finds_nothing_on_a_ticket_without_our_comment():
-    found = find_sticky([_comment("10001", "Hello", PERSON)], "10002")
+    found = find_sticky([_comment("10001", "Hello", PERSON_ID)], "10002")
     assert (found.comment, found.stale) == (None, ())
 
 
 def test_after_a_crash_the_newest_marked_comment_wins_and_the_others_are_stale():
-    comments = [_comment("10009", WIKI_MARKED), _comment("10010", "Hi", PERSON),
+    comments = [_comment("10009", WIKI_MARKED), _comment("10010", "Hi", PERSON_ID),
                 _comment("10012", to_adf(CONTENT)), _comment("10011", to_adf(CONTENT))]
     found = find_sticky(comments, None)
     assert found.comment["id"] == "10012"
@@ -268,7 +268,7 @@ def test_with_a_stored_id_every_other_marked_comment_is_stale():
 
 
 def test_a_person_quoting_our_comment_is_not_taken_for_it():
-    quoted = _comment("10013", to_adf(CONTENT), author=PERSON)
+    quoted = _comment("10013", to_adf(CONTENT), author=PERSON_ID)
     found = find_sticky([quoted], None, author="557058:clientguard-bot")
     assert (found.comment, found.stale) == (None, ())
     dc_ours = {"id": "20001", "body": WIKI_MARKED, "author": {"name": "clientguard"}}
@@ -378,7 +378,8 @@ def test_without_the_project_type_nothing_is_sent(jira, cloud, settings):
 
 
 def test_a_comment_read_back_public_is_deleted_and_the_write_fails(jira, cloud, settings):
-    jira.post(COMMENTS, status=201, json=restricted())
+    jira.post(COMMENTS, status=201, json=restricted(), match=[
+        matchers.json_params_matcher({"body": ADF, "visibility": STAFF_ONLY})])
     public = {**restricted(), "visibility": None}
     read_back(jira, f"{COMMENTS}/10100", public)
     jira.delete(f"{COMMENTS}/10100", status=204)
@@ -388,7 +389,8 @@ def test_a_comment_read_back_public_is_deleted_and_the_write_fails(jira, cloud, 
 
 
 def test_an_internal_note_read_back_public_is_deleted_and_the_write_fails(jira, cloud, settings):
-    jira.put(f"{COMMENTS}/10100", json=internal_note())
+    jira.put(f"{COMMENTS}/10100", json=internal_note(), match=[
+        matchers.json_params_matcher({"body": ADF, "properties": JSM_INTERNAL})])
     read_back(jira, f"{COMMENTS}/10100", {**internal_note(), "jsdPublic": True})
     jira.delete(f"{COMMENTS}/10100", status=204)
     with pytest.raises(LeakPrevented, match="deleted it"):
@@ -396,7 +398,8 @@ def test_an_internal_note_read_back_public_is_deleted_and_the_write_fails(jira, 
 
 
 def test_a_leak_that_cannot_be_deleted_says_so(jira, cloud, settings):
-    jira.post(COMMENTS, status=201, json=restricted())
+    jira.post(COMMENTS, status=201, json=restricted(), match=[
+        matchers.json_params_matcher({"body": ADF, "visibility": STAFF_ONLY})])
     read_back(jira, f"{COMMENTS}/10100", {**restricted(), "visibility": None})
     jira.delete(f"{COMMENTS}/10100", status=403,
                 json={"errorMessages": ["You do not have permission to delete this comment."],
@@ -441,7 +444,7 @@ def test_delete_sticky_tolerates_a_comment_already_gone(jira, cloud):
 
 
 OURS = {"accountId": "557058:clientguard-bot"}
-PERSON = {"accountId": "5b10a2844c20165700ede21g"}
+PERSON = {"accountId": PERSON_ID}
 
 
 @pytest.mark.parametrize(("comment", "service_desk", "as_written"), [
