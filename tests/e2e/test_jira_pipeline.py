@@ -345,10 +345,12 @@ def rate_limited_reads(jira: FakeJira, refusals: int, retry_after: str) -> list[
 
 
 def test_a_rate_limit_storm_is_ridden_out(app: Flask, jira: FakeJira):
-    served = rate_limited_reads(jira, 3, retry_after="0.2")  # the client waits as told
+    waits = use_client_without_waits(app)
+    served = rate_limited_reads(jira, 3, retry_after="7")
     deliver(app, "d-1")
     run_jobs_until_done(app)
     assert served[:4] == [429, 429, 429, 200]
+    assert waits == [7.0] * 3  # as long as Jira told, each time
     assert statuses(app) == {"done"}
     assert [c["method"] for c in jira.written] == ["POST"]
 
@@ -442,7 +444,8 @@ def test_events_failing_every_attempt_fail_for_good_and_the_log_names_the_ticket
     assert all(message.startswith(f"{REF}: ") and message.endswith(
         ": NotFound: Jira answered 404 to POST /rest/api/2/issue/PRJA-7/comment: Issue does "
         "not exist.") for _, message in said)
-    assert said[-1][1].startswith(f"{REF}: 1 of 1 event(s) failed for good (tried 5 times;")
+    assert said[-1][1].startswith(
+        f"{REF}: 1 of 1 event(s) failed for good (tried {MAX_ATTEMPTS} times;")
 
 
 def test_a_404_that_is_not_jiras_answer_closes_nothing(app: Flask, jira: FakeJira):
@@ -516,12 +519,15 @@ def test_an_outage_of_more_than_a_day_fails_the_events_it_held(app: Flask, jira:
     assert only_event(app)[0] == "failed"
 
 
-def use_client_without_waits(app: Flask) -> None:
-    """The same connector, its backoff waits taking no time."""
+def use_client_without_waits(app: Flask) -> list[float]:
+    """The same connector, its backoff waits taking no time; the waits it was told, in
+    seconds."""
+    waits: list[float] = []
     connectors = app.extensions["clientguard.connectors"]
     connectors["jira"] = JiraConnector(
         connectors["jira"].settings,
-        JiraClient(JIRA, "witness-pat-7c1f", "datacenter", sleep=lambda _seconds: None))
+        JiraClient(JIRA, "witness-pat-7c1f", "datacenter", sleep=waits.append))
+    return waits
 
 
 def process_at(app: Flask, now: datetime) -> None:
