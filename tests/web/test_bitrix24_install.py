@@ -11,10 +11,12 @@ from urllib.parse import urlencode
 import pytest
 import responses
 from flask import Flask
+from sqlalchemy import func, select
 
 from connectors.bitrix24.form import encode_form
 from plugin.app import close_app, create_app
 from plugin.config import build_config
+from plugin.storage.models import EventRecord
 
 MEMBER = "a223c6b3710f85df22e9377d6c4f7553"
 DOMAIN = "acme.bitrix24.com"
@@ -109,24 +111,18 @@ def test_after_installing_the_portals_events_are_accepted(app: Flask) -> None:
     assert response.json["status"] == "accepted"
 
 
-def test_an_event_with_another_token_is_refused(app: Flask) -> None:
-    install(app)
+@pytest.mark.parametrize(("installed", "token", "member_id"), [
+    (True, "forged-token", MEMBER),
+    (True, APP_TOKEN, "f" * 32),
+    (False, APP_TOKEN, MEMBER),
+], ids=["another token", "a portal that never installed the app", "before any install"])
+def test_an_event_not_from_an_installed_app_is_refused_and_not_stored(
+        app: Flask, installed: bool, token: str, member_id: str) -> None:
+    if installed:
+        assert install(app)[0] == 200
 
-    response = post_event(app, deal_event("forged-token"))
+    response = post_event(app, deal_event(token, member_id))
 
-    assert response.status_code == 401
-    assert response.json["error"] == "signature"
-
-
-def test_an_event_from_a_portal_that_never_installed_the_app_is_refused(app: Flask) -> None:
-    install(app)
-
-    response = post_event(app, deal_event(APP_TOKEN, member_id="f" * 32))
-
-    assert response.status_code == 401
-
-
-def test_before_any_install_every_event_is_refused(app: Flask) -> None:
-    response = post_event(app, deal_event(APP_TOKEN))
-
-    assert response.status_code == 401
+    assert (response.status_code, response.json["error"]) == (401, "signature")
+    with app.extensions["clientguard.database"].session() as session:
+        assert session.scalar(select(func.count()).select_from(EventRecord)) == 0
