@@ -16,12 +16,10 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-import responses
 from responses import matchers
 
 from connectors.errors import (
@@ -44,7 +42,6 @@ from connectors.jira.client import IssueWriteSpacer, JiraClient
 from tests.connectors.jira.openapi import (
     DATA_CENTER_ONLY,
     NOT_IN_CLOUD_PLATFORM_SPEC,
-    assert_calls_match_spec,
     assert_valid_jira_request,
     jira_cloud_spec,
 )
@@ -79,13 +76,6 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-@pytest.fixture
-def jira() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-        assert_calls_match_spec(call.request for call in mock.calls)
 
 
 @pytest.fixture

@@ -32,7 +32,6 @@ from connectors.jira.comments import (
 from connectors.jira.markup import to_adf, to_wiki, wiki_escape
 from connectors.jira.settings import JiraSettings, JiraSettingsSchema
 from plugin.core.comment import CheckBlock, Link, StickyContent
-from tests.connectors.jira.openapi import assert_calls_match_spec
 
 SITE = "https://acme.atlassian.net"
 DC_SITE = "https://jira.acme.example/jira"
@@ -62,13 +61,6 @@ CONTENT = StickyContent(
     footer="Agency-internal: the client cannot see this. ClientGuard keeps this one comment "
            "up to date; manual edits are overwritten. clientguard:sticky",
 )
-
-
-@pytest.fixture
-def jira() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-        assert_calls_match_spec(call.request for call in mock.calls)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -32,10 +31,7 @@ from connectors.doctor import (
     Level,
     render_fields,
 )
-from connectors.jira import JiraConnector
-from connectors.jira.client import JiraClient
 from connectors.jira.doctor import KINDS, diagnose, fields_table, render_diagnosis
-from connectors.jira.settings import JiraSettingsSchema
 from connectors.mapping import MAPPABLE
 from plugin.core.comment import STICKY_MARKER
 from plugin.core.i18n import UI
@@ -45,7 +41,7 @@ from plugin.manifest import load_manifest
 from plugin.rules import CATALOGUE, RULES_BY_ID
 from plugin.rules.docs import rules_markdown
 from tests.builders import CLIENT_BOSS, NOW, ago, document, engagement, time_entry
-from tests.connectors.jira.openapi import assert_calls_match_spec
+from tests.connectors.jira.sites import connector_for
 
 SITE = "https://acme.atlassian.net"
 DC_SITE = "https://jira.acme.example/jira"
@@ -127,24 +123,6 @@ GOOD = {"base_url": SITE, "email": "guard-bot@agency.example", "api_token": "wit
         "fields": FULL_MAPPING}
 
 
-@pytest.fixture
-def jira() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-        assert_calls_match_spec(call.request for call in mock.calls)
-
-
-def connector(section: dict[str, Any]) -> JiraConnector:
-    settings = JiraSettingsSchema().load(section)
-    if settings.base_url is None:
-        return JiraConnector(settings)
-    auth: tuple[str, str] | str = (
-        (settings.email, settings.api_token) if settings.flavour == "cloud"
-        else settings.personal_access_token)
-    return JiraConnector(settings, JiraClient(settings.base_url, auth, settings.flavour,
-                                              sleep=lambda _: None))
-
-
 def stub_site(jira: responses.RequestsMock, *, me: dict | None = None,
               granted: dict | None = None, fields: list | None = None,
               site: str = SITE, api: str = "/rest/api/3") -> None:
@@ -167,7 +145,7 @@ def levels(diagnosis: Diagnosis) -> dict[str, Level]:
 
 def test_an_instance_set_up_right_passes_every_check(jira):
     stub_site(jira)
-    diagnosis = diagnose(connector(GOOD))
+    diagnosis = diagnose(connector_for(GOOD))
     assert diagnosis.ok and diagnosis.level is Level.OK, render_diagnosis(diagnosis)
     assert check(diagnosis, "credentials").message == (
         f"signed in as ClientGuard Bot ({ACCOUNT_ID})")
@@ -181,7 +159,7 @@ def test_an_instance_set_up_right_passes_every_check(jira):
 
 def test_the_checks_come_in_a_stable_order(jira):
     stub_site(jira)
-    names = [check.name for check in diagnose(connector(GOOD)).checks]
+    names = [check.name for check in diagnose(connector_for(GOOD)).checks]
     assert names[:3] == ["credentials", "service account", "permissions"]
     assert names[-2:] == ["internal visibility", "webhook secret"]
 
@@ -192,7 +170,7 @@ def test_permissions_in_one_project(jira):
         matchers.query_param_matcher({"permissions": ",".join(PERMISSIONS),
                                       "projectKey": "ACME"})])
     jira.get(f"{SITE}/rest/api/3/field", json=FIELDS)
-    diagnosis = diagnose(connector(GOOD), project="ACME")
+    diagnosis = diagnose(connector_for(GOOD), project="ACME")
     assert check(diagnosis, "permissions").message.endswith("granted in project ACME")
 
 
@@ -202,7 +180,7 @@ def test_a_missing_permission_fails_naming_it(jira):
                                                      "havePermission": False}}}
     del granted["permissions"]["DELETE_OWN_COMMENTS"]  # not in the answer: not granted
     stub_site(jira, granted=granted)
-    result = check(diagnose(connector(GOOD)), "permissions")
+    result = check(diagnose(connector_for(GOOD)), "permissions")
     assert result.level is Level.FAIL
     assert result.message == ("the account lacks EDIT_OWN_COMMENTS, DELETE_OWN_COMMENTS "
                               "in at least one project")
@@ -213,7 +191,7 @@ def test_a_missing_permission_fails_naming_it(jira):
 
 def test_a_mapped_field_id_the_site_lacks_fails(jira):
     stub_site(jira)
-    diagnosis = diagnose(connector({**GOOD, "fields": {**FULL_MAPPING,
+    diagnosis = diagnose(connector_for({**GOOD, "fields": {**FULL_MAPPING,
                                                        "budget_hours": "customfield_99999"}}))
     result = check(diagnosis, "field budget_hours")
     assert result.level is Level.FAIL and not diagnosis.ok
@@ -243,7 +221,7 @@ def test_a_mapped_field_id_the_site_lacks_fails(jira):
 ])
 def test_each_mapped_field_type_is_judged_by_its_meaning(jira, name, field, level, said):
     stub_site(jira)
-    result = check(diagnose(connector({**GOOD, "fields": {**FULL_MAPPING,
+    result = check(diagnose(connector_for({**GOOD, "fields": {**FULL_MAPPING,
                                                           name: field["id"]}})),
                    f"field {name}")
     assert result.level is level
@@ -258,7 +236,7 @@ def test_every_semantic_name_has_a_kind_and_the_fixture_suits_it():
 def test_unmapped_fields_name_the_rules_that_report_not_configured(jira):
     stub_site(jira)
     mapping = {name: FULL_MAPPING[name] for name in ("prepayment_received", "goal_type")}
-    diagnosis = diagnose(connector({**GOOD, "fields": mapping}))
+    diagnosis = diagnose(connector_for({**GOOD, "fields": mapping}))
     budget = check(diagnosis, "unmapped budget_hours")
     assert budget.level is Level.WARN
     assert budget.message == ("not mapped: service-cost, meeting-load report “not configured”")
@@ -352,7 +330,7 @@ def test_bad_credentials_are_a_failing_check_never_an_exception(jira):
     jira.get(f"{SITE}/rest/api/3/myself", status=401, json={
         "message": "Client must be authenticated to access this resource.",
         "status-code": 401})
-    diagnosis = diagnose(connector(GOOD))
+    diagnosis = diagnose(connector_for(GOOD))
     credentials = check(diagnosis, "credentials")
     assert credentials.level is Level.FAIL and not diagnosis.ok
     assert "Client must be authenticated" in credentials.message
@@ -367,7 +345,7 @@ def test_bad_credentials_are_a_failing_check_never_an_exception(jira):
 
 
 def test_missing_base_url_or_credentials_fail_without_a_request(jira):
-    diagnosis = diagnose(connector({"flavour": "datacenter"}))
+    diagnosis = diagnose(connector_for({"flavour": "datacenter"}))
     credentials = check(diagnosis, "credentials")
     assert credentials.level is Level.FAIL
     assert "base_url" in credentials.message
@@ -381,14 +359,14 @@ def test_an_unreadable_field_list_is_a_failing_check(jira):
     jira.get(f"{SITE}/rest/api/3/mypermissions", json=ALL_GRANTED)
     jira.get(f"{SITE}/rest/api/3/field", status=403, json={
         "errorMessages": ["You do not have permission."], "errors": {}})
-    diagnosis = diagnose(connector(GOOD))
+    diagnosis = diagnose(connector_for(GOOD))
     assert check(diagnosis, "fields").level is Level.FAIL
     assert diagnosis.fields == ()
 
 
 def test_service_account_unset_says_what_to_set(jira):
     stub_site(jira)
-    result = check(diagnose(connector({**GOOD, "service_account": None})), "service account")
+    result = check(diagnose(connector_for({**GOOD, "service_account": None})), "service account")
     assert result.level is Level.WARN
     assert result.fix == (f'Set [jira] service_account = "{ACCOUNT_ID}" (the accountId of the '
                           "credentials' account).")
@@ -396,7 +374,7 @@ def test_service_account_unset_says_what_to_set(jira):
 
 def test_service_account_of_someone_else_fails(jira):
     stub_site(jira)
-    result = check(diagnose(connector({**GOOD, "service_account": "557058:other"})),
+    result = check(diagnose(connector_for({**GOOD, "service_account": "557058:other"})),
                    "service account")
     assert result.level is Level.FAIL
     assert "would not recognise its own comment" in result.message
@@ -405,7 +383,7 @@ def test_service_account_of_someone_else_fails(jira):
 
 def test_no_internal_visibility_fails_nothing_can_be_written(jira):
     stub_site(jira)
-    diagnosis = diagnose(connector({**GOOD, "internal_visibility": None}))
+    diagnosis = diagnose(connector_for({**GOOD, "internal_visibility": None}))
     result = check(diagnosis, "internal visibility")
     assert result.level is Level.FAIL and not diagnosis.ok
     assert result.message.startswith("not configured: ClientGuard writes nothing")
@@ -415,14 +393,14 @@ def test_no_internal_visibility_fails_nothing_can_be_written(jira):
                                               ("agency-leads", Level.FAIL)])
 def test_a_visibility_group_must_include_the_account(jira, group, level):
     stub_site(jira)
-    result = check(diagnose(connector({**GOOD, "internal_visibility": {
+    result = check(diagnose(connector_for({**GOOD, "internal_visibility": {
         "type": "group", "value": group}})), "internal visibility")
     assert result.level is level
 
 
 def test_no_webhook_secret_warns(jira):
     stub_site(jira)
-    diagnosis = diagnose(connector({**GOOD, "webhook_secret": None}))
+    diagnosis = diagnose(connector_for({**GOOD, "webhook_secret": None}))
     assert check(diagnosis, "webhook secret").level is Level.WARN
     assert diagnosis.ok
 
@@ -433,7 +411,7 @@ def test_data_center_uses_api_v2_and_the_username(jira):
              "displayName": "ClientGuard Bot", "active": True,
              "groups": {"size": 1, "items": [{"name": "jira-software-users"}]}}
     stub_site(jira, me=dc_me, site=DC_SITE, api="/rest/api/2")
-    diagnosis = diagnose(connector({
+    diagnosis = diagnose(connector_for({
         **GOOD, "base_url": DC_SITE, "flavour": "datacenter", "email": None, "api_token": None,
         "personal_access_token": "witness-pat", "service_account": "clientguard"}))
     assert diagnosis.ok, render_diagnosis(diagnosis)
@@ -445,7 +423,7 @@ def test_data_center_uses_api_v2_and_the_username(jira):
 
 def test_fields_table_lists_every_field_custom_first_with_what_it_suits(jira):
     jira.get(f"{SITE}/rest/api/3/field", json=FIELDS)
-    rows = fields_table(connector({**GOOD, "fields": {"budget_hours": "customfield_10112",
+    rows = fields_table(connector_for({**GOOD, "fields": {"budget_hours": "customfield_10112",
                                                       "manager_hours_budget":
                                                           "customfield_10112"}}))
     assert len(rows) == len(FIELDS)
@@ -464,12 +442,12 @@ def test_fields_table_lists_every_field_custom_first_with_what_it_suits(jira):
 
 def test_the_diagnosis_carries_the_field_list(jira):
     stub_site(jira)
-    assert len(diagnose(connector(GOOD)).fields) == len(FIELDS)
+    assert len(diagnose(connector_for(GOOD)).fields) == len(FIELDS)
 
 
 def test_render_diagnosis_shows_levels_fixes_and_a_summary(jira):
     stub_site(jira)
-    text = render_diagnosis(diagnose(connector({**GOOD, "internal_visibility": None,
+    text = render_diagnosis(diagnose(connector_for({**GOOD, "internal_visibility": None,
                                                 "webhook_secret": None})))
     lines = text.splitlines()
     assert lines[0] == "Jira site 'jira':"
@@ -522,6 +500,6 @@ def test_each_agency_group_is_checked_readable(jira, answer, level, said):
     jira.get(GROUP_MEMBERS, match=[matchers.query_param_matcher(
         {"groupname": "agency-staff", "includeInactiveUsers": "true", "startAt": "0",
          "maxResults": "100"})], **answer)
-    group = check(diagnose(connector({**GOOD, "agency_groups": ["agency-staff"]})),
+    group = check(diagnose(connector_for({**GOOD, "agency_groups": ["agency-staff"]})),
                   "agency group agency-staff")
     assert (group.level, group.message.startswith(said)) == (level, True), group

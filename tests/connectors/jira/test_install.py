@@ -12,15 +12,12 @@ webhooks page (`self`, `isSigned`) and the Data Center webhook REST examples.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import responses
 from responses import matchers
 
 from connectors.jira import JiraConnector
-from connectors.jira.client import JiraClient
 from connectors.jira.install import (
     ADMIN_PAGE,
     VERIFY_EVENT,
@@ -33,9 +30,8 @@ from connectors.jira.install import (
     render_registration,
     webhook_descriptor,
 )
-from connectors.jira.settings import JiraSettingsSchema
 from plugin.manifest import load_manifest
-from tests.connectors.jira.openapi import assert_calls_match_spec
+from tests.connectors.jira.sites import connector_for
 
 SITE = "https://acme.atlassian.net"
 DC_SITE = "https://jira.acme.example/jira"
@@ -47,22 +43,8 @@ SECTION = {"base_url": SITE, "email": "guard-bot@agency.example", "api_token": "
            "engagement_jql": JQL}
 
 
-@pytest.fixture
-def jira() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-        assert_calls_match_spec(call.request for call in mock.calls)
-
-
 def connector(**section: Any) -> JiraConnector:
-    settings = JiraSettingsSchema().load({**SECTION, **section})
-    if settings.base_url is None:
-        return JiraConnector(settings)
-    auth: tuple[str, str] | str = (
-        (settings.email, settings.api_token) if settings.flavour == "cloud"
-        else settings.personal_access_token)
-    return JiraConnector(settings, JiraClient(settings.base_url, auth, settings.flavour,
-                                              sleep=lambda _: None))
+    return connector_for({**SECTION, **section})
 
 
 def created(body: dict[str, Any], site: str = SITE, signed: bool | None = True

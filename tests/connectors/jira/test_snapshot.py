@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -53,7 +52,6 @@ from plugin.core.model import (
 )
 from plugin.core.rule import Status
 from tests.builders import NOW
-from tests.connectors.jira.openapi import assert_calls_match_spec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rest"
 SITE = "https://agency.atlassian.net"
@@ -480,13 +478,6 @@ def test_wiki_text(markup: str, text: str) -> None:
 
 
 # -- the calls one snapshot costs ----------------------------------------------------------
-
-@pytest.fixture
-def jira() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-        assert_calls_match_spec(call.request for call in mock.calls)
-
 
 @pytest.fixture
 def cloud() -> JiraClient:
