@@ -50,155 +50,79 @@ def edited(fixture: str, change: Any) -> bytes:
     return json.dumps(payload).encode()
 
 
-# --- one test per fixture -------------------------------------------------------------------
+# --- every fixture, read as the event it is ------------------------------------------------
 
-def test_jira_issue_created__cloud_with_changelog() -> None:
-    assert parse("jira_issue_created__cloud_with_changelog.json",
-                 headers={ID_HEADER: "cloud-1"}) == Event(
-        ref=EngagementRef("jira", "acme", "10509"),
-        name="jira:issue_created",
-        delivery_id="cloud-1",
-        occurred_at=datetime(2019, 8, 27, 19, 43, 24, 475000, tzinfo=UTC),
-        actor="5cedcb4355a88a0fc86388ba",
-        by_us=False,
-    )
-
-
-def test_jira_issue_updated__cloud_custom_field() -> None:
-    assert parse("jira_issue_updated__cloud_custom_field.json",
-                 headers={ID_HEADER: "cloud-2"}) == Event(
-        ref=EngagementRef("jira", "acme", "10368"),
-        name="jira:issue_updated",
-        delivery_id="cloud-2",
-        occurred_at=datetime(2019, 8, 12, 1, 49, 13, 414000, tzinfo=UTC),
-        actor="5cedcb4355a88a0fc86388ba",
-        by_us=False,
-    )
-
-
-def test_jira_issue_updated__cloud_assigned() -> None:
-    assert parse("jira_issue_updated__cloud_assigned.json",
-                 headers={ID_HEADER: "cloud-3"}) == Event(
-        ref=EngagementRef("jira", "acme", "10040"),
-        name="jira:issue_updated",
-        delivery_id="cloud-3",
-        occurred_at=datetime(2019, 2, 16, 3, 18, 1, 752000, tzinfo=UTC),
-        actor="5c5f880629be9642ba529340",
-        by_us=False,
-    )
-
-
-def test_jira_issue_updated__cloud_attachment() -> None:
-    assert parse("jira_issue_updated__cloud_attachment.json",
-                 headers={ID_HEADER: "cloud-4"}) == Event(
-        ref=EngagementRef("jira", "acme", "10040"),
-        name="jira:issue_updated",
-        delivery_id="cloud-4",
-        occurred_at=datetime(2019, 2, 16, 21, 12, 10, 65000, tzinfo=UTC),
-        actor="5c5f880629be9642ba529340",
-        by_us=False,
-    )
-
-
-def test_jira_issue_updated__cloud_status() -> None:
-    assert parse("jira_issue_updated__cloud_status.json",
-                 headers={ID_HEADER: "cloud-5"}) == Event(
-        ref=EngagementRef("jira", "acme", "10040"),
-        name="jira:issue_updated",
-        delivery_id="cloud-5",
-        occurred_at=datetime(2019, 2, 16, 3, 14, 22, 39000, tzinfo=UTC),
-        actor="5c5f880629be9642ba529340",
-        by_us=False,
-    )
-
-
-def test_jira_issue_updated__datacenter_commented() -> None:
-    assert parse("jira_issue_updated__datacenter_commented.json") == Event(
-        ref=EngagementRef("jira", "acme", "10231"),
-        name="jira:issue_updated",
-        delivery_id="sha256:213dcc43dd6841d0d2b8d6cf60a3ebbdf92df4061a329278420ab7dd7086f795",
-        occurred_at=datetime(2019, 6, 28, 21, 32, 16, 66000, tzinfo=UTC),
-        actor="TestUser",
-        by_us=False,
-    )
+FIXTURE_EVENTS = [  # fixture, delivery id, issue id, event name, occurred at, actor
+    ("jira_issue_created__cloud_with_changelog", "cloud-1",
+     "10509", "jira:issue_created", datetime(2019, 8, 27, 19, 43, 24, 475000, tzinfo=UTC),
+     "5cedcb4355a88a0fc86388ba"),
+    ("jira_issue_updated__cloud_custom_field", "cloud-2",
+     "10368", "jira:issue_updated", datetime(2019, 8, 12, 1, 49, 13, 414000, tzinfo=UTC),
+     "5cedcb4355a88a0fc86388ba"),
+    ("jira_issue_updated__cloud_assigned", "cloud-3",
+     "10040", "jira:issue_updated", datetime(2019, 2, 16, 3, 18, 1, 752000, tzinfo=UTC),
+     "5c5f880629be9642ba529340"),
+    ("jira_issue_updated__cloud_attachment", "cloud-4",
+     "10040", "jira:issue_updated", datetime(2019, 2, 16, 21, 12, 10, 65000, tzinfo=UTC),
+     "5c5f880629be9642ba529340"),
+    ("jira_issue_updated__cloud_status", "cloud-5",
+     "10040", "jira:issue_updated", datetime(2019, 2, 16, 3, 14, 22, 39000, tzinfo=UTC),
+     "5c5f880629be9642ba529340"),
+    ("jira_issue_updated__datacenter_commented",
+     "sha256:213dcc43dd6841d0d2b8d6cf60a3ebbdf92df4061a329278420ab7dd7086f795",
+     "10231", "jira:issue_updated", datetime(2019, 6, 28, 21, 32, 16, 66000, tzinfo=UTC),
+     "TestUser"),
+    ("jira_issue_updated__datacenter_custom_field",
+     "sha256:5b6cb6233d8e8eb7490b901f4ada25351708efab0da24c989030b4277c93c6e0",
+     "10106", "jira:issue_updated", datetime(2019, 8, 12, 1, 41, 0, 611000, tzinfo=UTC),
+     "test"),
+    ("jira_issue_updated__datacenter_status",
+     "sha256:9bed4f32da629bb758ecddebb44a703d0be10c0bb98c75025e18b06a2f321ff0",
+     "10300", "jira:issue_updated", datetime(2019, 8, 14, 3, 2, 33, 680000, tzinfo=UTC),
+     "admin"),
+    ("jira_issue_deleted__server",
+     "sha256:65c3386a04f5271f6d90a4992a746cf9255d539533d583fda1f09a1df683a63b",
+     "10400", "jira:issue_deleted", datetime(2013, 3, 27, 17, 6, 9, 102000, tzinfo=UTC),
+     "lfranchi"),
+    ("comment_created__cloud", "cloud-6",
+     "10040", "comment_created", datetime(2019, 2, 16, 3, 11, 18, 321000, tzinfo=UTC),
+     "5c5f880629be9642ba529340"),
+    ("comment_created__datacenter_no_issue",
+     "sha256:b73219dc04dfb038637faf665d65799bfdcaa59ac3e9e363df2b401ad2a90b1c",
+     "10013", "comment_created", datetime(2019, 6, 4, 0, 15, 17, 234000, tzinfo=UTC),
+     "levbrouk"),
+    ("comment_updated__cloud", "cloud-7",
+     "10040", "comment_updated", datetime(2019, 2, 16, 3, 12, 8, 432000, tzinfo=UTC),
+     "5c5f880629be9642ba529340"),
+    ("comment_deleted__cloud", "cloud-8",
+     "10000", "comment_deleted", datetime(2019, 8, 16, 14, 2, 24, 825000, tzinfo=UTC),
+     None),  # the payload names the comment's last editor, not who deleted it
+    ("worklog_created__cloud_issue_id_only", "cloud-9",
+     "10014", "worklog_created", datetime(2026, 9, 22, 18, 48, 35, 652000, tzinfo=UTC),
+     "99:27935d01-92a7-4687-8272-a9b8d3b2ae2e"),
+    ("worklog_updated__cloud", "cloud-10",
+     "10014", "worklog_updated", datetime(2026, 9, 22, 18, 49, 13, 744000, tzinfo=UTC),
+     "99:27935d01-92a7-4687-8272-a9b8d3b2ae2e"),
+    ("worklog_deleted__cloud", "cloud-11",
+     "10014", "worklog_deleted", datetime(2026, 9, 21, 15, 41, 41, 877000, tzinfo=UTC),
+     "99:27935d01-92a7-4687-8272-a9b8d3b2ae2e"),
+    ("attachment_created__cloud", "cloud-12",
+     "10000", "attachment_created", datetime(2019, 8, 16, 14, 0, 17, 153000, tzinfo=UTC),
+     "5c76b994e1bcdf6294d0eb0f"),
+]
 
 
-def test_jira_issue_updated__datacenter_custom_field() -> None:
-    assert parse("jira_issue_updated__datacenter_custom_field.json") == Event(
-        ref=EngagementRef("jira", "acme", "10106"),
-        name="jira:issue_updated",
-        delivery_id="sha256:5b6cb6233d8e8eb7490b901f4ada25351708efab0da24c989030b4277c93c6e0",
-        occurred_at=datetime(2019, 8, 12, 1, 41, 0, 611000, tzinfo=UTC),
-        actor="test",
-        by_us=False,
-    )
-
-
-def test_jira_issue_updated__datacenter_status() -> None:
-    assert parse("jira_issue_updated__datacenter_status.json") == Event(
-        ref=EngagementRef("jira", "acme", "10300"),
-        name="jira:issue_updated",
-        delivery_id="sha256:9bed4f32da629bb758ecddebb44a703d0be10c0bb98c75025e18b06a2f321ff0",
-        occurred_at=datetime(2019, 8, 14, 3, 2, 33, 680000, tzinfo=UTC),
-        actor="admin",
-        by_us=False,
-    )
-
-
-def test_jira_issue_deleted__server() -> None:
-    assert parse("jira_issue_deleted__server.json") == Event(
-        ref=EngagementRef("jira", "acme", "10400"),
-        name="jira:issue_deleted",
-        delivery_id="sha256:65c3386a04f5271f6d90a4992a746cf9255d539533d583fda1f09a1df683a63b",
-        occurred_at=datetime(2013, 3, 27, 17, 6, 9, 102000, tzinfo=UTC),
-        actor="lfranchi",
-        by_us=False,
-    )
-
-
-def test_comment_created__cloud() -> None:
-    assert parse("comment_created__cloud.json", headers={ID_HEADER: "cloud-6"}) == Event(
-        ref=EngagementRef("jira", "acme", "10040"),
-        name="comment_created",
-        delivery_id="cloud-6",
-        occurred_at=datetime(2019, 2, 16, 3, 11, 18, 321000, tzinfo=UTC),
-        actor="5c5f880629be9642ba529340",
-        by_us=False,
-    )
-
-
-def test_comment_created__datacenter_no_issue() -> None:
-    assert parse("comment_created__datacenter_no_issue.json") == Event(
-        ref=EngagementRef("jira", "acme", "10013"),
-        name="comment_created",
-        delivery_id="sha256:b73219dc04dfb038637faf665d65799bfdcaa59ac3e9e363df2b401ad2a90b1c",
-        occurred_at=datetime(2019, 6, 4, 0, 15, 17, 234000, tzinfo=UTC),
-        actor="levbrouk",
-        by_us=False,
-    )
-
-
-def test_comment_updated__cloud() -> None:
-    assert parse("comment_updated__cloud.json", headers={ID_HEADER: "cloud-7"}) == Event(
-        ref=EngagementRef("jira", "acme", "10040"),
-        name="comment_updated",
-        delivery_id="cloud-7",
-        occurred_at=datetime(2019, 2, 16, 3, 12, 8, 432000, tzinfo=UTC),
-        actor="5c5f880629be9642ba529340",
-        by_us=False,
-    )
-
-
-def test_comment_deleted__cloud() -> None:
-    assert parse("comment_deleted__cloud.json", headers={ID_HEADER: "cloud-8"}) == Event(
-        ref=EngagementRef("jira", "acme", "10000"),
-        name="comment_deleted",
-        delivery_id="cloud-8",
-        occurred_at=datetime(2019, 8, 16, 14, 2, 24, 825000, tzinfo=UTC),
-        actor=None,  # the payload names the comment's last editor, not who deleted it
-        by_us=False,
-    )
-
+@pytest.mark.parametrize(("fixture", "delivery_id", "issue_id", "name", "occurred_at", "actor"),
+                         FIXTURE_EVENTS, ids=[row[0] for row in FIXTURE_EVENTS])
+def test_each_fixture_is_read_as_the_event_it_is(fixture: str, delivery_id: str, issue_id: str,
+                                                 name: str, occurred_at: datetime,
+                                                 actor: str | None) -> None:
+    """Cloud names each delivery in its header; a Data Center one (no such header) is known
+    by its body's hash."""
+    headers = None if delivery_id.startswith("sha256:") else {ID_HEADER: delivery_id}
+    assert parse(f"{fixture}.json", headers=headers) == Event(
+        EngagementRef("jira", "acme", issue_id), name, delivery_id, occurred_at, actor,
+        by_us=False)
 
 @pytest.mark.parametrize("service_account", ["5c76b994e1bcdf6294d0eb0f", None])
 def test_our_sticky_comment_deleted_is_never_taken_for_our_own_echo(
@@ -211,51 +135,6 @@ def test_our_sticky_comment_deleted_is_never_taken_for_our_own_echo(
     event = parse(edited("comment_deleted__cloud.json", ours), service_account=service_account)
     assert isinstance(event, Event)
     assert (event.by_us, event.actor) == (False, None)
-
-
-def test_worklog_created__cloud_issue_id_only() -> None:
-    assert parse("worklog_created__cloud_issue_id_only.json",
-                 headers={ID_HEADER: "cloud-9"}) == Event(
-        ref=EngagementRef("jira", "acme", "10014"),
-        name="worklog_created",
-        delivery_id="cloud-9",
-        occurred_at=datetime(2026, 9, 22, 18, 48, 35, 652000, tzinfo=UTC),
-        actor="99:27935d01-92a7-4687-8272-a9b8d3b2ae2e",
-        by_us=False,
-    )
-
-
-def test_worklog_updated__cloud() -> None:
-    assert parse("worklog_updated__cloud.json", headers={ID_HEADER: "cloud-10"}) == Event(
-        ref=EngagementRef("jira", "acme", "10014"),
-        name="worklog_updated",
-        delivery_id="cloud-10",
-        occurred_at=datetime(2026, 9, 22, 18, 49, 13, 744000, tzinfo=UTC),
-        actor="99:27935d01-92a7-4687-8272-a9b8d3b2ae2e",
-        by_us=False,
-    )
-
-
-def test_worklog_deleted__cloud() -> None:
-    assert parse("worklog_deleted__cloud.json", headers={ID_HEADER: "cloud-11"}) == Event(
-        ref=EngagementRef("jira", "acme", "10014"),
-        name="worklog_deleted",
-        delivery_id="cloud-11",
-        occurred_at=datetime(2026, 9, 21, 15, 41, 41, 877000, tzinfo=UTC),
-        actor="99:27935d01-92a7-4687-8272-a9b8d3b2ae2e",
-        by_us=False,
-    )
-
-
-def test_attachment_created__cloud() -> None:
-    assert parse("attachment_created__cloud.json", headers={ID_HEADER: "cloud-12"}) == Event(
-        ref=EngagementRef("jira", "acme", "10000"),
-        name="attachment_created",
-        delivery_id="cloud-12",
-        occurred_at=datetime(2019, 8, 16, 14, 0, 17, 153000, tzinfo=UTC),
-        actor="5c76b994e1bcdf6294d0eb0f",
-        by_us=False,
-    )
 
 
 def test_attachment_deleted__derived_from_attachment_created() -> None:
