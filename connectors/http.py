@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -130,12 +132,17 @@ def send(session: requests.Session, method: str, url: str, *, where: str,
         response = session.request(method, url, **kwargs)
         status = str(response.status_code)
         return response
+    except requests.ConnectTimeout:
+        status = "timeout"
+        raise Transient(f"{where}: {_host(url)} did not accept a connection within "
+                        f"{CONNECT_TIMEOUT:g} s") from None
     except requests.Timeout:
         status = "timeout"
-        raise Transient(f"{where}: timed out") from None
-    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+        raise Transient(f"{where}: {_host(url)} did not answer in time") from None
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
         status = "connection"
-        raise Transient(f"{where}: connection failed") from None
+        raise Transient(f"{where}: cannot reach {_host(url)}: {_why_unreachable(error)}"
+                        ) from None
     except requests.RequestException as error:  # a redirect loop, a URL it cannot send to
         raise PlatformError(f"{where}: {type(error).__name__}") from None
     finally:
@@ -143,6 +150,40 @@ def send(session: requests.Session, method: str, url: str, *, where: str,
         log.debug("%s -> %s in %.2f s", where, status, seconds)
         if observer is not None:
             observer.platform_call(connector, call or method, status, seconds)
+
+
+def _host(url: str) -> str:
+    """The host (and port) a URL names, without its user, path or query, which may carry a
+    secret (a Bitrix24 inbound webhook's path does)."""
+    parts = urlsplit(url)
+    return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"
+
+
+def _why_unreachable(error: BaseException) -> str:
+    """Why a connection failed, in words: the cause found down the chain of wrapped errors
+    (`requests` wraps urllib3's, which wraps the socket's), never their text, which names
+    the whole URL."""
+    seen: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in seen:
+        seen.append(cause)
+        reason = getattr(cause, "reason", None)
+        wrapped = cause.args[0] if cause.args else None
+        cause = (reason if isinstance(reason, BaseException)
+                 else wrapped if isinstance(wrapped, BaseException)
+                 else cause.__cause__ or cause.__context__)
+    for cause in seen:
+        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+            return "its name does not resolve (a typo in the URL, or no DNS?)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "the connection was refused (nothing listens on that port?)"
+        if isinstance(cause, ssl.SSLError | requests.exceptions.SSLError):
+            return "TLS failed (a certificate not trusted here, or no HTTPS on that port?)"
+        if isinstance(cause, requests.exceptions.ProxyError):
+            return "the proxy failed (HTTPS_PROXY?)"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke off mid-answer"
+    return "the connection failed"
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: datetime) -> float | None:
@@ -191,8 +232,8 @@ def out_of_time(retry_state: RetryCallState) -> bool:
 
 def _log_retry(retry_state: RetryCallState) -> None:
     error = retry_state.outcome.exception() if retry_state.outcome else None
-    log.info("retrying after %s (attempt %d), waiting %.1f s",
-             error, retry_state.attempt_number, retry_state.upcoming_sleep)
+    log.info("%s; trying again in %.1f s (attempt %d of at most %d)", error,
+             retry_state.upcoming_sleep, retry_state.attempt_number + 1, MAX_ATTEMPTS)
 
 
 RETRY_IDEMPOTENT = Retrying(

@@ -272,12 +272,26 @@ def _installations(config: Config) -> Any:
 
 def _live(config: Config, name: str) -> Any:
     """The configured connector, able to reach its platform (else exit 2 naming the key)."""
+    _say_platform_retries()
     connector = _connector(config, name)
     try:
         connector.ready()
     except ConnectorNotConfigured as error:
         _bad_input(str(error))
     return connector
+
+
+def _say_platform_retries() -> None:
+    """Commands a person waits for say on standard error when a platform call is tried
+    again: a platform out of reach costs up to a minute of retries, which said nothing
+    would look like a hang. (The service logs the same lines in its log.)"""
+    logger = logging.getLogger("connectors.http")
+    if not any(isinstance(handler, _StandardError) for handler in logger.handlers):
+        handler = _StandardError()
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(logging.Formatter("clientguard: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 @contextlib.contextmanager
@@ -615,6 +629,7 @@ def doctor_jira(ctx: click.Context, project: str | None) -> None:
     from connectors.doctor import render_fields
     from connectors.jira.doctor import diagnose, render_diagnosis
 
+    _say_platform_retries()
     diagnosis = diagnose(_connector(_config(ctx), "jira"), project)
     click.echo(render_diagnosis(diagnosis))
     if diagnosis.fields:  # none when the platform could not be asked

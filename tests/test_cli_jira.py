@@ -433,6 +433,9 @@ def test_backfill_over_two_pages_with_a_failing_and_an_unchanged_issue(tmp_path,
         "  failed ACME-15: Transient: Jira answered 500 to GET /rest/api/3/issue/10045: "
         "Internal server error\n")
     assert "Backfilling 4 engagement(s)" in result.stderr
+    assert result.stderr.count(  # said while waiting, not only in the summary
+        "clientguard: Jira answered 500 to GET /rest/api/3/issue/10045: Internal server error; "
+        "trying again in 0.0 s (attempt ") == MAX_ATTEMPTS - 1
     attempts = [c for c in jira.calls if c.request.path_url.startswith("/rest/api/3/issue/10045?")]
     assert len(attempts) == MAX_ATTEMPTS  # every attempt, then on to the next issue
     assert writes(jira) == [  # the check's write, then the backfill's

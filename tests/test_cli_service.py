@@ -410,7 +410,7 @@ def test_a_stop_ends_at_once_while_a_job_waits_for_jira_and_loses_nothing(
                     assert answer.status_code == 202, answer.json
                 finally:
                     close_app(web)
-            running.wait_for(r"retrying after .* waiting")
+            running.wait_for(r"; trying again in [0-9.]+ s \(attempt 2 of")
             running.process.terminate()
             running.process.wait(timeout=30)
         finally:
