@@ -130,7 +130,8 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
         plan = plan_comment(ref, connector, config, metrics, now, known)
     except (NotFound, NotAnEngagement) as gone:  # deleted, out of the account's sight, or
         # outside what the agency made engagements
-        log.info("%s: %s; not evaluated again until an event brings it back", ref, gone)
+        log.info("%s: %s; not evaluated again until an event brings it back",
+                 _named(ref, known), gone)
         with database.session() as session, session.begin():
             close_engagement(session, ref)
             finish(session, claimed, now)
@@ -138,7 +139,7 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
         metrics.evaluations.labels(ref.connector, outcome).inc()
         return Processed(len(claimed), False)
     except Exception as error:
-        _give_back(claimed, error, ref, database, metrics, now)
+        _give_back(claimed, error, ref, known, database, metrics, now)
         raise
     try:
         if config.service.dry_run:
@@ -150,7 +151,7 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
         else:
             wrote = carry_out(plan, connector, database, config, metrics, now, answers=claimed)
     except Exception as error:  # a 404 here is no proof the ticket is gone: a failure
-        _give_back(claimed, error, ref, database, metrics, now)
+        _give_back(claimed, error, ref, known, database, metrics, now)
         raise
     metrics.evaluations.labels(ref.connector, "done").inc()
     with database.reading() as session:
@@ -158,14 +159,24 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
     return Processed(len(claimed), wrote, more_waiting)
 
 
+def _named(ref: EngagementRef, known: EngagementRecord | None) -> str:
+    """The engagement as the log names it: its ref, and once an evaluation stored it, the
+    key people know it by (`jira acme/10368 (ACME-12)`)."""
+    if known is None or not known.display_key or known.display_key == ref.key:
+        return str(ref)
+    return f"{ref} ({known.display_key})"
+
+
 def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
-               database: Database, metrics: Metrics, now: datetime) -> None:
+               known: EngagementRecord | None, database: Database, metrics: Metrics,
+               now: datetime) -> None:
     """Release the claimed events for a later attempt, never leave them claimed: postponed
     when the platform failed (`POSTPONED_BY`), else with an attempt used up."""
+    name = _named(ref, known)
     if isinstance(error, LeakPrevented):
         metrics.leaks_prevented.labels(ref.connector).inc()
         log.error("ALERT %s: %s; nothing more is written to it until a person fixes the "
-                  "visibility and runs `clientguard check <its key> --resume`", ref, error)
+                  "visibility and runs `clientguard check <its key> --resume`", name, error)
     reason = f"{type(error).__name__}: {error}"
     postponed = isinstance(error, POSTPONED_BY)
     with database.session() as session, session.begin():
@@ -176,11 +187,11 @@ def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
             given_up = fail(session, claimed, reason, now)
     if given_up:
         log.error("%s: %d of %d event(s) failed for good (%s; an event of the ticket, the "
-                  "review or `clientguard check` evaluates it again): %s", ref, given_up,
+                  "review or `clientguard check` evaluates it again): %s", name, given_up,
                   len(claimed), f"waited over {GIVE_UP_AFTER}" if postponed
                   else f"tried {MAX_ATTEMPTS} times", reason)
     if given_up < len(claimed):
-        log.warning("%s: its events are tried again%s: %s", ref,
+        log.warning("%s: its events are tried again%s: %s", name,
                     f" from {retry_at:%H:%M:%S} UTC" if postponed else "", reason)
     metrics.evaluations.labels(ref.connector, "postponed" if postponed else "failed").inc()
 
@@ -199,6 +210,7 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
     agency-internal, or the comment found on the ticket as written — and a new leak stops
     writes again."""
     claimed = [] if dry_run else _take_turn(ref, database, config.service.lease_seconds)
+    known = None
     try:
         with database.reading() as session:
             known = get_engagement(session, ref)
@@ -207,7 +219,7 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
             carry_out(plan, connector, database, config, metrics, now, answers=claimed)
     except Exception as error:
         if claimed:
-            _give_back(claimed, error, ref, database, metrics, datetime.now(UTC))
+            _give_back(claimed, error, ref, known, database, metrics, datetime.now(UTC))
         raise
     return plan
 

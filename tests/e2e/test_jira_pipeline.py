@@ -487,6 +487,28 @@ def test_an_outage_of_hours_loses_no_event_and_retries_ever_less_often(app: Flas
     assert [c["method"] for c in jira.written] == ["POST"]
 
 
+def test_the_log_names_a_ticket_by_its_key_once_an_evaluation_stored_it(
+        app: Flask, jira: FakeJira, caplog: pytest.LogCaptureFixture):
+    """The ref holds the issue id (it survives a move to another project); people know
+    the ticket by its key."""
+    use_client_without_waits(app)
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      status=503, body="Service Unavailable")
+    deliver(app, "d-1")
+    with pytest.raises(Transient):
+        process_at(app, datetime.now(UTC))  # never evaluated yet: only the id is known
+    assert f"{REF}: its events are tried again from " in caplog.text
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      json=jira.issue)
+    process_at(app, datetime.now(UTC) + timedelta(hours=1))
+    jira.mock.replace(responses.GET, re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*"),
+                      status=503, body="Service Unavailable")
+    deliver(app, "d-2")
+    with pytest.raises(Transient):
+        process_at(app, datetime.now(UTC) + timedelta(hours=2))
+    assert f"{REF} (PRJA-7): its events are tried again from " in caplog.text
+
+
 def test_a_job_meeting_an_outage_leaves_the_next_try_to_the_sweep(app: Flask,
                                                                    jira: FakeJira):
     """No job retry 30 s later: the events wait their turn (`postpone`), then the sweep
