@@ -35,7 +35,8 @@ class Metrics:
         self.evaluations = Counter(
             "clientguard_evaluations_total",
             "Evaluation runs of an engagement's waiting events, by outcome: done, gone (the "
-            "ticket no longer exists), postponed (the platform could not be used), failed",
+            "ticket no longer exists), excluded (not an engagement), postponed (the platform "
+            "could not be used), failed (an attempt used up)",
             ["connector", "outcome"], registry=self.registry)
         self.platform_errors = Counter(
             "clientguard_platform_errors_total",
@@ -53,7 +54,9 @@ class Metrics:
             "Sticky comments that read back client-visible and were deleted (alert on > 0)",
             ["connector"], registry=self.registry)
         self.comments = Counter(
-            "clientguard_comments_total", "Sticky comment decisions: created, updated, skipped",
+            "clientguard_comments_total",
+            "Sticky comment decisions: created, updated, deleted (all clean), skipped "
+            "(unchanged), stopped (not written: a leak stopped writes to the ticket)",
             ["connector", "action"], registry=self.registry)
         self.catch_ups = Counter(
             "clientguard_catch_ups_total",

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from flask.typing import ResponseReturnValue
 
 from connectors.base import PageRequest
+from plugin.web.errors import no_connector
 
 apps = Blueprint("apps", __name__)
 
@@ -15,9 +16,11 @@ apps = Blueprint("apps", __name__)
 @apps.route("/apps/<name>/<page>", methods=["GET", "POST"])
 def connector_page(name: str, page: str) -> ResponseReturnValue:
     connector = current_app.extensions["clientguard.connectors"].get(name)
-    handler = None if connector is None else connector.pages.get(page)
+    if connector is None:
+        abort(404, no_connector(name))
+    handler = connector.pages.get(page)
     if handler is None:
-        abort(404, f"no page {page!r} for connector {name!r}")
+        abort(404, f"the {name} connector has no page {page!r}")
     body = request.get_data(cache=True)  # first: reading the form first would empty it
     reply = handler(PageRequest(
         method=request.method,

@@ -30,7 +30,7 @@ from werkzeug.wrappers import Request
 
 from connectors.base import Delivery, Ignored
 from connectors.errors import DeliveryRejected, MalformedDelivery
-from plugin.web.errors import error_fields
+from plugin.web.errors import error_fields, no_connector
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -77,7 +77,7 @@ class Webhooks:
         extensions = self.app.extensions
         connector = extensions["clientguard.connectors"].get(name)
         if connector is None:
-            return _refused(NotFound(f"no connector {name!r} is configured"))
+            return _refused(NotFound(no_connector(name)))
         metrics = extensions["clientguard.metrics"]
         started = time.perf_counter()
         request.max_content_length = limit = self.app.config["MAX_CONTENT_LENGTH"]

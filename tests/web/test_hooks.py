@@ -204,10 +204,18 @@ def test_our_own_writes_echoing_back_start_no_evaluation(app: Flask, client: Fla
     assert len(stored(app)) == 1
 
 
-def test_an_unconfigured_connector_is_404_json(client: FlaskClient):
-    response = client.post("/hooks/bitrix24", data=b"x")
-    assert response.status_code == 404
-    assert response.json["error"] == "not_found"
+@pytest.mark.parametrize(("path", "detail"), [
+    ("/hooks/bitrix24", "the bitrix24 connector is not configured here (no [bitrix24] table)"),
+    ("/hooks/trello", "no connector 'trello' (ClientGuard has bitrix24, jira)"),
+    ("/apps/bitrix24/install",
+     "the bitrix24 connector is not configured here (no [bitrix24] table)"),
+    ("/apps/jira/install", "the jira connector has no page 'install'"),
+], ids=["a platform not configured", "no such platform", "its page", "a page it lacks"])
+def test_a_path_no_connector_answers_is_404_json_saying_why(client: FlaskClient, path: str,
+                                                            detail: str):
+    response = client.post(path, data=b"x")
+    assert (response.status_code, response.json) == (404, {"error": "not_found",
+                                                           "detail": detail})
 
 
 def test_a_body_shorter_than_its_content_length_gets_400_json(app: Flask):
