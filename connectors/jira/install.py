@@ -97,8 +97,8 @@ def _public_base(public_url: str, flavour: str) -> str:
     parts = urlsplit(public_url.strip())
     schemes = ("https",) if flavour == "cloud" else ("https", "http")
     if parts.scheme not in schemes or not parts.netloc:
-        need = "https://" if flavour == "cloud" else "http(s)://"
-        raise BadPublicUrl(f"the public URL must be absolute ({need}…), got {public_url!r}"
+        need = "an https://" if flavour == "cloud" else "an http:// or https://"
+        raise BadPublicUrl(f"the public URL must be {need} URL with a host, got {public_url!r}"
                            + ("; Jira Cloud delivers only to https with a valid certificate"
                               if flavour == "cloud" else ""))
     if parts.query or parts.fragment:

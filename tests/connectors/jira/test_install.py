@@ -91,17 +91,18 @@ def test_without_engagement_jql_there_is_no_filter():
     assert webhook_descriptor(connector(engagement_jql="").settings, PUBLIC)["filters"] == {}
 
 
-@pytest.mark.parametrize(("flavour", "url"), [
-    ("cloud", "http://clientguard.example.com"),
-    ("cloud", "clientguard.example.com"),
-    ("cloud", "https://clientguard.example.com/?token=1"),
-    ("datacenter", "ftp://clientguard.example.com"),
+@pytest.mark.parametrize(("flavour", "url", "why"), [
+    ("cloud", "http://clientguard.example.com", "must be an https:// URL with a host"),
+    ("cloud", "clientguard.example.com", "must be an https:// URL with a host"),
+    ("cloud", "https://clientguard.example.com/?token=1", "must have no query or fragment"),
+    ("datacenter", "ftp://clientguard.example.com",
+     "must be an http:// or https:// URL with a host"),
 ])
-def test_a_url_jira_cannot_deliver_to_is_refused(flavour, url):
+def test_a_url_jira_cannot_deliver_to_is_refused(flavour, url, why):
     section = ({"flavour": flavour} if flavour == "cloud" else
                {"flavour": flavour, "email": None, "api_token": None,
                 "personal_access_token": "witness-pat"})
-    with pytest.raises(BadPublicUrl):
+    with pytest.raises(BadPublicUrl, match=why):
         webhook_descriptor(connector(**section).settings, url)
 
 
