@@ -112,9 +112,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
               help="Engagement JSON file (docs/engagement-json.md), or with --connector a "
                    "saved issue or deal; - for standard input")
 @click.option("--connector", "connector_name", type=click.Choice(PLATFORMS), default=None,
-              help="The platform of KEY [default: jira]; with --input, the file is saved from "
-                   "it (Jira: GET /rest/api/{3|2}/issue/KEY?expand=changelog; Bitrix24: "
-                   "docs/bitrix24.md)")
+              help="The platform of KEY [default: jira]. With --input: the file is saved "
+                   "from this platform (Jira: GET /rest/api/{3|2}/issue/KEY?expand=changelog; "
+                   "Bitrix24: docs/bitrix24.md), not engagement JSON")
 @click.option("--dry-run", is_flag=True,
               help="With KEY: show the sticky comment that would be written; write nothing")
 @click.option("--resume", is_flag=True,
@@ -239,12 +239,25 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
             return loads_engagement(text)
         export = _connector(config, connector_name, offline=True).load_export(text)
     except EngagementFormatError as error:
+        if _saved_jira_issue(text):
+            _bad_input(f"{path}: this is an issue saved from Jira, not engagement JSON: "
+                       "add --connector jira")
         _bad_input(f"{path}: not a valid engagement:\n{error}")
     except ExportError as error:
         _bad_input(f"{path}: {error}")
     for warning in export.warnings:
         click.echo(f"clientguard: warning: {warning}", err=True)
     return export.engagement
+
+
+def _saved_jira_issue(text: str) -> bool:
+    """Whether `text` is a Jira issue as the REST API gives it (key, fields), which people
+    pass to `check --input` forgetting `--connector jira`."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and {"key", "fields"} <= document.keys()
 
 
 def _connector(config: Config, name: str, *, offline: bool = False) -> Any:
