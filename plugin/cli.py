@@ -251,13 +251,14 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
 
 
 def _saved_jira_issue(text: str) -> bool:
-    """Whether `text` is a Jira issue as the REST API gives it (key, fields), which people
-    pass to `check --input` forgetting `--connector jira`."""
+    """Whether `text` is a Jira issue as the REST API gives it (its `self` URL, its fields
+    with the project), which people pass to `check --input` forgetting `--connector jira`."""
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
-    return isinstance(document, dict) and {"key", "fields"} <= document.keys()
+    return (isinstance(document, dict) and "self" in document
+            and isinstance(document.get("fields"), dict) and "project" in document["fields"])
 
 
 def _connector(config: Config, name: str, *, offline: bool = False) -> Any:
