@@ -132,7 +132,7 @@ class ServiceSchema(_Strict):
                                       validate=validate.Range(min=1))
     host = fields.String(load_default=ServiceSettings.host)
     port = WholeNumber(load_default=ServiceSettings.port,
-                          validate=validate.Range(min=1, max=65535))
+                          validate=validate.Range(min=0, max=65535))  # 0: any free one
     max_body_bytes = WholeNumber(load_default=ServiceSettings.max_body_bytes,
                                     validate=validate.Range(min=1024))
     log_level = fields.Function(deserialize=lambda value: str(value).upper(),

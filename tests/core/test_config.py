@@ -64,6 +64,8 @@ def test_the_agency_calendar_is_the_rules_calendar_unless_overridden() -> None:
         ({"score": {"green": 40, "amber": 60}}, "score → amber: must not be above score → green"),
         ({"service": {"keep_events_days": 0}},
          "service → keep_events_days: Must be greater than or equal to 1."),
+        ({"service": {"port": 65536}},
+         "service → port: Must be greater than or equal to 0 and less than or equal to 65535."),
         ({"rules": {"pm-brifed": {}}},
          "rules → pm-brifed: unknown rule; did you mean pm-briefed? (known: "),
         ({"rules": {"client-answered": {"sla_business_hours": -1}}},
@@ -160,6 +162,7 @@ def test_a_fraction_where_a_whole_number_belongs_is_refused_not_cut_short() -> N
         "  rules → client-answered → window_days: Not a valid integer."]
     config = build_config({"service": {"port": "8080"}})  # as a variable gives it
     assert config.service.port == 8080
+    assert build_config({"service": {"port": 0}}).service.port == 0  # any free one, as --port 0
 
 
 def test_a_wrong_entry_of_a_table_is_said_of_the_entry() -> None:
