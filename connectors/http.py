@@ -173,7 +173,7 @@ def _why_unreachable(error: BaseException) -> str:
                  else wrapped if isinstance(wrapped, BaseException)
                  else cause.__cause__ or cause.__context__)
     for cause in seen:
-        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+        if isinstance(cause, socket.gaierror):
             return "its name does not resolve (a typo in the URL, or no DNS?)"
         if isinstance(cause, ConnectionRefusedError):
             return "the connection was refused (nothing listens on that port?)"

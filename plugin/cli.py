@@ -239,9 +239,10 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
             return loads_engagement(text)
         export = _connector(config, connector_name, offline=True).load_export(text)
     except EngagementFormatError as error:
-        if _saved_jira_issue(text):
-            _bad_input(f"{path}: this is an issue saved from Jira, not engagement JSON: "
-                       "add --connector jira")
+        for name in PLATFORMS:  # a saved issue or deal given without --connector
+            if _reads_export(_connector(config, name, offline=True), text):
+                _bad_input(f"{path}: this is saved from {REGISTRY[name].label}, not "
+                           f"engagement JSON: add --connector {name}")
         _bad_input(f"{path}: not a valid engagement:\n{error}")
     except ExportError as error:
         _bad_input(f"{path}: {error}")
@@ -250,15 +251,12 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
     return export.engagement
 
 
-def _saved_jira_issue(text: str) -> bool:
-    """Whether `text` is a Jira issue as the REST API gives it (its `self` URL, its fields
-    with the project), which people pass to `check --input` forgetting `--connector jira`."""
+def _reads_export(connector: Any, text: str) -> bool:
     try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
+        connector.load_export(text)
+    except ExportError:
         return False
-    return (isinstance(document, dict) and "self" in document
-            and isinstance(document.get("fields"), dict) and "project" in document["fields"])
+    return True
 
 
 def _connector(config: Config, name: str, *, offline: bool = False) -> Any:

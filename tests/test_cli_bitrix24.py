@@ -45,6 +45,15 @@ def test_a_saved_deal_is_checked_offline(tmp_path: Path) -> None:
     assert not (tmp_path / "clientguard.sqlite3").exists()  # offline: no database touched
 
 
+def test_a_saved_deal_without_connector_is_named_as_one(tmp_path: Path) -> None:
+    path = saved_deal(tmp_path)
+    result = run(configure(tmp_path, bitrix24=None), "check", "--input", path)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"clientguard: {path}: this is saved from Bitrix24, not engagement "
+                             "JSON: add --connector bitrix24\n")
+
+
 def test_a_file_that_is_no_saved_deal_is_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "other.json"
     path.write_text('{"result": {"result": {"comments": []}}}', encoding="utf-8")

@@ -394,7 +394,7 @@ def test_a_saved_issue_of_a_shape_jira_never_sends_is_bad_input(tmp_path, odd):
 def test_a_saved_issue_without_connector_is_named_as_one(tmp_path):
     path = str(REST / "issue__datacenter.json")
     assert_bad_input(run(configure(tmp_path, jira=None), "check", "--input", path),
-                     f"{path}: this is an issue saved from Jira, not engagement JSON: add "
+                     f"{path}: this is saved from Jira, not engagement JSON: add "
                      "--connector jira")
 
 
