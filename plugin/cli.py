@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -471,8 +471,10 @@ def _service_app(config: Config) -> Flask:
     platform, or exit 2 naming the setting (`service → database_url`, `service → queue_url`,
     `jira → api_token` …) and why, with no traceback: a service that cannot do its work
     would only log the same error for every event, or fail them all."""
+    from connectors import build_connectors
     from plugin.app import close_app, create_app
 
+    _ready(build_connectors(config.connectors).values(), lambda: None)  # before any file
     try:
         app = create_app(config)
     except SQLAlchemyError as error:
@@ -484,15 +486,23 @@ def _service_app(config: Config) -> Flask:
     except Exception as error:  # whatever the queue's client raises (sqlite3, redis)
         close_app(app)
         _unreachable("queue_url", config.service.queue_url, error)
-    for connector in app.extensions["clientguard.connectors"].values():
+    _ready(app.extensions["clientguard.connectors"].values(), lambda: close_app(app))
+    return app
+
+
+def _ready(connectors: Iterable[Any], give_back: Callable[[], None]) -> None:
+    """Exit 2 naming a connector's missing setting (every event would fail), after
+    `give_back()`; a platform no site installed yet only warns (the service is how a site
+    installs). Asked once on connectors built from the settings alone, before the database
+    is created or migrated, and again on the service's own, which know the installations."""
+    for connector in connectors:
         try:
             connector.ready()
-        except NotInstalled as waiting:  # the service is how a site installs: run, and say so
+        except NotInstalled as waiting:
             logging.getLogger(__name__).warning("%s", waiting)
-        except ConnectorNotConfigured as error:  # every event would fail: refuse to start
-            close_app(app)
+        except ConnectorNotConfigured as error:
+            give_back()
             _bad_input(str(error))
-    return app
 
 
 @cli.command()

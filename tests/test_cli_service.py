@@ -321,14 +321,17 @@ def test_a_queue_that_cannot_be_reached_names_the_queue_url(tmp_path: Path, comm
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_a_jira_section_without_credentials_names_the_key_and_does_not_start(
         tmp_path: Path, command: str) -> None:
-    """Started anyway, it would answer webhooks 202 and then fail every evaluation."""
+    """Started anyway, it would answer webhooks 202 and then fail every evaluation. Said
+    before the database is created: a first start with a setting missing leaves no files
+    and no migration log behind."""
     config = configure(tmp_path)
     config.write_text(config.read_text("utf-8") + tomli_w.dumps({"jira": {
         "site": "acme", "base_url": "https://acme.atlassian.net",
         "webhook_secret": WEBHOOK_SECRET}}), encoding="utf-8")
     process = run("--config", str(config), command, cwd=tmp_path)
-    assert_one_line(process, "jira → email and api_token are needed for Jira Cloud")
-    assert "ClientGuard" not in process.stderr
+    last = assert_one_line(process, "jira → email and api_token are needed for Jira Cloud")
+    assert process.stderr.strip() == last
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clientguard.toml"]
 
 
 def test_a_bitrix24_application_no_portal_installed_yet_is_served_and_said(

@@ -317,9 +317,11 @@ class Bitrix24Connector:
     # -- the command line (connectors.base.CommandLine) -------------------------------
 
     def ready(self) -> None:
+        """Whether a portal installed the app is known only from the service's database:
+        without it attached (`attach`), only the settings are checked."""
         if self.settings.mode == "webhook":
             self._auth_for(self.settings.site)
-        elif not self.sites():
+        elif self.installations is not None and not self.sites():
             raise NotInstalled("bitrix24: no portal has installed the ClientGuard "
                                          "application yet (clientguard install bitrix24)")
 
