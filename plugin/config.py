@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from marshmallow import (
-    RAISE,
-    Schema,
     ValidationError,
     fields,
     post_load,
@@ -41,7 +39,7 @@ from plugin.core.engine import EffectiveRule, ScoreSettings
 from plugin.core.i18n import LANGUAGES, Language
 from plugin.core.model import Engagement
 from plugin.core.rule import Rule
-from plugin.core.schema import Table, WholeNumber, error_lines
+from plugin.core.schema import Strict, Table, WholeNumber, error_lines
 from plugin.rules import RULES_BY_ID
 
 ENV_PREFIX = "CLIENTGUARD_"
@@ -56,18 +54,13 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names every key path and its problem."""
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class AgencySchema(_Strict):
+class AgencySchema(Strict):
     name = fields.String(load_default="Our agency")
     language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
     calendar = fields.Dict(load_default=dict)  # validated by CalendarSchema in `_load_calendar`
 
 
-class ScoreSchema(_Strict):
+class ScoreSchema(Strict):
     warn_factor = fields.Float(load_default=0.5, validate=validate.Range(min=0, max=1))
     green = WholeNumber(load_default=80, validate=validate.Range(min=0, max=100))
     amber = WholeNumber(load_default=50, validate=validate.Range(min=0, max=100))
@@ -111,7 +104,7 @@ def _check_database_url(url: str) -> None:
                               "service's connections: name a file (sqlite:///clientguard.sqlite3)")
 
 
-class ServiceSchema(_Strict):
+class ServiceSchema(Strict):
     database_url = fields.String(load_default=ServiceSettings.database_url,
                                  validate=_check_database_url)
     queue_url = fields.String(
@@ -144,14 +137,16 @@ class ServiceSchema(_Strict):
         return ServiceSettings(**data)
 
 
-class ScopeSchema(_Strict):
+class ScopeSchema(Strict):
     """`[clients.<key>]` or `[projects.<key>]`: rule overrides for one client or project."""
 
     name = fields.String(load_default=None)
     rules = Table(keys=fields.String(), values=fields.Dict(), load_default=dict)
 
 
-class ConfigSchema(_Strict):
+class ConfigSchema(Strict):
+    also_known = tuple(REGISTRY)  # each platform's section, loaded by its connector
+
     service = fields.Nested(ServiceSchema, load_default=ServiceSettings)
     agency = fields.Nested(AgencySchema, load_default=lambda: AgencySchema().load({}))
     score = fields.Nested(ScoreSchema, load_default=lambda: ScoreSchema().load({}))
@@ -162,7 +157,7 @@ class ConfigSchema(_Strict):
                            load_default=dict)
 
 
-class _RuleCommonSchema(_Strict):
+class _RuleCommonSchema(Strict):
     enabled = fields.Boolean()
     weight = fields.Float(validate=validate.Range(min=0, max=100))
 
@@ -197,8 +192,10 @@ def _check_rule_layer(layer: Mapping[str, Any], path: tuple[str, ...],
             _RuleCommonSchema().load(common)
         except ValidationError as error:
             problems += _errors_at(where, error)
+        schema = rule.settings()
+        schema.also_known = COMMON_RULE_KEYS  # `enabeld` is near `enabled`, loaded beside
         try:
-            rule.settings().load({**agency_defaults(rule, raw_calendar), **settings})
+            schema.load({**agency_defaults(rule, raw_calendar), **settings})
         except ValidationError as error:
             problems += _errors_at(where, error)
     return problems

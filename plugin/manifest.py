@@ -11,41 +11,38 @@ import json
 from pathlib import Path
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
+
+from plugin.core.schema import Strict
 
 MANIFEST_PATH = Path(__file__).resolve().parent.parent / "manifest.json"
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class _JiraWebhook(_Strict):
+class _JiraWebhook(Strict):
     path = fields.String(required=True)
     events = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
     exclude_body = fields.Boolean(required=True)
 
 
-class _EntryPoint(_Strict):
+class _EntryPoint(Strict):
     kind = fields.String(required=True)
     name = fields.String(required=True)
     api = fields.String(required=True)
 
 
-class _Jira(_Strict):
+class _Jira(Strict):
     webhook = fields.Nested(_JiraWebhook, required=True)
     entry_points = fields.List(fields.Nested(_EntryPoint), required=True)
     permissions = fields.List(fields.String(), required=True)
 
 
-class _Placement(_Strict):
+class _Placement(Strict):
     code = fields.String(required=True)
     title = fields.String(required=True)
     path = fields.String(required=True)
 
 
-class _Bitrix24(_Strict):
+class _Bitrix24(Strict):
     handler = fields.String(required=True)
     install = fields.String(required=True)
     events = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
@@ -53,17 +50,17 @@ class _Bitrix24(_Strict):
     scopes = fields.List(fields.String(), required=True)
 
 
-class _Platforms(_Strict):
+class _Platforms(Strict):
     jira = fields.Nested(_Jira, required=True)
     bitrix24 = fields.Nested(_Bitrix24, required=True)
 
 
-class _Vendor(_Strict):
+class _Vendor(Strict):
     name = fields.String(required=True)
     url = fields.String(required=True)
 
 
-class ManifestSchema(_Strict):
+class ManifestSchema(Strict):
     key = fields.String(required=True)
     name = fields.String(required=True)
     version = fields.String(required=True)

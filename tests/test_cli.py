@@ -290,7 +290,8 @@ def test_every_schema_error_is_listed(tmp_path: Path) -> None:
     del document["title"]
     path = _write(tmp_path, "bad.json", json.dumps(document))
     result = run("check", "--input", path, "--now", NOW)
-    assert_bad_input(result, "colour: Unknown field.", "fields → budget: Unknown field.",
+    assert_bad_input(result, "colour: Unknown field.", "colour: Unknown field.\n",
+                     "fields → budget: Unknown field; did you mean budget_hours?",
                      "title: Missing data for required field.")
 
 

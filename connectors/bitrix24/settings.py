@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from marshmallow import (
-    RAISE,
-    Schema,
     ValidationError,
     fields,
     post_load,
@@ -32,7 +30,7 @@ from connectors.mapping import (
     frozen_patterns,
     site_name,
 )
-from plugin.core.schema import WholeNumber
+from plugin.core.schema import Strict, WholeNumber
 
 Mode = Literal["app", "webhook"]
 DEFAULT_RATE = 2.0  # requests per second a portal drains (Enterprise: 5)
@@ -79,11 +77,8 @@ class Bitrix24Settings:
         return "app" if self.client_id else "webhook"
 
 
-class Bitrix24SettingsSchema(Schema):
+class Bitrix24SettingsSchema(Strict):
     """Validates the `[bitrix24]` table and returns `Bitrix24Settings`."""
-
-    class Meta:
-        unknown = RAISE
 
     site = site_name("bitrix24", "acme-b24")
     client_id = fields.String(load_default=None, validate=validate.Length(min=1))

@@ -12,8 +12,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from marshmallow import (
-    RAISE,
-    Schema,
     ValidationError,
     fields,
     post_load,
@@ -28,6 +26,7 @@ from connectors.mapping import (
     frozen_patterns,
     site_name,
 )
+from plugin.core.schema import Strict
 
 Flavour = Literal["cloud", "datacenter"]
 FLAVOURS: tuple[Flavour, ...] = ("cloud", "datacenter")
@@ -72,10 +71,7 @@ class JiraSettings:
     document_patterns: Mapping[str, tuple[str, ...]] = field(default_factory=default_patterns)
 
 
-class _VisibilitySchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class _VisibilitySchema(Strict):
     error_messages = {  # noqa: RUF012 -- marshmallow's own class attribute
         "type": 'must be a table: {type = "role" or "group", value = "<its name>"}'}
 
@@ -83,11 +79,8 @@ class _VisibilitySchema(Schema):
     value = fields.String(required=True, validate=validate.Length(min=1))
 
 
-class JiraSettingsSchema(Schema):
+class JiraSettingsSchema(Strict):
     """Validates the `[jira]` table and returns `JiraSettings`."""
-
-    class Meta:
-        unknown = RAISE
 
     site = site_name("jira", "acme-jira")
     base_url = fields.Url(

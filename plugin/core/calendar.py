@@ -14,8 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holiday_tables
 from marshmallow import (
-    RAISE,
-    Schema,
     ValidationError,
     fields,
     post_dump,
@@ -24,6 +22,8 @@ from marshmallow import (
     validate,
     validates_schema,
 )
+
+from plugin.core.schema import Strict
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SEARCH_LIMIT_DAYS = 3 * 366  # a calendar with no working day in three years is broken
@@ -115,11 +115,8 @@ class BusinessCalendar:
         raise CalendarError(f"no working time within {_SEARCH_LIMIT_DAYS} days of {start}")
 
 
-class CalendarSchema(Schema):
+class CalendarSchema(Strict):
     """`[agency.calendar]` in clientguard.toml; also usable per client or project."""
-
-    class Meta:
-        unknown = RAISE
 
     timezone = fields.String(
         load_default="UTC", validate=lambda name: _known_zone(name),

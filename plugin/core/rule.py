@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from marshmallow import RAISE, Schema, post_load, validate
+from marshmallow import post_load, validate
 
 from plugin.core.i18n import Language, Text
 from plugin.core.model import Engagement
-from plugin.core.schema import WholeNumber
+from plugin.core.schema import Strict, WholeNumber
 
 
 class Status(enum.StrEnum):
@@ -109,12 +109,9 @@ class Outcome:
 PASSED = Outcome(Status.PASS)
 
 
-class RuleSettings(Schema):
+class RuleSettings(Strict):
     """Base of every rule's settings schema: unknown keys are rejected, and loading gives
     an immutable, hashable record with attribute access (`settings.window_days`)."""
-
-    class Meta:
-        unknown = RAISE
 
     _record_types: ClassVar[dict[type, type]] = {}
 

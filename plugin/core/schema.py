@@ -6,6 +6,7 @@ returns `Engagement` dataclasses; nothing un-loaded reaches the rules.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -69,12 +70,30 @@ class Moment(fields.AwareDateTime):
     }
 
 
-class _Strict(Schema):
+class Strict(Schema):
+    """Base of every schema people write by hand (the configuration, engagement JSON, the
+    manifest): an unknown key is refused, with the nearest known key when one is close
+    (`emial: Unknown field; did you mean email?`), since a misspelt key would otherwise
+    fall back to its default without a word."""
+
     class Meta:
         unknown = RAISE
 
+    also_known: ClassVar[tuple[str, ...]] = ()  # keys loaded beside this schema, not by it
 
-class PersonSchema(_Strict):
+    def handle_error(self, error: ValidationError, data: Any, *, many: bool,
+                     **kwargs: Any) -> None:
+        if many or not isinstance(error.messages, dict):
+            return
+        unknown = [self.error_messages["unknown"]]
+        known = [field.data_key or name for name, field in self.load_fields.items()]
+        for key, messages in error.messages.items():
+            near = difflib.get_close_matches(str(key), [*known, *self.also_known], n=1)
+            if messages == unknown and near:
+                error.messages[key] = [f"{unknown[0].rstrip('.')}; did you mean {near[0]}?"]
+
+
+class PersonSchema(Strict):
     id = fields.String(required=True)
     name = fields.String(required=True)
     side = fields.Enum(Side, by_value=True, required=True)
@@ -96,7 +115,7 @@ def _as_tuples(data: dict[str, Any], *names: str) -> dict[str, Any]:
     return data
 
 
-class ClientSchema(_Strict):
+class ClientSchema(Strict):
     key = fields.String(required=True)
     name = fields.String(required=True)
     people = _people(load_default=())
@@ -107,7 +126,7 @@ class ClientSchema(_Strict):
         return Client(**_as_tuples(data, "people", "decision_makers"))
 
 
-class RolesSchema(_Strict):
+class RolesSchema(Strict):
     points_of_contact = _people(load_default=None, allow_none=True)
     project_managers = _people(load_default=None, allow_none=True)
     assignee = fields.Nested(PersonSchema, load_default=None, allow_none=True)
@@ -117,7 +136,7 @@ class RolesSchema(_Strict):
         return Roles(**_as_tuples(data, "points_of_contact", "project_managers"))
 
 
-class StatusChangeSchema(_Strict):
+class StatusChangeSchema(Strict):
     at = Moment(required=True)
     status = fields.String(required=True)
     category = fields.Enum(StatusCategory, by_value=True, required=True)
@@ -128,7 +147,7 @@ class StatusChangeSchema(_Strict):
         return StatusChange(**data)
 
 
-class DocumentSchema(_Strict):
+class DocumentSchema(Strict):
     id = fields.String(required=True)
     kind = fields.Enum(DocumentKind, by_value=True, required=True)
     name = fields.String(required=True)
@@ -146,7 +165,7 @@ class DocumentSchema(_Strict):
         return Document(**data)
 
 
-class CommentSchema(_Strict):
+class CommentSchema(Strict):
     id = fields.String(required=True)
     author = fields.Nested(PersonSchema, required=True)
     visibility = fields.Enum(Visibility, by_value=True, required=True)
@@ -158,7 +177,7 @@ class CommentSchema(_Strict):
         return Comment(**data)
 
 
-class TimeEntrySchema(_Strict):
+class TimeEntrySchema(Strict):
     person = fields.Nested(PersonSchema, required=True)
     hours = fields.Float(required=True, validate=validate.Range(min=0))
     kind = fields.Enum(TimeKind, by_value=True, required=True)
@@ -169,7 +188,7 @@ class TimeEntrySchema(_Strict):
         return TimeEntry(**data)
 
 
-class InvoiceSchema(_Strict):
+class InvoiceSchema(Strict):
     id = fields.String(required=True)
     amount = fields.Decimal(required=True, as_string=True, validate=validate.Range(min=0))
     issued = fields.Date(required=True)
@@ -183,7 +202,7 @@ class InvoiceSchema(_Strict):
         return Invoice(**data)
 
 
-class ChangeSchema(_Strict):
+class ChangeSchema(Strict):
     field = fields.String(required=True)
     at = Moment(required=True)
     from_value = fields.String(data_key="from", load_default=None, allow_none=True)
@@ -195,12 +214,12 @@ class ChangeSchema(_Strict):
         return Change(**data)
 
 
-MappedFieldsSchema = _Strict.from_dict(
+MappedFieldsSchema = Strict.from_dict(
     {field.name: field.marshmallow_field() for field in MAPPED_FIELDS}, name="MappedFieldsSchema"
 )
 
 
-class EngagementSchema(_Strict):
+class EngagementSchema(Strict):
     connector = fields.String(required=True)
     key = fields.String(required=True, validate=validate.Length(min=1))
     url = fields.String(load_default=None, allow_none=True)

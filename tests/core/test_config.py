@@ -53,7 +53,7 @@ def test_the_agency_calendar_is_the_rules_calendar_unless_overridden() -> None:
 @pytest.mark.parametrize(
     ("document", "expected_line"),
     [
-        ({"agenc": {}}, "agenc: Unknown field."),
+        ({"agenc": {}}, "agenc: Unknown field; did you mean agency?"),
         ({"agency": {"language": "de"}}, "agency → language: Must be one of: en, ru, da."),
         ({"agency": {"calendar": {"timezone": "Mars/Olympus"}}},
          "agency → calendar → timezone: unknown time zone 'Mars/Olympus'"),
@@ -77,9 +77,16 @@ def test_the_agency_calendar_is_the_rules_calendar_unless_overridden() -> None:
         ({"clients": {"acme": {"rules": {"regular-updates": {"max_days_between": 0}}}}},
          "clients → acme → rules → regular-updates → max_days_between: Must be greater than "
          "or equal to 1."),
-        ({"projects": {"SHOE": {"rule": {}}}}, "projects → SHOE → rule: Unknown field."),
+        ({"projects": {"SHOE": {"rule": {}}}},
+         "projects → SHOE → rule: Unknown field; did you mean rules?"),
         ({"rules": {"no-internal-leak": {"extra_insults": ["(unclosed"]}}},
          "rules → no-internal-leak → extra_insults → 0: not a valid regular expression"),
+        ({"jir": {}}, "jir: Unknown field; did you mean jira?"),
+        ({"jira": {"emial": "a@agency.example"}},
+         "jira → emial: Unknown field; did you mean email?"),
+        ({"rules": {"meeting-load": {"enabeld": False}}},
+         "rules → meeting-load → enabeld: Unknown field; did you mean enabled?"),
+        ({"service": {"zzz": 1}}, "service → zzz: Unknown field.\n"),
     ],
     ids=lambda v: None if isinstance(v, dict) else v[:40],
 )
@@ -87,7 +94,7 @@ def test_errors_name_the_key_path_and_the_problem(document, expected_line) -> No
     with pytest.raises(ConfigError) as raised:
         build_config(document, "clientguard.toml")
     assert str(raised.value).startswith("invalid configuration in clientguard.toml:")
-    assert expected_line in str(raised.value)
+    assert expected_line in str(raised.value) + "\n"  # a line's end: "\n" after it
 
 
 def test_every_error_is_reported_at_once() -> None:
@@ -188,7 +195,8 @@ def test_variables_that_clash_are_named(tmp_path: Path, monkeypatch) -> None:
 
 def test_an_unknown_environment_setting_names_the_key(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"agency → langauge: Unknown field\."):
+    with pytest.raises(ConfigError,
+                       match=r"agency → langauge: Unknown field; did you mean language\?"):
         load_config(environ={"CLIENTGUARD_AGENCY__LANGAUGE": "da"})
 
 
