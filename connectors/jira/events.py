@@ -2,9 +2,10 @@
 
 `EVENT_HANDLERS` is the allowlist: each handled event name maps to the function that finds
 the issue the event is about and who caused it; `SUPPORTED_EVENTS` is derived from it.
-`IGNORED_EVENTS` are events Jira sends that we drop on purpose; any other name is accepted
-and answered "not handled". The engagement key is the issue id: unlike the issue key it
-survives a move to another project, and every handled event kind carries it somewhere.
+`IGNORED_EVENTS` are events Jira sends that we drop on purpose, answered "not handled"; any
+other name is accepted and answered "unknown event" (as the Bitrix24 connector answers). The
+engagement key is the issue id: unlike the issue key it survives a move to another project,
+and every handled event kind carries it somewhere.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def parse_delivery(delivery: Delivery, settings: JiraSettings) -> Event | Ignore
         raise MalformedDelivery("body has no webhookEvent string")
     handler = EVENT_HANDLERS.get(name)
     if handler is None:
-        return Ignored(name, "ignored" if name in IGNORED_EVENTS else "not handled")
+        return Ignored(name, "not handled" if name in IGNORED_EVENTS else "unknown event")
     subject = handler(payload)
     if subject.issue_id is None:
         return Ignored(name, "no issue reference")

@@ -29,7 +29,7 @@ def readyz() -> ResponseReturnValue:
 def metrics() -> ResponseReturnValue:
     metrics = current_app.extensions["clientguard.metrics"]
     metrics.count_queue(current_app.extensions["clientguard.jobs"].pending)
-    return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
 
 
 def _queue_problem() -> str | None:

@@ -168,7 +168,7 @@ def test_metrics_count_every_answer_and_every_comment_decision(jira_app: Flask,
         "comment_created": 3.0}
     assert by(jira_app, "clientguard_events_duplicate_total", "connector") == {"jira": 1.0}
     assert by(jira_app, "clientguard_events_rejected_total", "reason") == {"signature": 1.0}
-    assert by(jira_app, "clientguard_events_ignored_total", "reason") == {"ignored": 1.0}
+    assert by(jira_app, "clientguard_events_ignored_total", "reason") == {"not handled": 1.0}
     assert by(jira_app, "clientguard_comments_total", "action") == {
         "created": 1.0, "skipped": 1.0, "updated": 1.0}
     assert scrape(jira_app, "clientguard_evaluation_seconds_count") == {(): 3.0}

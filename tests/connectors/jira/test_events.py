@@ -279,12 +279,12 @@ def test_missing_or_odd_timestamp_leaves_occurred_at_empty() -> None:
 ])
 def test_events_we_drop_on_purpose_are_ignored(name: str) -> None:
     body = json.dumps({"timestamp": 1596481635907, "webhookEvent": name}).encode()
-    assert parse(body) == Ignored(name, "ignored")
+    assert parse(body) == Ignored(name, "not handled")
 
 
 def test_unknown_events_are_not_handled() -> None:
     body = b'{"timestamp": 1596481635907, "webhookEvent": "jira:issue_teleported"}'
-    assert parse(body) == Ignored("jira:issue_teleported", "not handled")
+    assert parse(body) == Ignored("jira:issue_teleported", "unknown event")
 
 
 # --- delivery ids -------------------------------------------------------------------------
