@@ -84,10 +84,11 @@ def diagnose(connector: JiraConnector, project: str | None = None) -> Diagnosis:
     rows: tuple[FieldRow, ...] = ()
     client, me = _sign_in(connector, checks)
     if client is None or me is None:
-        skipped = "not checked: ClientGuard cannot talk to Jira yet (see credentials)"
-        checks += [Check("service account", Level.WARN, skipped),
-                   Check("permissions", Level.WARN, skipped),
-                   Check("fields", Level.WARN, skipped)]
+        skipped = "not checked: ClientGuard cannot talk to Jira yet (see above)"
+        checks += [Check(label, Level.WARN, skipped) for label in (
+            "service account", "permissions",
+            *(f"agency group {group}" for group in settings.agency_groups),
+            "field list", *(f"field {name}" for name in settings.fields))]
     else:
         checks.append(_service_account(settings, client.flavour, me))
         checks.append(_permissions(client, project))
@@ -95,7 +96,7 @@ def diagnose(connector: JiraConnector, project: str | None = None) -> Diagnosis:
         try:
             site_fields = client.list_fields()
         except PlatformError as error:
-            checks.append(Check("fields", Level.FAIL, f"cannot read the field list: {error}",
+            checks.append(Check("field list", Level.FAIL, f"cannot read it: {error}",
                                 "Check that the account may browse the projects."))
         else:
             rows = _rows(site_fields, settings.fields)
@@ -123,9 +124,12 @@ def _sign_in(connector: JiraConnector, checks: list[Check]
     try:
         me = client.request("GET", f"{client.api}/myself", params={"expand": "groups"})
     except PlatformError as error:
-        fix = (_credentials_fix(connector.settings) if error.status in (401, 403)
-               else "Check base_url and that this machine can reach Jira.")
-        checks.append(Check("credentials", Level.FAIL, str(error), fix))
+        if error.status in (401, 403):
+            checks.append(Check("credentials", Level.FAIL, str(error),
+                                _credentials_fix(connector.settings)))
+        else:  # the credentials were never tried
+            checks.append(Check("connection", Level.FAIL, str(error),
+                                "Check base_url and that this machine can reach Jira."))
         return client, None
     checks.append(Check("credentials", Level.OK,
                         f"signed in as {me.get('displayName') or '?'} ({_account(me)})"))

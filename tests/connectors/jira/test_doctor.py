@@ -336,12 +336,26 @@ def test_bad_credentials_are_a_failing_check_never_an_exception(jira):
     assert "Client must be authenticated" in credentials.message
     assert "api_token" in credentials.fix
     assert "witness-token" not in render_diagnosis(diagnosis)
-    for name in ("service account", "permissions", "fields"):
+    for name in ("service account", "permissions", "field list",
+                 *(f"field {field}" for field in FULL_MAPPING)):
         assert check(diagnosis, name).level is Level.WARN
         assert check(diagnosis, name).message.startswith("not checked")
     # what the settings alone tell is still said
     assert check(diagnosis, "internal visibility").level is Level.OK
     assert check(diagnosis, "webhook secret").level is Level.OK
+
+
+def test_a_site_not_answering_as_jira_is_a_failing_connection_not_bad_credentials(jira):
+    """A wrong base_url (a proxy's or another server's 404): the credentials were never
+    tried, so the doctor does not send the person to renew them."""
+    jira.get(f"{SITE}/rest/api/3/myself", status=404, body="<html>Not Found</html>",
+             content_type="text/html")
+    diagnosis = diagnose(connector_for({**GOOD, "agency_groups": ["agency-staff"]}))
+    names = [found.name for found in diagnosis.checks]
+    assert "credentials" not in names
+    connection = check(diagnosis, "connection")
+    assert connection.level is Level.FAIL and "base_url" in connection.fix
+    assert check(diagnosis, "agency group agency-staff").message.startswith("not checked")
 
 
 def test_missing_base_url_or_credentials_fail_without_a_request(jira):
@@ -360,7 +374,7 @@ def test_an_unreadable_field_list_is_a_failing_check(jira):
     jira.get(f"{SITE}/rest/api/3/field", status=403, json={
         "errorMessages": ["You do not have permission."], "errors": {}})
     diagnosis = diagnose(connector_for(GOOD))
-    assert check(diagnosis, "fields").level is Level.FAIL
+    assert check(diagnosis, "field list").level is Level.FAIL
     assert diagnosis.fields == ()
 
 
