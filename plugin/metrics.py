@@ -7,7 +7,7 @@ out still shows in `clientguard_platform_errors_total`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -73,6 +73,12 @@ class Metrics:
             "clientguard_intake_seconds", "Time to verify, parse and store one delivery",
             ["connector"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+
+    def serve(self, connectors: Iterable[str]) -> None:
+        """Show each connector's leak count from 0 on: a series that first appears at 1 is
+        missed by an `increase()` alert, and the first leak is the one that matters."""
+        for connector in connectors:
+            self.leaks_prevented.labels(connector)
 
     def count_queue(self, pending: Callable[[], int]) -> None:
         """Set the queue depth from `pending()`; NaN when the queue cannot be asked (an

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from plugin.storage.models import EventRecord
@@ -20,6 +21,14 @@ def statuses(app: Flask) -> set[str]:
     """The statuses the stored events are in."""
     with app.extensions["clientguard.database"].session() as session:
         return set(session.scalars(select(EventRecord.status)).all())
+
+
+def scrape(app: Flask, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every sample `name` shows on /metrics, by its labels (sorted (name, value) pairs)."""
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    return {tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name}
 
 
 def run_jobs_until_done(app: Flask, workers: int = 2, timeout: float = 20.0) -> None:

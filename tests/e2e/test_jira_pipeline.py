@@ -43,7 +43,7 @@ from plugin.storage.repository import (
     get_engagement,
 )
 from tests.connectors.jira.openapi import assert_calls_match_spec
-from tests.e2e.running import run_jobs_until, run_jobs_until_done, statuses
+from tests.e2e.running import run_jobs_until, run_jobs_until_done, scrape, statuses
 
 JIRA = "https://jira.agency.example"
 FIXTURES = Path(__file__).parent.parent / "connectors" / "jira" / "fixtures"
@@ -270,11 +270,14 @@ def test_a_leak_stops_every_write_to_the_ticket_until_a_person_resumes_them(
     """The restriction does not hold on this site (a role the client is in): the comment
     read back visible is deleted, and nothing more is written to the ticket — not on the
     retry, not for the webhook of that delete, not for new events — until `check --resume`."""
+    leaks = "clientguard_leaks_prevented_total"
+    assert scrape(app, leaks) == {(("connector", "jira"),): 0.0}  # an alert's baseline
     jira.ignores_visibility = True
     deliver(app, "d-1")
     with pytest.raises(LeakPrevented):
         process_at(app, datetime.now(UTC))
     assert (jira.written[0]["method"], jira.deleted) == ("POST", ["90001"])
+    assert scrape(app, leaks) == {(("connector", "jira"),): 1.0}
     assert "client-visible after writing; deleted it" in (writes_stopped(app) or "")
     deleted = json.loads((FIXTURES / "comment_deleted__cloud.json").read_text("utf-8"))
     deleted["issue"]["id"] = "10231"

@@ -16,7 +16,6 @@ import pytest
 import requests
 import responses
 from flask import Flask
-from prometheus_client.parser import text_string_to_metric_families
 
 import connectors.bitrix24
 from connectors.base import EngagementRef
@@ -27,7 +26,7 @@ from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.pipeline.process import process
 from tests.connectors.bitrix24.portal import OUTGOING_TOKEN, WEBHOOK_URL, FakePortal, event_body
-from tests.e2e.running import run_jobs_until_done, statuses
+from tests.e2e.running import run_jobs_until_done, scrape, statuses
 from tests.e2e.test_jira_pipeline import (
     COMMENT_URL,
     JIRA,
@@ -41,14 +40,6 @@ from tests.e2e.test_jira_pipeline import (
 JIRA_REF = EngagementRef("jira", "agency-dc", "10231")
 ISSUE_URL = re.compile(rf"{JIRA}/rest/api/2/issue/10231\b.*")
 COMMENTS_URL = f"{JIRA}/rest/api/2/issue/PRJA-7/comment"
-
-
-def scrape(app: Flask, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    """Every sample `name` shows on /metrics, by its labels (sorted (name, value) pairs)."""
-    text = app.test_client().get("/metrics").get_data(as_text=True)
-    return {tuple(sorted(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == name}
 
 
 def errors(app: Flask, connector: str) -> dict[str, float]:
