@@ -2,17 +2,32 @@
 
 A `Text` needs all three languages to be constructed, so a rule cannot ship half-translated;
 `tests/core/test_i18n.py` also checks that every language uses the same placeholders.
+
+A count is written with the word it governs as `{count:plural:comment has|comments have}`:
+the count, then the form its language's plural rule picks (CLDR's, through Babel), the forms
+given in the order of `PLURALS` — Russian has three (1 комментарий, 2 комментария,
+5 комментариев), so "comment(s)" never reaches a person.
 """
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any, Literal
+
+from babel import Locale
+from babel.plural import PluralRule
 
 Language = Literal["en", "ru", "da"]
 LANGUAGES: tuple[Language, ...] = ("en", "ru", "da")
+
+PLURALS: dict[Language, tuple[str, ...]] = {
+    "en": ("one", "other"), "ru": ("one", "few", "many"), "da": ("one", "other")}
+PLURAL = "plural:"  # the format spec that asks for a plural form
+_PLURAL_FIELD = re.compile(r"\{(\w+):plural:([^}]*)\}")
 
 
 @dataclass(frozen=True)
@@ -23,12 +38,47 @@ class Text:
     ru: str
     da: str
 
+    def __post_init__(self) -> None:
+        for language in LANGUAGES:
+            for _, name, spec, _ in string.Formatter().parse(getattr(self, language)):
+                if spec and spec.startswith(PLURAL) and (
+                        len(spec.removeprefix(PLURAL).split("|")) != len(PLURALS[language])):
+                    raise ValueError(f"{language}: {{{name}:{spec}}} needs one form for each "
+                                     f"of {', '.join(PLURALS[language])}")
+
     def render(self, language: Language, **params: Any) -> str:
-        return getattr(self, language).format(**params)
+        return _Formatter(language).format(getattr(self, language), **params)
+
+    def template(self, language: Language) -> str:
+        """The message as a person reads a template (the catalogue's docs): a plural as
+        `{count} comments have`, its general form."""
+        return _PLURAL_FIELD.sub(lambda field: f"{{{field[1]}}} {field[2].split('|')[-1]}",
+                                 getattr(self, language))
 
     def placeholders(self, language: Language) -> frozenset[str]:
         text = getattr(self, language)
         return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
+
+
+class _Formatter(string.Formatter):
+    """`str.format`, and `{n:plural:…|…}` as the module says."""
+
+    def __init__(self, language: Language) -> None:
+        self.language = language
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if not format_spec.startswith(PLURAL):
+            return super().format_field(value, format_spec)
+        category = _plural_rule(self.language)(value)
+        order = PLURALS[self.language]
+        if category not in order:  # Russian's `other`, for fractions, takes the `few` form
+            category = "few"
+        return f"{value} {format_spec.removeprefix(PLURAL).split('|')[order.index(category)]}"
+
+
+@cache
+def _plural_rule(language: Language) -> PluralRule:
+    return Locale.parse(language).plural_form
 
 
 def moment(when: datetime | date) -> str:
@@ -115,7 +165,7 @@ UI = {
     ),
     # `clientguard backfill`: its progress bar and summary, counting each action as
     # `backfill_<action>` or, on a dry run, `backfill_would_<action>`.
-    "backfill_progress": Text(en="Backfilling {count} engagement(s)",
+    "backfill_progress": Text(en="Backfilling {count:plural:engagement|engagements}",
                               ru="Проверка клиентских проектов: {count}",
                               da="Gennemgår {count} kundeforløb"),
     "backfill_scanned": Text(en="scanned {count}", ru="проверено {count}",

@@ -22,21 +22,24 @@ from plugin.rules.common import client_questions, window_start
 
 UNANSWERED = Message(
     code="unanswered",
-    en="{count} client comment(s) have waited longer than {sla} business hours for an "
-    "answer; the oldest, from {author} on {asked}, was due by {due}.",
-    ru="{count} комментари(ев) клиента ждут ответа дольше {sla} рабочих часов; самый "
-    "старый, от {author} {asked}, требовал ответа до {due}.",
-    da="{count} kundekommentar(er) har ventet mere end {sla} arbejdstimer på svar; den "
-    "ældste, fra {author} {asked}, skulle besvares senest {due}.",
+    en="{count:plural:client comment has|client comments have} waited longer than {sla} "
+    "business hours for an answer; the oldest, from {author} on {asked}, was due by {due}.",
+    ru="{count:plural:комментарий клиента ждёт|комментария клиента ждут|комментариев клиента "
+    "ждут} ответа дольше {sla} рабочих часов; самый старый, от {author} {asked}, требовал "
+    "ответа до {due}.",
+    da="{count:plural:kundekommentar har|kundekommentarer har} ventet mere end {sla} "
+    "arbejdstimer på svar; den ældste, fra {author} {asked}, skulle besvares senest {due}.",
 )
 ANSWERED_LATE = Message(
     code="answered_late",
-    en="{count} client comment(s) were answered after more than {sla} business hours; "
-    "the latest answer came {answered} to a comment from {asked} (due by {due}).",
-    ru="На {count} комментари(ев) клиента ответили позже {sla} рабочих часов; самый "
-    "поздний ответ дан {answered} на комментарий от {asked} (срок — {due}).",
-    da="{count} kundekommentar(er) blev besvaret efter mere end {sla} arbejdstimer; det "
-    "seneste svar kom {answered} på en kommentar fra {asked} (frist {due}).",
+    en="{count:plural:client comment was|client comments were} answered after more than "
+    "{sla} business hours; the latest answer came {answered} to a comment from {asked} "
+    "(due by {due}).",
+    ru="На {count:plural:комментарий|комментария|комментариев} клиента ответили позже {sla} "
+    "рабочих часов; самый поздний ответ дан {answered} на комментарий от {asked} "
+    "(срок — {due}).",
+    da="{count:plural:kundekommentar|kundekommentarer} blev besvaret efter mere end {sla} "
+    "arbejdstimer; det seneste svar kom {answered} på en kommentar fra {asked} (frist {due}).",
 )
 
 
@@ -116,12 +119,12 @@ def _hours(value: float) -> str:
 
 NO_UPDATE = Message(
     code="no_update",
-    en="The client has had no update from the agency for {days} days (last: {last}); "
-    "the rule asks for one every {limit} days.",
-    ru="Клиент не получал новостей от агентства {days} дн. (последний раз: {last}); "
-    "правило требует обновления каждые {limit} дн.",
-    da="Kunden har ikke hørt fra bureauet i {days} dage (sidst: {last}); reglen kræver "
-    "en opdatering mindst hver {limit}. dag.",
+    en="The client has had no update from the agency for {days:plural:day|days} (last: "
+    "{last}); the rule asks for one every {limit} days.",
+    ru="Клиент не получал новостей от агентства {days:plural:день|дня|дней} (последний раз: "
+    "{last}); правило требует обновления каждые {limit} дн.",
+    da="Kunden har ikke hørt fra bureauet i {days:plural:dag|dage} (sidst: {last}); reglen "
+    "kræver en opdatering mindst hver {limit}. dag.",
 )
 
 
@@ -179,9 +182,12 @@ def regular_updates(e: Engagement, s: Any, now: datetime) -> Outcome:
 
 MOVED_TOO_OFTEN = Message(
     code="moved_too_often",
-    en="The due date changed {count} times in the last {days} days (limit {limit}): {dates}.",
-    ru="Срок менялся {count} раз за последние {days} дн. (допустимо {limit}): {dates}.",
-    da="Deadline blev ændret {count} gange de seneste {days} dage (grænse {limit}): {dates}.",
+    en="The due date changed {count:plural:time|times} in the last {days:plural:day|days} "
+    "(limit {limit}): {dates}.",
+    ru="Срок менялся {count:plural:раз|раза|раз} за последние {days} дн. (допустимо {limit}): "
+    "{dates}.",
+    da="Deadline blev ændret {count:plural:gang|gange} de seneste {days:plural:dag|dage} "
+    "(grænse {limit}): {dates}.",
 )
 CONFLICTING_DATES = Message(
     code="conflicting_dates",

@@ -50,7 +50,7 @@ def _rule_section(rule: Rule) -> list[str]:
         description = field.metadata.get("description", "")
         lines.append(f"| `{name}` | {_default(defaults[name])} | {description} |")
     lines += ["", "| evidence code | message (en) |", "|---|---|"]
-    lines += [f"| `{message.code}` | {message.en} |" for message in rule.messages]
+    lines += [f"| `{message.code}` | {message.template('en')} |" for message in rule.messages]
     lines += ["", "Titles in other languages: "
               + " · ".join(f"{lang}: {rule.title.render(lang)}" for lang in LANGUAGES[1:]), ""]
     return lines

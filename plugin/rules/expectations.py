@@ -173,12 +173,12 @@ NO_EXPECTED_DATE = Message(
 )
 TOO_SOON = Message(
     code="too_soon",
-    en="{channels} results are expected on {expected}, {months} month(s) after the start "
-    "on {start}; this channel needs at least {minimum} month(s).",
+    en="{channels} results are expected on {expected}, {months:plural:month|months} after "
+    "the start on {start}; this channel needs at least {minimum:plural:month|months}.",
     ru="Результаты по каналу {channels} ждут {expected}, через {months} мес. после "
     "старта {start}; этому каналу нужно не меньше {minimum} мес.",
-    da="Resultater fra {channels} forventes {expected}, {months} måned(er) efter start "
-    "{start}; kanalen kræver mindst {minimum} måned(er).",
+    da="Resultater fra {channels} forventes {expected}, {months:plural:måned|måneder} efter "
+    "start {start}; kanalen kræver mindst {minimum:plural:måned|måneder}.",
 )
 
 

@@ -113,12 +113,13 @@ NO_INVOICES = Message(
 )
 OVERDUE = Message(
     code="overdue",
-    en="{count} invoice(s) are overdue by more than {days} days, {amount} in all; the "
-    "oldest, {invoice}, was due on {due}.",
-    ru="{count} счёт(а) просрочены более чем на {days} дн., всего {amount}; самый "
-    "старый, {invoice}, надо было оплатить до {due}.",
-    da="{count} faktura(er) er mere end {days} dage forfaldne, i alt {amount}; den "
-    "ældste, {invoice}, forfaldt {due}.",
+    en="{count:plural:invoice is|invoices are} overdue by more than {days:plural:day|days}, "
+    "{amount} in all; the oldest, {invoice}, was due on {due}.",
+    ru="{count:plural:счёт просрочен|счёта просрочены|счетов просрочены} более чем на "
+    "{days:plural:день|дня|дней}, всего {amount}; самый старый, {invoice}, надо было "
+    "оплатить до {due}.",
+    da="{count:plural:faktura er forfalden|fakturaer er forfaldne} med mere end "
+    "{days:plural:dag|dage}, i alt {amount}; den ældste, {invoice}, forfaldt {due}.",
 )
 DEBT_GROWING = Message(
     code="debt_growing",
@@ -266,9 +267,11 @@ def official_payment(e: Engagement, s: Any, now: datetime) -> Outcome:
 
 DISCOUNT_REQUESTS = Message(
     code="discount_requests",
-    en="{count} discount requests on this engagement (limit {limit}): {where}.",
-    ru="{count} запрос(ов) скидки по проекту (допустимо {limit}): {where}.",
-    da="{count} anmodninger om rabat på dette engagement (grænse {limit}): {where}.",
+    en="{count:plural:discount request|discount requests} on this engagement (limit {limit}): "
+    "{where}.",
+    ru="{count:plural:запрос|запроса|запросов} скидки по проекту (допустимо {limit}): {where}.",
+    da="{count:plural:anmodning|anmodninger} om rabat på dette engagement (grænse {limit}): "
+    "{where}.",
 )
 WHERE = {
     "field": Text(en="recorded in the field", ru="отмечено в поле", da="registreret i feltet"),

@@ -13,6 +13,7 @@ import plugin.rules
 from plugin.core.i18n import LANGUAGES, UI, Text
 from plugin.core.rule import Message
 from plugin.rules import CATALOGUE
+from plugin.rules.payments import DISCOUNT_REQUESTS
 
 
 def _rule_modules() -> list:
@@ -69,3 +70,26 @@ def test_message_codes_are_unique_within_a_rule() -> None:
         codes = [message.code for message in rule.messages]
         assert len(codes) == len(set(codes)), rule.id
         assert all(codes), rule.id
+
+
+@pytest.mark.parametrize(("language", "by_count"), [
+    ("en", {1: "1 discount request on", 2: "2 discount requests on", 21: "21 discount requests"}),
+    ("ru", {1: "1 запрос скидки", 3: "3 запроса скидки", 5: "5 запросов скидки",
+            11: "11 запросов скидки", 21: "21 запрос скидки", 22: "22 запроса скидки"}),
+    ("da", {1: "1 anmodning om", 2: "2 anmodninger om", 0: "0 anmodninger om"}),
+])
+def test_a_count_takes_the_word_form_its_language_asks_for(language, by_count) -> None:
+    """Russian has three forms (1, 2–4, 5–20 and 11–14): "запрос(ов)" read as unfinished."""
+    for count, expected in by_count.items():
+        said = DISCOUNT_REQUESTS.render(language, count=count, limit=1, where="—")
+        assert said.startswith(expected), (count, said)
+
+
+def test_a_plural_with_a_form_missing_for_its_language_is_refused_when_written() -> None:
+    with pytest.raises(ValueError, match=r"ru: .* needs one form for each of one, few, many"):
+        Text(en="{n:plural:day|days}", ru="{n:plural:день|дней}", da="{n:plural:dag|dage}")
+
+
+def test_the_catalogue_docs_show_a_plural_in_its_general_form() -> None:
+    assert DISCOUNT_REQUESTS.template("en").startswith("{count} discount requests on")
+    assert DISCOUNT_REQUESTS.template("ru").startswith("{count} запросов скидки")

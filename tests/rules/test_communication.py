@@ -188,7 +188,7 @@ def test_unanswered_evidence() -> None:
     e = talk((CLIENT_BOSS, cph(2026, 11, 18, 8, 0)), (CLIENT_MARKETER, cph(2026, 11, 19, 8, 0)))
     (reason,) = check(client_answered, e, DANISH).reasons
     assert reason.render("en") == (
-        "2 client comment(s) have waited longer than 8 business hours for an answer; the "
+        "2 client comments have waited longer than 8 business hours for an answer; the "
         "oldest, from Carla Client on 2026-11-18 07:00 UTC, was due by 2026-11-18 16:00 UTC."
     )
 

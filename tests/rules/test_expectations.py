@@ -214,8 +214,8 @@ def test_too_soon_names_the_minimum_in_months() -> None:
                            "results_expected_on": date(2026, 11, 1)})
     reason = check(realistic_timeline, e, {}).reasons[0]
     assert reason.render("en") == (
-        "SEO results are expected on 2026-11-01, 2 month(s) after the start on 2026-09-01; "
-        "this channel needs at least 3 month(s)."
+        "SEO results are expected on 2026-11-01, 2 months after the start on 2026-09-01; "
+        "this channel needs at least 3 months."
     )
     assert reason.render("ru").endswith("этому каналу нужно не меньше 3 мес.")
-    assert reason.render("da").endswith("kanalen kræver mindst 3 måned(er).")
+    assert reason.render("da").endswith("kanalen kræver mindst 3 måneder.")
