@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import gc
 import json
 import logging
@@ -138,7 +139,8 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
     written to. A sticky comment that turned out client-visible stops every write to its
     ticket; --resume lifts that once the visibility is fixed.
 
-    Exit status: 0 nothing fails, 1 something fails, 2 bad input (or the platform refused).
+    Exit status: 0 nothing fails, 1 something fails, 2 bad input, or the platform refused or
+    could not be reached (the line on standard error says which).
     """
     if (key is None) == (input_path is None):
         _bad_input("check takes a Jira issue KEY or --input FILE (one of the two)")
@@ -245,10 +247,26 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
                            f"engagement JSON: add --connector {name}")
         _bad_input(f"{path}: not a valid engagement:\n{error}")
     except ExportError as error:
-        _bad_input(f"{path}: {error}")
+        _bad_input(f"{path}: {error}" + _read_as_what(text, connector_name, config))
     for warning in export.warnings:
         click.echo(f"clientguard: warning: {warning}", err=True)
     return export.engagement
+
+
+def _read_as_what(text: str, connector_name: str, config: Config) -> str:
+    """What else the file reads as, when it is not saved from `connector_name` (a hint for
+    the message), or ''."""
+    try:
+        loads_engagement(text)
+    except EngagementFormatError:
+        pass
+    else:
+        return f" (this is engagement JSON: drop --connector {connector_name})"
+    for name in PLATFORMS:
+        if name != connector_name and _reads_export(_connector(config, name, offline=True),
+                                                    text):
+            return f" (this is saved from {REGISTRY[name].label}: --connector {name})"
+    return ""
 
 
 def _reads_export(connector: Any, text: str) -> bool:
@@ -280,6 +298,16 @@ def _installations(config: Config) -> Any:
         _migrated(config.service.database_url)
         return Installations(open_database(config.service.database_url), name)
     return store
+
+
+def _configured(ctx: click.Context, name: str) -> Config:
+    """The configuration, said on standard error when it has no [`name`] table: the
+    doctor then checks the defaults, which a person may not have meant."""
+    config = _config(ctx)
+    if name not in config.connectors:
+        click.echo(f"clientguard: warning: no [{name}] table in the configuration "
+                   f"({config.source}): every {name} setting is its default", err=True)
+    return config
 
 
 def _live(config: Config, name: str) -> Any:
@@ -652,7 +680,7 @@ def doctor_jira(ctx: click.Context, project: str | None) -> None:
     from connectors.jira.doctor import diagnose, render_diagnosis
 
     _say_platform_retries()
-    diagnosis = diagnose(_connector(_config(ctx), "jira"), project)
+    diagnosis = diagnose(_connector(_configured(ctx, "jira"), "jira"), project)
     click.echo(render_diagnosis(diagnosis))
     if diagnosis.fields:  # none when the platform could not be asked
         click.echo(render_fields(diagnosis.fields))
@@ -671,7 +699,7 @@ def doctor_bitrix24(ctx: click.Context, portal: str | None) -> None:
     from connectors.bitrix24.doctor import diagnose, not_connected, render_diagnosis
     from connectors.doctor import render_fields
 
-    connector = _live(_config(ctx), "bitrix24")
+    connector = _live(_configured(ctx, "bitrix24"), "bitrix24")
     ok = True
     for site in [portal] if portal else connector.sites():
         try:
@@ -793,6 +821,13 @@ def config_group() -> None:
 def config_show(ctx: click.Context, client: str | None, project: str | None) -> None:
     """Print the effective configuration (defaults → global → client → project) as TOML."""
     config = _config(ctx)
+    for scope, key in (("clients", client), ("projects", project)):
+        known = config.rule_layers[scope]
+        if key is not None and key not in known:  # a typo would show the global settings
+            near = difflib.get_close_matches(key, list(known), n=1)
+            click.echo(f"clientguard: warning: no [{scope}.{key}] table in the configuration "
+                       f"({config.source}): none of its overrides apply"
+                       + (f"; did you mean {near[0]}?" if near else ""), err=True)
     scope = ", ".join(f"{name} {value}" for name, value in
                       (("client", client), ("project", project)) if value) or "global"
     click.echo(f"# Effective configuration ({scope}); source: {config.source}")
@@ -805,9 +840,11 @@ def rules_group() -> None:
 
 
 @rules_group.command("list")
-@click.option("--lang", type=click.Choice(LANGUAGES), default="en", show_default=True)
-def rules_list(lang: Language) -> None:
+@language_option("the titles")
+@click.pass_context
+def rules_list(ctx: click.Context, lang: Language | None) -> None:
     """One line per rule: id, side, severity, title."""
+    lang = lang or _config(ctx).language
     for rule in CATALOGUE:
         click.echo(f"{rule.id:26} {rule.side.value:7} {rule.severity.value:9} "
                    f"{rule.title.render(lang)}")

@@ -398,9 +398,14 @@ def test_config_show_applies_client_and_project_overrides(tmp_path: Path) -> Non
     effective = _effective(result)
     assert effective["rules"]["client-answered"]["sla_business_hours"] == 4
     assert effective["rules"]["meeting-load"]["enabled"] is False
+    assert result.stderr == ""
     everyone = _effective(run("--config", config, "config", "show"))
     assert everyone["rules"]["client-answered"]["sla_business_hours"] == 8
     assert everyone["rules"]["meeting-load"]["enabled"] is True
+    typo = run("--config", config, "config", "show", "--client", "acne", "--project", "SHOE")
+    assert _effective(typo)["rules"]["client-answered"]["sla_business_hours"] == 8
+    assert typo.stderr == (f"clientguard: warning: no [clients.acne] table in the configuration "
+                           f"({config}): none of its overrides apply; did you mean acme?\n")
 
 
 def test_config_show_lists_every_rule() -> None:
@@ -443,3 +448,15 @@ def test_console_script_bad_input_has_no_traceback(tmp_path: Path) -> None:
     assert process.stdout == ""
     assert process.stderr.startswith("clientguard: missing.json")
     assert "Traceback" not in process.stderr
+
+
+def test_rules_list_names_every_rule_in_the_agency_language_unless_told(tmp_path: Path) -> None:
+    path = tmp_path / "clientguard.toml"
+    path.write_text('[agency]\nlanguage = "ru"\n', encoding="utf-8")
+    for extra, language in (((), "ru"), (("--lang", "da"), "da")):
+        result = run("--config", str(path), "rules", "list", *extra)
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert [line.split()[0] for line in lines] == list(RULES_BY_ID)
+        assert [line.split(None, 3)[3] for line in lines] == [
+            rule.title.render(language) for rule in RULES_BY_ID.values()]

@@ -39,7 +39,8 @@ from plugin.core.render import report_document, report_text
 from plugin.storage import open_database
 from plugin.storage.repository import get_engagement
 from tests.connectors.jira.openapi import assert_calls_match_spec
-from tests.test_cli import NOW, assert_bad_input, configure
+from tests.test_cli import EXAMPLES, NOW, assert_bad_input, configure
+from tests.test_cli_bitrix24 import saved_deal
 
 REST = Path(__file__).parent / "connectors" / "jira" / "fixtures" / "rest"
 CLOUD, DC = "https://agency.atlassian.net", "https://jira.agency.example"
@@ -398,6 +399,16 @@ def test_a_saved_issue_without_connector_is_named_as_one(tmp_path):
                      "--connector jira")
 
 
+@pytest.mark.parametrize("other", ["engagement JSON", "a saved Bitrix24 deal"])
+def test_a_file_given_as_the_wrong_kind_says_what_it_is(tmp_path, other):
+    if other == "engagement JSON":
+        path, said = EXAMPLES / "healthy.json", "(this is engagement JSON: drop --connector jira)"
+    else:
+        path, said = saved_deal(tmp_path), "(this is saved from Bitrix24: --connector bitrix24)"
+    assert_bad_input(run(configure(tmp_path, jira=None), "check", "--connector", "jira",
+                         "--input", str(path), "--now", NOW), f"{path}: not a Jira issue", said)
+
+
 # -- backfill --------------------------------------------------------------------------------
 
 def search(mock: responses.RequestsMock, jql: str, *pages: list[dict[str, Any]]) -> None:
@@ -439,7 +450,7 @@ def test_backfill_over_two_pages_with_a_failing_and_an_unchanged_issue(tmp_path,
         "scanned 4, created 1, updated 1, deleted 0, unchanged 1, failed 1\n"
         "  failed ACME-15: Transient: Jira answered 500 to GET /rest/api/3/issue/10045: "
         "Internal server error\n")
-    assert "Backfilling 4 engagement(s)" in result.stderr
+    assert "Backfilling 4 engagements" in result.stderr
     assert result.stderr.count(  # said while waiting, not only in the summary
         "clientguard: Jira answered 500 to GET /rest/api/3/issue/10045: Internal server error; "
         "trying again in 0.0 s (attempt ") == MAX_ATTEMPTS - 1
@@ -543,6 +554,7 @@ def test_doctor_and_install_are_commands(tmp_path: Path) -> None:
         result = runner.invoke(cli, ["--config", str(config), "doctor", "jira"])
     assert result.exit_code == 0, result.output
     assert "customfield_" in result.output
+    assert "warning" not in result.stderr
     result = runner.invoke(cli, ["--config", "/dev/null", "install", "jira", "--url",
                                  "https://g.example"])
     assert result.exit_code == 2, result.output
@@ -551,6 +563,8 @@ def test_doctor_and_install_are_commands(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output  # a report, with what else it can tell
     assert "FAIL  credentials: jira → base_url is needed" in result.output
     assert "internal visibility" in result.output
+    assert result.stderr.startswith("clientguard: warning: no [jira] table in the configuration "
+                                    "(/dev/null): every jira setting is its default\n")
 
 
 def install_site(tmp_path: Path, **jira: Any) -> tuple[Path, Any]:
