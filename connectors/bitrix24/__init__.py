@@ -111,8 +111,10 @@ class Bitrix24Connector:
         settings = self.settings
         if settings.mode == "webhook":
             if settings.webhook_url is None:
-                raise ConnectorNotConfigured("bitrix24 → webhook_url is needed to call the "
-                                             "portal (CLIENTGUARD_BITRIX24__WEBHOOK_URL)")
+                raise ConnectorNotConfigured(
+                    "bitrix24 → webhook_url is needed to call the portal "
+                    "(CLIENTGUARD_BITRIX24__WEBHOOK_URL), or client_id, client_secret and "
+                    "public_url for the ClientGuard application (docs/bitrix24.md)")
             if site != settings.site:
                 raise ConnectorNotConfigured(f"bitrix24: no portal {site!r} (webhook mode "
                                              f"serves {settings.site!r})")
