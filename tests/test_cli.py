@@ -187,7 +187,7 @@ def test_russian_report() -> None:
     assert result.exit_code == 1
     assert title.ru in result.stdout
     assert title.en not in result.stdout
-    assert "Оценка здоровья: 75/100" in result.stdout
+    assert "Состояние проекта: 75/100" in result.stdout
 
 
 def test_danish_report() -> None:

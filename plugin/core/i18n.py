@@ -97,7 +97,7 @@ UI = {
     ),
     "score": Text(
         en="Health score: {score}/100 ({band})",
-        ru="Оценка здоровья: {score}/100 ({band})",
+        ru="Состояние проекта: {score}/100 ({band})",
         da="Sundhedsscore: {score}/100 ({band})",
     ),
     "band_green": Text(en="green", ru="зелёная зона", da="grøn"),
@@ -106,7 +106,7 @@ UI = {
     "evaluated_at": Text(
         en="Evaluated at {now}", ru="Проверено {now}", da="Evalueret {now}"
     ),
-    "findings": Text(en="Findings", ru="Нарушения", da="Fund"),
+    "findings": Text(en="Findings", ru="Замечания", da="Fund"),
     "no_findings": Text(
         en="Every check passes.",
         ru="Все проверки пройдены.",
@@ -135,7 +135,7 @@ UI = {
         "up to date; manual edits are overwritten.",
         ru="Только для агентства: клиент этого не видит. ClientGuard сам обновляет этот "
         "комментарий; ручные правки будут перезаписаны.",
-        da="Kun for bureauet: kunden kan ikke se dette. ClientGuard holder denne ene "
+        da="Kun for bureauet: kunden kan ikke se dette. ClientGuard holder selv denne "
         "kommentar opdateret; manuelle rettelser overskrives.",
     ),
     # What a live `clientguard check` did, or on a dry run would do, to the sticky comment:

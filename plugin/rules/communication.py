@@ -25,18 +25,18 @@ UNANSWERED = Message(
     en="{count:plural:client comment has|client comments have} waited longer than {sla} "
     "business hours for an answer; the oldest, from {author} on {asked}, was due by {due}.",
     ru="{count:plural:комментарий клиента ждёт|комментария клиента ждут|комментариев клиента "
-    "ждут} ответа дольше {sla} рабочих часов; самый старый, от {author} {asked}, требовал "
-    "ответа до {due}.",
+    "ждут} ответа дольше {sla} раб. ч; самый старый ({author}, {asked}) требовал ответа до "
+    "{due}.",
     da="{count:plural:kundekommentar har|kundekommentarer har} ventet mere end {sla} "
-    "arbejdstimer på svar; den ældste, fra {author} {asked}, skulle besvares senest {due}.",
+    "arbejdstimer på svar; den ældste (fra {author}, {asked}) skulle besvares senest {due}.",
 )
 ANSWERED_LATE = Message(
     code="answered_late",
     en="{count:plural:client comment was|client comments were} answered after more than "
     "{sla} business hours; the latest answer came {answered} to a comment from {asked} "
     "(due by {due}).",
-    ru="На {count:plural:комментарий|комментария|комментариев} клиента ответили позже {sla} "
-    "рабочих часов; самый поздний ответ дан {answered} на комментарий от {asked} "
+    ru="На {count:plural:комментарий|комментария|комментариев} клиента ответили позже чем "
+    "через {sla} раб. ч; самый поздний ответ дан {answered} на комментарий от {asked} "
     "(срок — {due}).",
     da="{count:plural:kundekommentar|kundekommentarer} blev besvaret efter mere end {sla} "
     "arbejdstimer; det seneste svar kom {answered} på en kommentar fra {asked} (frist {due}).",
@@ -77,9 +77,10 @@ class ClientAnsweredSettings(RuleSettings):
         en="Answer the waiting comment now — even if only to say when the full answer "
         "will come — and agree who covers the client's questions when the contact is away.",
         ru="Ответьте на ожидающий комментарий сейчас — хотя бы сообщите, когда будет "
-        "полный ответ, — и договоритесь, кто отвечает клиенту в отсутствие контакта.",
+        "полный ответ, — и договоритесь, кто отвечает клиенту, когда аккаунт-менеджер "
+        "отсутствует.",
         da="Svar på den ventende kommentar nu — om ikke andet med hvornår det fulde svar "
-        "kommer — og aftal, hvem der svarer kunden, når kontaktpersonen er væk.",
+        "kommer — og aftal, hvem der svarer kunden, når den kundeansvarlige er fraværende.",
     ),
     settings=ClientAnsweredSettings,
     messages=(UNANSWERED, ANSWERED_LATE),
@@ -121,8 +122,8 @@ NO_UPDATE = Message(
     code="no_update",
     en="The client has had no update from the agency for {days:plural:day|days} (last: "
     "{last}); the rule asks for one every {limit} days.",
-    ru="Клиент не получал новостей от агентства {days:plural:день|дня|дней} (последний раз: "
-    "{last}); правило требует обновления каждые {limit} дн.",
+    ru="Агентство не сообщало клиенту о ходе работ уже {days:plural:день|дня|дней} "
+    "(последний раз: {last}); правило требует делать это не реже чем раз в {limit} дн.",
     da="Kunden har ikke hørt fra bureauet i {days:plural:dag|dage} (sidst: {last}); reglen "
     "kræver en opdatering mindst hver {limit}. dag.",
 )
@@ -142,20 +143,21 @@ class RegularUpdatesSettings(RuleSettings):
     source="002 §5",
     title=Text(
         en="Regular updates to the client",
-        ru="Регулярные новости для клиента",
+        ru="Регулярные отчёты клиенту о ходе работ",
         da="Løbende opdateringer til kunden",
     ),
     rationale=Text(
         en="Silence lets the client imagine the worst; a short regular update keeps trust.",
-        ru="Молчание заставляет клиента думать о худшем; короткие регулярные новости "
-        "сохраняют доверие.",
+        ru="Молчание заставляет клиента думать о худшем; короткие регулярные отчёты о ходе "
+        "работ сохраняют доверие.",
         da="Tavshed får kunden til at forestille sig det værste; en kort fast opdatering "
         "bevarer tilliden.",
     ),
     fix=Text(
         en="Post a short client-visible status update: what was done, what is next, "
         "what you need from the client.",
-        ru="Напишите клиенту короткий статус: что сделано, что дальше, что нужно от клиента.",
+        ru="Напишите клиенту в видимом ему комментарии короткий отчёт: что сделано, что "
+        "дальше, что нужно от клиента.",
         da="Skriv en kort opdatering, kunden kan se: hvad er gjort, hvad er det næste, "
         "hvad I har brug for fra kunden.",
     ),
@@ -186,8 +188,8 @@ MOVED_TOO_OFTEN = Message(
     "(limit {limit}): {dates}.",
     ru="Срок менялся {count:plural:раз|раза|раз} за последние {days} дн. (допустимо {limit}): "
     "{dates}.",
-    da="Deadline blev ændret {count:plural:gang|gange} de seneste {days:plural:dag|dage} "
-    "(grænse {limit}): {dates}.",
+    da="Deadlinen er ændret {count:plural:gang|gange} inden for de seneste "
+    "{days:plural:dag|dage} (grænse {limit}): {dates}.",
 )
 CONFLICTING_DATES = Message(
     code="conflicting_dates",
@@ -212,7 +214,7 @@ class DeadlineSettings(RuleSettings):
     source="002 §2",
     title=Text(
         en="Consistent deadlines",
-        ru="Последовательные сроки",
+        ru="Единые и стабильные сроки",
         da="Konsekvente deadlines",
     ),
     rationale=Text(
@@ -228,8 +230,8 @@ class DeadlineSettings(RuleSettings):
         "client once why it changed.",
         ru="Пусть сроком управляет один человек: согласуйте реалистичную дату с запасом и "
         "один раз объясните клиенту причину переноса.",
-        da="Lad én person eje datoen, aftal en realistisk dato med buffer, og forklar "
-        "kunden én gang, hvorfor den blev ændret.",
+        da="Lad én person have ansvaret for datoen, aftal en realistisk dato med buffer, og "
+        "forklar kunden én gang, hvorfor den blev ændret.",
     ),
     settings=DeadlineSettings,
     messages=(MOVED_TOO_OFTEN, CONFLICTING_DATES),

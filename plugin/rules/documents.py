@@ -43,16 +43,17 @@ OVER_DETAILED = Message(
     code="over_detailed",
     en="The estimate “{name}” has {count} line items (more than {limit}); over-detailed "
     "estimates invite line-by-line budget cuts.",
-    ru="В смете «{name}» {count} позиций (больше {limit}); излишне подробная смета "
-    "провоцирует урезать бюджет по строчкам.",
+    ru="В смете «{name}» {count:plural:позиция|позиции|позиций} (допустимо не больше "
+    "{limit}); излишне подробная смета провоцирует урезать бюджет по строчкам.",
     da="Overslaget “{name}” har {count} linjer (flere end {limit}); for detaljerede "
-    "overslag inviterer til besparelser linje for linje.",
+    "overslag lægger op til, at budgettet skæres ned linje for linje.",
 )
 EXTRA_CHARGES = Message(
     code="extra_charges",
     en="Extra charges came up on {when} (“{excerpt}”) with no updated estimate since.",
-    ru="{when} появились дополнительные расходы («{excerpt}»), а обновлённой сметы нет.",
-    da="Der kom ekstra udgifter {when} (“{excerpt}”), uden et opdateret overslag siden.",
+    ru="{when}: речь зашла о доплатах («{excerpt}»), а обновлённой сметы с тех пор нет.",
+    da="Der blev nævnt ekstraregninger {when} (“{excerpt}”), og der er ikke udsendt et "
+    "opdateret overslag siden.",
 )
 
 EXTRA_CHARGE_MARKERS = (
@@ -103,9 +104,9 @@ def _excerpt(text: str, match: re.Match[str], width: int = 60) -> str:
         en="Attach a short estimate grouped into a few understandable blocks, get it "
         "approved before work starts, and re-issue it whenever extra charges arise.",
         ru="Приложите короткую смету из нескольких понятных блоков, согласуйте её до начала "
-        "работ и обновляйте при любых дополнительных расходах.",
+        "работ и обновляйте при любых доплатах.",
         da="Vedhæft et kort overslag i få forståelige blokke, få det godkendt før start, og "
-        "udsend det igen, når der opstår ekstra udgifter.",
+        "send et opdateret overslag, når der opstår ekstraregninger.",
     ),
     settings=EstimateSettings,
     messages=(NO_ESTIMATE, ESTIMATE_LATE, NOT_APPROVED, OVER_DETAILED, EXTRA_CHARGES),
@@ -171,7 +172,7 @@ UNREVIEWED = Message(
     ru="Договор «{name}» составлен не по проверенному шаблону (шаблон: {template}) и не "
     "отмечен как проверенный юристом.",
     da="Kontrakten “{name}” er ikke lavet ud fra en godkendt skabelon (skabelon: {template}) "
-    "og er ikke markeret som gennemgået af jura.",
+    "og er ikke markeret som gennemgået af en jurist.",
 )
 CONTRACT_LATE = Message(
     code="contract_late",
@@ -206,7 +207,7 @@ class ContractSettings(RuleSettings):
     source="001 “bad documents”",
     title=Text(
         en="Reviewed contract before work or invoicing",
-        ru="Проверенный договор до начала работ и счетов",
+        ru="Проверенный договор до начала работ и выставления счетов",
         da="Gennemgået kontrakt før arbejde eller fakturering",
     ),
     rationale=Text(
@@ -222,7 +223,7 @@ class ContractSettings(RuleSettings):
         "contract, and attach it before work starts or the first invoice.",
         ru="Используйте шаблон из проверенного списка агентства или отдайте договор юристу "
         "и приложите его до начала работ или первого счёта.",
-        da="Brug en skabelon fra bureauets godkendte liste, eller få jura til at gennemgå "
+        da="Brug en skabelon fra bureauets godkendte liste, eller få en jurist til at gennemgå "
         "kontrakten, og vedhæft den før start eller første faktura.",
     ),
     settings=ContractSettings,

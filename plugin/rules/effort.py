@@ -21,7 +21,7 @@ NO_BUDGET = Message(
     code="no_budget",
     en="No budget in hours is set for this engagement.",
     ru="Для проекта не задан бюджет в часах.",
-    da="Der er ikke sat et timebudget for dette engagement.",
+    da="Der er ikke sat et timebudget for dette kundeforløb.",
 )
 
 # --- service-cost ------------------------------------------------------------------------
@@ -42,7 +42,8 @@ MANAGER_OVER_PLAN = Message(
     code="manager_over_plan",
     en="Managers logged {spent} hours against a plan of {plan} hours.",
     ru="Менеджеры списали {spent} ч при плане {plan} ч.",
-    da="Lederne har registreret {spent} timer mod en plan på {plan} timer.",
+    da="Projektlederne og de kundeansvarlige har registreret {spent} timer mod en plan på "
+    "{plan} timer.",
 )
 
 
@@ -101,10 +102,10 @@ class ServiceCostSettings(RuleSettings):
     fix=Text(
         en="Review the scope with the client before the budget runs out: agree a change "
         "request, an extra budget, or a cut in scope.",
-        ru="Обсудите объём работ с клиентом до исчерпания бюджета: допсоглашение, "
-        "дополнительный бюджет или сокращение объёма.",
-        da="Gennemgå omfanget med kunden, før budgettet er brugt: aftal en ændring, et "
-        "ekstra budget eller et mindre omfang.",
+        ru="Обсудите с клиентом объём работ до исчерпания бюджета и договоритесь о "
+        "допсоглашении, дополнительном бюджете или сокращении объёма.",
+        da="Gennemgå omfanget med kunden, før budgettet er brugt op: aftal et tillæg til "
+        "aftalen, et ekstra budget eller et mindre omfang.",
     ),
     settings=ServiceCostSettings,
     messages=(NO_BUDGET, OVER_BUDGET, NEAR_BUDGET, MANAGER_OVER_PLAN, NOT_MAPPED),
@@ -173,8 +174,8 @@ class MeetingLoadSettings(RuleSettings):
     fix=Text(
         en="Agree a fixed meeting rhythm and written status reports, and bill extra "
         "meetings beyond it.",
-        ru="Договоритесь о фиксированном графике встреч и письменных отчётах, а "
-        "дополнительные встречи выставляйте в счёт.",
+        ru="Договоритесь о фиксированном графике встреч и письменных отчётах, а за "
+        "дополнительные встречи выставляйте отдельный счёт.",
         da="Aftal en fast mødekadence og skriftlige statusrapporter, og fakturér ekstra "
         "møder ud over den.",
     ),

@@ -59,8 +59,8 @@ GOAL_FIELDS = ("goals", "input_data")
         "nobody can say whether the work succeeded, and the client will say it did not.",
         ru="Без целей и цифр клиента (маржа, средний чек, план) никто не скажет, удалась "
         "ли работа, и клиент скажет, что нет.",
-        da="Uden mål og kundens tal (avance, gennemsnitsordre, mål) kan ingen sige, om "
-        "arbejdet lykkedes, og kunden vil sige, at det ikke gjorde.",
+        da="Uden mål og kundens tal (avance, gennemsnitlig ordreværdi, salgsmål) kan ingen "
+        "sige, om arbejdet lykkedes, og kunden vil sige, at det ikke lykkedes.",
     ),
     fix=Text(
         en="Agree measurable goals with the client and fill in the goals and input-data "
@@ -104,7 +104,7 @@ NO_ANALYTICS = Message(
     code="no_analytics",
     en="The goal is “{goal}”, but neither analytics nor call tracking is confirmed.",
     ru="Цель — «{goal}», но ни аналитика, ни коллтрекинг не подтверждены.",
-    da="Målet er “{goal}”, men hverken analytics eller opkaldssporing er bekræftet.",
+    da="Målet er “{goal}”, men hverken webanalyse eller opkaldssporing er bekræftet.",
 )
 
 
@@ -124,7 +124,7 @@ class AnalyticsSettings(RuleSettings):
     title=Text(
         en="Analytics in place for sales goals",
         ru="Аналитика настроена для целей по продажам",
-        da="Analytics på plads ved salgsmål",
+        da="Webanalyse på plads ved salgsmål",
     ),
     rationale=Text(
         en="A client who wants sales but measures nothing will judge the agency by "
@@ -139,8 +139,8 @@ class AnalyticsSettings(RuleSettings):
         "them as confirmed.",
         ru="Настройте и проверьте вместе с клиентом веб-аналитику и коллтрекинг, затем "
         "отметьте их как подтверждённые.",
-        da="Sæt web analytics og opkaldssporing op og kontrollér dem sammen med kunden, og "
-        "markér dem derefter som bekræftet.",
+        da="Sæt webanalyse og opkaldssporing op, og kontrollér dem sammen med kunden; markér "
+        "dem derefter som bekræftet.",
     ),
     settings=AnalyticsSettings,
     messages=(NO_ANALYTICS, NOT_MAPPED),
@@ -166,17 +166,17 @@ NO_EXPECTED_DATE = Message(
     code="no_expected_date",
     en="A long-horizon channel ({channels}) was sold, but when results are expected is "
     "not recorded.",
-    ru="Продан канал с долгим горизонтом ({channels}), но срок ожидаемых результатов не "
+    ru="Продан канал с отложенным эффектом ({channels}), но срок ожидаемых результатов не "
     "зафиксирован.",
-    da="Der er solgt en kanal med lang horisont ({channels}), men hvornår resultaterne "
+    da="Der er solgt en langsigtet kanal ({channels}), men hvornår resultaterne "
     "forventes, er ikke registreret.",
 )
 TOO_SOON = Message(
     code="too_soon",
     en="{channels} results are expected on {expected}, {months:plural:month|months} after "
     "the start on {start}; this channel needs at least {minimum:plural:month|months}.",
-    ru="Результаты по каналу {channels} ждут {expected}, через {months} мес. после "
-    "старта {start}; этому каналу нужно не меньше {minimum} мес.",
+    ru="Результатов ({channels}) ждут к {expected}, через {months} мес. после старта "
+    "{start}; таким каналам нужно не меньше {minimum} мес.",
     da="Resultater fra {channels} forventes {expected}, {months:plural:måned|måneder} efter "
     "start {start}; kanalen kræver mindst {minimum:plural:måned|måneder}.",
 )
@@ -205,16 +205,16 @@ def _whole_months(start: date, end: date) -> int:
     source="003 (fast results from SEO); 000 §4",
     title=Text(
         en="Realistic timeline for long-horizon channels",
-        ru="Реалистичные сроки для каналов с долгим горизонтом",
-        da="Realistisk tidsplan for kanaler med lang horisont",
+        ru="Реалистичные сроки для каналов с отложенным эффектом",
+        da="Realistisk tidsplan for langsigtede kanaler",
     ),
     rationale=Text(
         en="SEO and content pay off over months; a client promised results in weeks will "
         "leave before they arrive.",
         ru="SEO и контент окупаются месяцами; клиент, которому обещали результат через "
         "несколько недель, уйдёт раньше, чем он появится.",
-        da="SEO og indhold betaler sig over måneder; en kunde, der er lovet resultater på "
-        "uger, går, før de kommer.",
+        da="SEO og indhold betaler sig først over måneder; en kunde, der er blevet lovet "
+        "resultater i løbet af få uger, springer fra, før de kommer.",
     ),
     fix=Text(
         en="Reset expectations in writing: agree milestones the channel can reach and the "

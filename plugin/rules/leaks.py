@@ -26,14 +26,14 @@ from plugin.rules.text import SEPARATOR, StemGate, TextMemo
 INSULT = Message(
     code="insult",
     en="The client-visible comment {comment} by {author} ({when}) contains “{words}”.",
-    ru="Видимый клиенту комментарий {comment} от {author} ({when}) содержит «{words}».",
+    ru="Видимый клиенту комментарий {comment} ({author}, {when}) содержит «{words}».",
     da="Den kundesynlige kommentar {comment} fra {author} ({when}) indeholder “{words}”.",
 )
 INTERNAL_MARKER = Message(
     code="internal_marker",
     en="The client-visible comment {comment} by {author} ({when}) is marked as internal: "
     "“{words}”.",
-    ru="Видимый клиенту комментарий {comment} от {author} ({when}) помечен как внутренний: "
+    ru="Видимый клиенту комментарий {comment} ({author}, {when}) помечен как внутренний: "
     "«{words}».",
     da="Den kundesynlige kommentar {comment} fra {author} ({when}) er markeret som intern: "
     "“{words}”.",
@@ -42,7 +42,7 @@ QUOTES_INTERNAL = Message(
     code="quotes_internal",
     en="The client-visible comment {comment} by {author} ({when}) quotes the internal "
     "note {note}.",
-    ru="Видимый клиенту комментарий {comment} от {author} ({when}) цитирует внутреннюю "
+    ru="Видимый клиенту комментарий {comment} ({author}, {when}) цитирует внутреннюю "
     "заметку {note}.",
     da="Den kundesynlige kommentar {comment} fra {author} ({when}) citerer den interne "
     "note {note}.",
@@ -242,10 +242,10 @@ def _where(comment: Comment) -> dict[str, str]:
     rationale=Text(
         en="One forwarded “the client is an idiot” ends the relationship; internal notes "
         "and venting must never reach the client.",
-        ru="Одно пересланное «клиент — идиот» заканчивает отношения; внутренние заметки и "
-        "эмоции не должны попадать к клиенту.",
-        da="Én videresendt “kunden er en idiot” afslutter samarbejdet; interne noter og "
-        "frustrationer må aldrig nå kunden.",
+        ru="Одного пересланного письма «клиент — идиот» достаточно, чтобы потерять клиента; "
+        "внутренние заметки и эмоции не должны попадать к клиенту.",
+        da="Én videresendt mail med “kunden er en idiot” kan afslutte samarbejdet; interne "
+        "noter og frustrationer må aldrig nå kunden.",
     ),
     fix=Text(
         en="Make the comment internal (or delete it) at once, tell its author, and "

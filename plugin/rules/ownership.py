@@ -36,22 +36,24 @@ from plugin.rules.common import (
 NO_CONTACT = Message(
     code="no_contact",
     en="Nobody is named as the client's point of contact.",
-    ru="Никто не назначен контактным лицом клиента.",
-    da="Ingen er udpeget som kundens kontaktperson.",
+    ru="Не назначено контактное лицо агентства для клиента.",
+    da="Ingen er udpeget som bureauets kontaktperson for kunden.",
 )
 SEVERAL_CONTACTS = Message(
     code="several_contacts",
     en="{count} people are named as the client's point of contact: {people}.",
-    ru="Контактными лицами клиента назначены {count} человек: {people}.",
-    da="{count} personer er udpeget som kundens kontaktperson: {people}.",
+    ru="Контактными лицами агентства для клиента назначены "
+    "{count:plural:человек|человека|человек}: {people}.",
+    da="{count} personer er udpeget som bureauets kontaktperson for kunden: {people}.",
 )
 MANY_RESPONDERS = Message(
     code="many_responders",
     en="In the last {days} days the client was answered by {count} different agency "
     "people ({people}); the limit is {limit}.",
-    ru="За последние {days} дн. клиенту отвечали {count} разных сотрудников агентства "
-    "({people}); допустимо не больше {limit}.",
-    da="De seneste {days} dage har {count} forskellige medarbejdere svaret kunden "
+    ru="За последние {days} дн. клиенту отвечали "
+    "{count:plural:сотрудник|сотрудника|сотрудников} агентства ({people}); допустимо не "
+    "больше {limit}.",
+    da="De seneste {days:plural:dag|dage} har {count} forskellige medarbejdere svaret kunden "
     "({people}); grænsen er {limit}.",
 )
 
@@ -85,8 +87,8 @@ class PointOfContactSettings(RuleSettings):
     fix=Text(
         en="Name exactly one account manager for this client and let them answer, or "
         "route answers through them.",
-        ru="Назначьте ровно одного аккаунт-менеджера и пусть отвечает он или ответы идут "
-        "через него.",
+        ru="Назначьте ровно одного аккаунт-менеджера: пусть клиенту отвечает он сам или "
+        "ответы идут через него.",
         da="Udpeg præcis én kundeansvarlig, og lad vedkommende svare eller formidle svarene.",
     ),
     settings=PointOfContactSettings,
@@ -119,7 +121,7 @@ def single_point_of_contact(e: Engagement, s: Any, now: datetime) -> Outcome:
 NO_PM = Message(
     code="no_pm",
     en="No project manager is assigned, and work started on {started}.",
-    ru="Проект-менеджер не назначен, а работа началась {started}.",
+    ru="Менеджер проекта не назначен, а работа началась {started}.",
     da="Der er ingen projektleder, og arbejdet startede {started}.",
 )
 NO_BRIEF = Message(
@@ -143,7 +145,7 @@ BRIEF_LATE = Message(
 NOT_ACKNOWLEDGED = Message(
     code="not_acknowledged",
     en="The project manager ({people}) has not acknowledged the brief before work started.",
-    ru="Проект-менеджер ({people}) не подтвердил бриф до начала работ.",
+    ru="Менеджер проекта ({people}) не подтвердил бриф до начала работ.",
     da="Projektlederen ({people}) har ikke kvitteret for briefet, før arbejdet startede.",
 )
 
@@ -169,13 +171,13 @@ def _agency_briefs(e: Engagement) -> tuple[list[Document], list[Document]]:
     source="001 “PM not in the loop”, “no responsibility”",
     title=Text(
         en="Project manager briefed before work starts",
-        ru="Проект-менеджер получил бриф до начала работ",
+        ru="Менеджер проекта получил бриф до начала работ",
         da="Projektlederen er briefet, før arbejdet starter",
     ),
     rationale=Text(
         en="A PM who was never briefed asks the client again what was already agreed, "
         "and the client concludes nobody listens.",
-        ru="Проект-менеджер без брифа заново расспрашивает клиента о согласованном, и "
+        ru="Менеджер проекта без брифа заново расспрашивает клиента о согласованном, и "
         "клиент решает, что его не слышат.",
         da="En projektleder uden brief spørger kunden om det, der allerede er aftalt, og "
         "kunden konkluderer, at ingen lytter.",
@@ -183,8 +185,8 @@ def _agency_briefs(e: Engagement) -> tuple[list[Document], list[Document]]:
     fix=Text(
         en="Assign a PM, have the account manager write the brief and attach it, and get "
         "the PM to confirm it before moving the ticket into progress.",
-        ru="Назначьте проект-менеджера; аккаунт-менеджер пишет и прикладывает бриф, а "
-        "проект-менеджер подтверждает его до перевода задачи в работу.",
+        ru="Назначьте менеджера проекта; аккаунт-менеджер пишет и прикладывает бриф, а "
+        "менеджер проекта подтверждает его до перевода задачи в работу.",
         da="Udpeg en projektleder, lad den kundeansvarlige skrive og vedhæfte briefet, og "
         "få projektlederen til at bekræfte det, før sagen sættes i gang.",
     ),

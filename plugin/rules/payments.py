@@ -27,14 +27,14 @@ WORK_BEFORE_PREPAYMENT = Message(
     en="{hours} hours of work were logged from {first} on, before the prepayment arrived "
     "on {received}.",
     ru="С {first} списано {hours} ч работы — до поступления предоплаты {received}.",
-    da="Der er registreret {hours} timers arbejde fra {first}, før forudbetalingen kom "
-    "{received}.",
+    da="Der er registreret {hours} t. arbejde fra den {first}, før forudbetalingen kom ind "
+    "den {received}.",
 )
 WORK_WITHOUT_PREPAYMENT = Message(
     code="work_without_prepayment",
     en="{hours} hours of work were logged from {first} on, and no prepayment has arrived.",
     ru="С {first} списано {hours} ч работы, а предоплата так и не поступила.",
-    da="Der er registreret {hours} timers arbejde fra {first}, og der er ikke kommet "
+    da="Der er registreret {hours} t. arbejde fra den {first}, og der er ikke kommet "
     "nogen forudbetaling.",
 )
 
@@ -62,8 +62,8 @@ class PrepaymentSettings(RuleSettings):
         "those engagements end in debt.",
         ru="Клиент, который не вносит предоплату, проверяет, будет ли агентство работать "
         "бесплатно; такие проекты заканчиваются долгами.",
-        da="En kunde, der ikke vil forudbetale, tester, om bureauet arbejder gratis; de "
-        "engagementer ender i gæld.",
+        da="En kunde, der ikke vil forudbetale, tester, om bureauet arbejder gratis; "
+        "sådanne kundeforløb ender i gæld.",
     ),
     fix=Text(
         en="Pause the work until the prepayment arrives, and mark it as received when it "
@@ -109,17 +109,17 @@ NO_INVOICES = Message(
     code="no_invoices",
     en="This platform gives no invoices for the engagement.",
     ru="Платформа не предоставляет счета по этому проекту.",
-    da="Platformen har ingen fakturaer for dette engagement.",
+    da="Platformen leverer ingen fakturaer for dette kundeforløb.",
 )
 OVERDUE = Message(
     code="overdue",
     en="{count:plural:invoice is|invoices are} overdue by more than {days:plural:day|days}, "
     "{amount} in all; the oldest, {invoice}, was due on {due}.",
-    ru="{count:plural:счёт просрочен|счёта просрочены|счетов просрочены} более чем на "
-    "{days:plural:день|дня|дней}, всего {amount}; самый старый, {invoice}, надо было "
-    "оплатить до {due}.",
-    da="{count:plural:faktura er forfalden|fakturaer er forfaldne} med mere end "
-    "{days:plural:dag|dage}, i alt {amount}; den ældste, {invoice}, forfaldt {due}.",
+    ru="{count:plural:счёт просрочен|счёта просрочены|счетов просрочено} более чем на "
+    "{days:plural:день|дня|дней}, всего {amount}; самый старый — {invoice}, срок оплаты — "
+    "{due}.",
+    da="{count:plural:faktura er|fakturaer er} mere end {days:plural:dag|dage} over forfald, "
+    "i alt {amount}; den ældste, {invoice}, forfaldt den {due}.",
 )
 DEBT_GROWING = Message(
     code="debt_growing",
@@ -247,7 +247,8 @@ class PaymentSettings(RuleSettings):
     fix=Text(
         en="Move the client to invoiced bank or card payment under the contract.",
         ru="Переведите клиента на безналичную оплату по счетам в рамках договора.",
-        da="Flyt kunden over på fakturabetaling via bank eller kort under kontrakten.",
+        da="Få kunden over på betaling mod faktura via bankoverførsel eller kort i henhold "
+        "til kontrakten.",
     ),
     settings=PaymentSettings,
     messages=(NO_PAYMENT_METHOD, CASH, NOT_MAPPED),
@@ -269,8 +270,9 @@ DISCOUNT_REQUESTS = Message(
     code="discount_requests",
     en="{count:plural:discount request|discount requests} on this engagement (limit {limit}): "
     "{where}.",
-    ru="{count:plural:запрос|запроса|запросов} скидки по проекту (допустимо {limit}): {where}.",
-    da="{count:plural:anmodning|anmodninger} om rabat på dette engagement (grænse {limit}): "
+    ru="{count:plural:запрос|запроса|запросов} на скидку по проекту (допустимо не больше "
+    "{limit}): {where}.",
+    da="{count:plural:anmodning|anmodninger} om rabat i dette kundeforløb (grænse {limit}): "
     "{where}.",
 )
 WHERE = {
@@ -322,10 +324,10 @@ class DiscountSettings(RuleSettings):
     fix=Text(
         en="Answer with scope, not price: offer a smaller package instead of a discount, "
         "and let the account manager own the commercial conversation.",
-        ru="Отвечайте объёмом, а не ценой: предложите пакет поменьше вместо скидки; "
-        "коммерческие разговоры ведёт аккаунт-менеджер.",
+        ru="Торгуйтесь объёмом работ, а не ценой: вместо скидки предложите пакет поменьше; "
+        "коммерческие переговоры ведёт аккаунт-менеджер.",
         da="Svar med omfang, ikke pris: tilbyd en mindre pakke i stedet for rabat, og lad "
-        "den kundeansvarlige eje den kommercielle samtale.",
+        "den kundeansvarlige stå for den kommercielle dialog.",
     ),
     settings=DiscountSettings,
     messages=(DISCOUNT_REQUESTS,),

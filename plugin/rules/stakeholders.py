@@ -26,16 +26,17 @@ NO_DECISION_MAKER = Message(
 SEVERAL_DECISION_MAKERS = Message(
     code="several_decision_makers",
     en="{count} client people are named as decision makers: {people}.",
-    ru="Лицами, принимающими решения, названы {count} человек со стороны клиента: {people}.",
+    ru="Лицами, принимающими решения, со стороны клиента названы "
+    "{count:plural:человек|человека|человек}: {people}.",
     da="{count} personer hos kunden er udpeget som beslutningstagere: {people}.",
 )
 MANY_INSTRUCTING = Message(
     code="many_instructing",
     en="In the last {days} days {count} client people gave instructions ({people}); the "
     "limit is {limit}.",
-    ru="За последние {days} дн. указания давали {count} человек со стороны клиента "
-    "({people}); допустимо {limit}.",
-    da="De seneste {days} dage har {count} personer hos kunden givet instrukser "
+    ru="За последние {days} дн. указания давали {count:plural:человек|человека|человек} со "
+    "стороны клиента ({people}); допустимо не больше {limit}.",
+    da="De seneste {days:plural:dag|dage} har {count} personer hos kunden givet instrukser "
     "({people}); grænsen er {limit}.",
 )
 
@@ -55,16 +56,16 @@ class DecisionMakerSettings(RuleSettings):
     source="000 §2",
     title=Text(
         en="One decision maker on the client's side",
-        ru="Одно лицо, принимающее решения, у клиента",
+        ru="Одно лицо, принимающее решения, на стороне клиента",
         da="Én beslutningstager hos kunden",
     ),
     rationale=Text(
         en="When several client people give orders, the agency ends up caught between "
         "warring stakeholders and pleases none of them.",
-        ru="Когда указания дают несколько человек клиента, агентство оказывается между "
-        "враждующими сторонами и не угождает никому.",
+        ru="Когда указания дают несколько человек со стороны клиента, агентство оказывается "
+        "между враждующими сторонами и не может угодить никому.",
         da="Når flere hos kunden giver ordrer, ender bureauet mellem stridende parter og "
-        "gør ingen tilfredse.",
+        "gør ingen af dem tilfreds.",
     ),
     fix=Text(
         en="Agree with the client who decides, record that person, and route other "

@@ -137,7 +137,7 @@ def test_a_crashed_rule_is_named_and_never_covered_by_the_all_clear():
                 ("No agency brief; Carla Client uploaded “brief.docx”.",), "How to fix",
                 "Write the brief and have the PM acknowledge it."),
      FOOTER_EN),
-    ("ru", "ClientGuard — Оценка здоровья: 68/100 (жёлтая зона)",
+    ("ru", "ClientGuard — Состояние проекта: 68/100 (жёлтая зона)",
      CheckBlock("НАРУШЕНИЕ", "Менеджер проекта получил бриф",
                 ("Нет брифа агентства; Carla Client загрузил(а) «brief.docx».",),
                 "Как исправить", "Напишите бриф и получите подтверждение менеджера."),
@@ -147,7 +147,7 @@ def test_a_crashed_rule_is_named_and_never_covered_by_the_all_clear():
      CheckBlock("FEJL", "Projektlederen er briefet",
                 ("Ingen brief fra bureauet; Carla Client uploadede “brief.docx”.",),
                 "Sådan rettes det", "Skriv briefen, og få projektlederen til at kvittere."),
-     "Kun for bureauet: kunden kan ikke se dette. ClientGuard holder denne ene "
+     "Kun for bureauet: kunden kan ikke se dette. ClientGuard holder selv denne "
      "kommentar opdateret; manuelle rettelser overskrives. clientguard:sticky"),
 ])
 def test_every_language(language, heading, first_check, footer):

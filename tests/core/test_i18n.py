@@ -74,8 +74,8 @@ def test_message_codes_are_unique_within_a_rule() -> None:
 
 @pytest.mark.parametrize(("language", "by_count"), [
     ("en", {1: "1 discount request on", 2: "2 discount requests on", 21: "21 discount requests"}),
-    ("ru", {1: "1 запрос скидки", 3: "3 запроса скидки", 5: "5 запросов скидки",
-            11: "11 запросов скидки", 21: "21 запрос скидки", 22: "22 запроса скидки"}),
+    ("ru", {1: "1 запрос на", 3: "3 запроса на", 5: "5 запросов на", 11: "11 запросов на",
+            21: "21 запрос на", 22: "22 запроса на"}),
     ("da", {1: "1 anmodning om", 2: "2 anmodninger om", 0: "0 anmodninger om"}),
 ])
 def test_a_count_takes_the_word_form_its_language_asks_for(language, by_count) -> None:
@@ -92,4 +92,4 @@ def test_a_plural_with_a_form_missing_for_its_language_is_refused_when_written()
 
 def test_the_catalogue_docs_show_a_plural_in_its_general_form() -> None:
     assert DISCOUNT_REQUESTS.template("en").startswith("{count} discount requests on")
-    assert DISCOUNT_REQUESTS.template("ru").startswith("{count} запросов скидки")
+    assert DISCOUNT_REQUESTS.template("ru").startswith("{count} запросов на скидку")

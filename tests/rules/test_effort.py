@@ -118,7 +118,8 @@ def test_service_cost_manager_warning_renders_literally() -> None:
     reason = check(service_cost, e, {}).reasons[0]
     assert reason.render("en") == "Managers logged 11.5 hours against a plan of 10 hours."
     assert reason.render("ru") == "Менеджеры списали 11.5 ч при плане 10 ч."
-    assert reason.render("da") == "Lederne har registreret 11.5 timer mod en plan på 10 timer."
+    assert reason.render("da") == ("Projektlederne og de kundeansvarlige har registreret 11.5 "
+                                   "timer mod en plan på 10 timer.")
 
 
 def test_service_cost_rejects_negative_threshold() -> None:

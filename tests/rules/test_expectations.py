@@ -217,5 +217,5 @@ def test_too_soon_names_the_minimum_in_months() -> None:
         "SEO results are expected on 2026-11-01, 2 months after the start on 2026-09-01; "
         "this channel needs at least 3 months."
     )
-    assert reason.render("ru").endswith("этому каналу нужно не меньше 3 мес.")
+    assert reason.render("ru").endswith("таким каналам нужно не меньше 3 мес.")
     assert reason.render("da").endswith("kanalen kræver mindst 3 måneder.")

@@ -116,7 +116,7 @@ def test_the_marker_is_in_the_comment_once_and_only_in_the_hidden_link():
 
 @pytest.mark.parametrize(("content", "expected"), [
     (StickyContent(
-        heading="ClientGuard — Оценка здоровья: 68/100 (жёлтая зона)",
+        heading="ClientGuard — Состояние проекта: 68/100 (жёлтая зона)",
         checks=(CheckBlock("НАРУШЕНИЕ", "Менеджер проекта получил бриф",
                            ("Нет брифа агентства; Carla Client загрузил(а) «brief.docx».",),
                            "Как исправить", "Напишите бриф и получите подтверждение менеджера."),),
@@ -124,7 +124,7 @@ def test_the_marker_is_in_the_comment_once_and_only_in_the_hidden_link():
         link=Link("Открыть проверку", "https://guard.agency.example/h/42"),
         footer="Только для агентства: клиент этого не видит. ClientGuard сам обновляет этот "
                "комментарий; ручные правки будут перезаписаны. clientguard:sticky"),
-     "[b]ClientGuard — Оценка здоровья: 68/100 (жёлтая зона)[/b]\n"
+     "[b]ClientGuard — Состояние проекта: 68/100 (жёлтая зона)[/b]\n"
      "[b]НАРУШЕНИЕ[/b] — [b]Менеджер проекта получил бриф[/b]\n"
      "[list]\n[*]Нет брифа агентства; Carla Client загрузил(а) «brief.docx».\n[/list]\n"
      "[i]Как исправить:[/i] Напишите бриф и получите подтверждение менеджера.\n"
@@ -139,15 +139,15 @@ def test_the_marker_is_in_the_comment_once_and_only_in_the_hidden_link():
                            "Skriv briefen, og få projektlederen til at kvittere."),),
         all_clear=None, unchecked=None,
         link=Link("Åbn sundhedstjek", "https://guard.agency.example/h/42"),
-        footer="Kun for bureauet: kunden kan ikke se dette. ClientGuard holder denne ene "
+        footer="Kun for bureauet: kunden kan ikke se dette. ClientGuard holder selv denne "
                "kommentar opdateret; manuelle rettelser overskrives. clientguard:sticky"),
      "[b]ClientGuard — Sundhedsscore: 68/100 (gul)[/b]\n"
      "[b]FEJL[/b] — [b]Projektlederen er briefet[/b]\n"
      "[list]\n[*]Ingen brief fra bureauet; Carla Client uploadede “brief.docx”.\n[/list]\n"
      "[i]Sådan rettes det:[/i] Skriv briefen, og få projektlederen til at kvittere.\n"
      "[url=https://guard.agency.example/h/42]Åbn sundhedstjek[/url]\n"
-     "[color=#828b95]Kun for bureauet: kunden kan ikke se dette. ClientGuard holder denne "
-     "ene kommentar opdateret; manuelle rettelser overskrives.[/color]" + HIDDEN),
+     "[color=#828b95]Kun for bureauet: kunden kan ikke se dette. ClientGuard holder selv "
+     "denne kommentar opdateret; manuelle rettelser overskrives.[/color]" + HIDDEN),
 ], ids=["ru", "da"])
 def test_every_language(content, expected):
     assert to_bbcode(content) == expected
