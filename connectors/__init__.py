@@ -21,6 +21,7 @@ REGISTRY: dict[str, Any] = {
     JiraConnector.name: JiraConnector,
     Bitrix24Connector.name: Bitrix24Connector,
 }
+PLATFORMS = tuple(sorted(REGISTRY))  # as people see them listed
 
 
 def build_connectors(settings: Mapping[str, Any],

@@ -32,7 +32,7 @@ def create_app(config: Config | None = None) -> Flask:
         config.service.database_url)
     connectors = app.extensions["clientguard.connectors"] = build_connectors(
         config.connectors, lambda name: Installations(database, name), observer=metrics)
-    metrics.serve(connectors)
+    metrics.count_from_zero(connectors)
 
     def evaluate(ref: EngagementRef) -> Processed:
         return process(ref, connectors[ref.connector], database, config, metrics)

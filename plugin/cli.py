@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import gc
 import json
 import logging
@@ -26,7 +25,7 @@ import click
 import tomli_w
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors import REGISTRY
+from connectors import PLATFORMS, REGISTRY
 from connectors.base import EngagementRef
 from connectors.errors import (
     AuthError,
@@ -47,7 +46,7 @@ from plugin.core.engine import Report, evaluate
 from plugin.core.i18n import LANGUAGES, UI, Language
 from plugin.core.model import Engagement
 from plugin.core.render import report_document, report_text
-from plugin.core.schema import EngagementFormatError, loads_engagement
+from plugin.core.schema import EngagementFormatError, did_you_mean, loads_engagement
 from plugin.rules import CATALOGUE
 from plugin.rules.docs import rules_markdown
 
@@ -60,7 +59,6 @@ if TYPE_CHECKING:
     from plugin.storage.models import EventRecord
 
 EXIT_OK, EXIT_FAILING, EXIT_BAD_INPUT = 0, 1, 2
-PLATFORMS = sorted(REGISTRY)
 WORKER_HEALTH_CHECK_SECONDS = 10.0  # as huey's own run loop
 # waitress reads a whole request body before the app sees it. Up to this many times
 # `service.max_body_bytes` the app refuses it (a JSON 413, counted); past that waitress
@@ -241,10 +239,10 @@ def _read_input(path: str, connector_name: str | None, config: Config) -> Engage
             return loads_engagement(text)
         export = _connector(config, connector_name, offline=True).load_export(text)
     except EngagementFormatError as error:
-        for name in PLATFORMS:  # a saved issue or deal given without --connector
-            if _reads_export(_connector(config, name, offline=True), text):
-                _bad_input(f"{path}: this is saved from {REGISTRY[name].label}, not "
-                           f"engagement JSON: add --connector {name}")
+        platform = _saved_from(text, config)  # a saved issue or deal without --connector
+        if platform is not None:
+            _bad_input(f"{path}: this is saved from {REGISTRY[platform].label}, not "
+                       f"engagement JSON: add --connector {platform}")
         _bad_input(f"{path}: not a valid engagement:\n{error}")
     except ExportError as error:
         _bad_input(f"{path}: {error}" + _read_as_what(text, connector_name, config))
@@ -262,19 +260,21 @@ def _read_as_what(text: str, connector_name: str, config: Config) -> str:
         pass
     else:
         return f" (this is engagement JSON: drop --connector {connector_name})"
-    for name in PLATFORMS:
-        if name != connector_name and _reads_export(_connector(config, name, offline=True),
-                                                    text):
-            return f" (this is saved from {REGISTRY[name].label}: --connector {name})"
+    platform = _saved_from(text, config)
+    if platform is not None and platform != connector_name:
+        return f" (this is saved from {REGISTRY[platform].label}: --connector {platform})"
     return ""
 
 
-def _reads_export(connector: Any, text: str) -> bool:
-    try:
-        connector.load_export(text)
-    except ExportError:
-        return False
-    return True
+def _saved_from(text: str, config: Config) -> str | None:
+    """The platform whose connector reads `text` as a saved engagement, if any."""
+    for name in PLATFORMS:
+        try:
+            _connector(config, name, offline=True).load_export(text)
+        except ExportError:
+            continue
+        return name
+    return None
 
 
 def _connector(config: Config, name: str, *, offline: bool = False) -> Any:
@@ -824,10 +824,9 @@ def config_show(ctx: click.Context, client: str | None, project: str | None) -> 
     for scope, key in (("clients", client), ("projects", project)):
         known = config.rule_layers[scope]
         if key is not None and key not in known:  # a typo would show the global settings
-            near = difflib.get_close_matches(key, list(known), n=1)
             click.echo(f"clientguard: warning: no [{scope}.{key}] table in the configuration "
                        f"({config.source}): none of its overrides apply"
-                       + (f"; did you mean {near[0]}?" if near else ""), err=True)
+                       + did_you_mean(key, known), err=True)
     scope = ", ".join(f"{name} {value}" for name, value in
                       (("client", client), ("project", project)) if value) or "global"
     click.echo(f"# Effective configuration ({scope}); source: {config.source}")

@@ -15,7 +15,6 @@ not settings.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -38,15 +37,14 @@ from plugin.core.calendar import BusinessCalendar, CalendarSchema
 from plugin.core.engine import EffectiveRule, ScoreSettings
 from plugin.core.i18n import LANGUAGES, Language
 from plugin.core.model import Engagement
-from plugin.core.rule import Rule
-from plugin.core.schema import Strict, Table, WholeNumber, error_lines
+from plugin.core.rule import COMMON_RULE_KEYS, Rule
+from plugin.core.schema import Strict, Table, WholeNumber, did_you_mean, error_lines
 from plugin.rules import RULES_BY_ID
 
 ENV_PREFIX = "CLIENTGUARD_"
 ENV_SEPARATOR = "__"
 CONFIG_PATH_VARIABLE = "CLIENTGUARD_CONFIG"
 DEFAULT_CONFIG_FILE = "clientguard.toml"
-COMMON_RULE_KEYS = ("enabled", "weight")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -181,9 +179,8 @@ def _check_rule_layer(layer: Mapping[str, Any], path: tuple[str, ...],
         where = (*path, rule_id)
         rule = RULES_BY_ID.get(rule_id)
         if rule is None:
-            near = difflib.get_close_matches(rule_id, RULES_BY_ID, n=1)
             problems.append(f"{' → '.join(where)}: unknown rule"
-                            + (f"; did you mean {near[0]}?" if near else "")
+                            + did_you_mean(rule_id, RULES_BY_ID)
                             + f" (known: {', '.join(RULES_BY_ID)})")
             continue
         common = {key: table[key] for key in COMMON_RULE_KEYS if key in table}
@@ -192,10 +189,8 @@ def _check_rule_layer(layer: Mapping[str, Any], path: tuple[str, ...],
             _RuleCommonSchema().load(common)
         except ValidationError as error:
             problems += _errors_at(where, error)
-        schema = rule.settings()
-        schema.also_known = COMMON_RULE_KEYS  # `enabeld` is near `enabled`, loaded beside
         try:
-            schema.load({**agency_defaults(rule, raw_calendar), **settings})
+            rule.settings().load({**agency_defaults(rule, raw_calendar), **settings})
         except ValidationError as error:
             problems += _errors_at(where, error)
     return problems

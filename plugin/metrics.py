@@ -74,7 +74,7 @@ class Metrics:
             ["connector"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
 
-    def serve(self, connectors: Iterable[str]) -> None:
+    def count_from_zero(self, connectors: Iterable[str]) -> None:
         """Show each connector's leak count from 0 on: a series that first appears at 1 is
         missed by an `increase()` alert, and the first leak is the one that matters."""
         for connector in connectors:

@@ -109,9 +109,14 @@ class Outcome:
 PASSED = Outcome(Status.PASS)
 
 
+COMMON_RULE_KEYS = ("enabled", "weight")  # in every rule's table, beside its settings
+
+
 class RuleSettings(Strict):
     """Base of every rule's settings schema: unknown keys are rejected, and loading gives
     an immutable, hashable record with attribute access (`settings.window_days`)."""
+
+    also_known = COMMON_RULE_KEYS  # `enabeld` is near `enabled`
 
     _record_types: ClassVar[dict[type, type]] = {}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
@@ -86,11 +86,19 @@ class Strict(Schema):
         if many or not isinstance(error.messages, dict):
             return
         unknown = [self.error_messages["unknown"]]
-        known = [field.data_key or name for name, field in self.load_fields.items()]
+        known = [*(field.data_key or name for name, field in self.load_fields.items()),
+                 *self.also_known]
         for key, messages in error.messages.items():
-            near = difflib.get_close_matches(str(key), [*known, *self.also_known], n=1)
-            if messages == unknown and near:
-                error.messages[key] = [f"{unknown[0].rstrip('.')}; did you mean {near[0]}?"]
+            hint = did_you_mean(str(key), known) if messages == unknown else ""
+            if hint:
+                error.messages[key] = [unknown[0].rstrip(".") + hint]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`; did you mean <the nearest of known>?` for a misspelt `name`, or '' when none is
+    near: said after every unknown key, rule id, client or project a person typed."""
+    near = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {near[0]}?" if near else ""
 
 
 class PersonSchema(Strict):

@@ -6,7 +6,7 @@ from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from connectors import REGISTRY
+from connectors import PLATFORMS, REGISTRY
 
 
 def error_fields(error: HTTPException) -> dict[str, str | None]:
@@ -19,7 +19,7 @@ def no_connector(name: str) -> str:
     """Why a `/hooks/<name>` or `/apps/<name>/…` path has no connector to answer it."""
     if name in REGISTRY:
         return f"the {name} connector is not configured here (no [{name}] table)"
-    return f"no connector {name!r} (ClientGuard has {', '.join(sorted(REGISTRY))})"
+    return f"no connector {name!r} (ClientGuard has {', '.join(PLATFORMS)})"
 
 
 def _as_json(error: HTTPException) -> ResponseReturnValue:
