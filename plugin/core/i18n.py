@@ -7,6 +7,9 @@ A count is written with the word it governs as `{count:plural:comment has|commen
 the count, then the form its language's plural rule picks (CLDR's, through Babel), the forms
 given in the order of `PLURALS` — Russian has three (1 комментарий, 2 комментария,
 5 комментариев), so "comment(s)" never reaches a person.
+
+A fractional number (hours) and an amount of money (`Money`) are written as their language
+writes them: 11.5 hours, 11,5 часа, 11,5 timer; 1,234.50 DKK, 1 234,50 DKK, 1.234,50 DKK.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import re
 import string
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any, Literal
 
 from babel import Locale
+from babel.numbers import format_decimal
 from babel.plural import PluralRule
 
 Language = Literal["en", "ru", "da"]
@@ -60,20 +65,44 @@ class Text:
         return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 
+@dataclass(frozen=True)
+class Money:
+    """An amount as evidence shows it: two decimals in its language's notation, then its
+    currency's code when it has one (a code, not a symbol: "kr." could be three crowns)."""
+
+    amount: Decimal
+    currency: str | None = None
+
+    def render(self, language: Language) -> str:
+        digits = format_decimal(self.amount, "#,##0.00", locale=language)
+        return f"{digits}\u00a0{self.currency}" if self.currency else digits
+
+
+def shown(value: Any, language: Language) -> str:
+    """A message's parameter as it reads in `language`: a fraction in its notation with at
+    most two decimals (11.5 / 11,5), a phrase or an amount rendered, anything else as is."""
+    if isinstance(value, float | Decimal):
+        return format_decimal(value, "#,##0.##", locale=language)
+    return value.render(language) if isinstance(value, Text | Money) else str(value)
+
+
 class _Formatter(string.Formatter):
-    """`str.format`, and `{n:plural:…|…}` as the module says."""
+    """`str.format`, each parameter as `shown`; `{n:plural:…|…}` as the module says."""
 
     def __init__(self, language: Language) -> None:
         self.language = language
 
     def format_field(self, value: Any, format_spec: str) -> str:
+        if not format_spec:
+            return shown(value, self.language)
         if not format_spec.startswith(PLURAL):
             return super().format_field(value, format_spec)
         category = _plural_rule(self.language)(value)
         order = PLURALS[self.language]
         if category not in order:  # Russian's `other`, for fractions, takes the `few` form
             category = "few"
-        return f"{value} {format_spec.removeprefix(PLURAL).split('|')[order.index(category)]}"
+        form = format_spec.removeprefix(PLURAL).split("|")[order.index(category)]
+        return f"{shown(value, self.language)} {form}"
 
 
 @cache

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from marshmallow import post_load, validate
 
-from plugin.core.i18n import Language, Text
+from plugin.core.i18n import Language, Text, shown
 from plugin.core.model import Engagement
 from plugin.core.schema import Strict, WholeNumber
 
@@ -75,9 +75,10 @@ class Reason:
         return self.message.code
 
     def localised_params(self, language: Language) -> dict[str, Any]:
-        """The parameters, with any `Text` among them (a phrase) in `language`."""
+        """The parameters for a program to read: numbers as numbers, the rest (a phrase, an
+        amount of money) as `language` shows them."""
         return {
-            name: value.render(language) if isinstance(value, Text) else value
+            name: value if isinstance(value, int | float) else shown(value, language)
             for name, value in self.params.items()
         }
 

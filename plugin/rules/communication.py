@@ -100,20 +100,16 @@ def client_answered(e: Engagement, s: Any, now: datetime) -> Outcome:
     if unanswered:
         question, _, due = unanswered[0]
         reasons.append(UNANSWERED.fail(
-            count=len(unanswered), sla=_hours(s.sla_business_hours),
+            count=len(unanswered), sla=s.sla_business_hours,
             author=question.author.name, asked=moment(question.at), due=moment(due),
         ))
     if late:
         question, reply, due = late[-1]
         reasons.append(ANSWERED_LATE.fail(
-            count=len(late), sla=_hours(s.sla_business_hours), answered=moment(reply.at),
+            count=len(late), sla=s.sla_business_hours, answered=moment(reply.at),
             asked=moment(question.at), due=moment(due),
         ))
     return Outcome.judge(reasons)
-
-
-def _hours(value: float) -> str:
-    return f"{value:g}"
 
 
 # --- regular-updates ---------------------------------------------------------------------

@@ -51,8 +51,9 @@ def _share(part: float, whole: float) -> float:
     return part / whole if whole > 0 else float("inf") if part > 0 else 0.0
 
 
-def _hours(value: float) -> str:
-    return f"{value:.1f}".removesuffix(".0")
+def _hours(value: float) -> float:
+    """Hours to the tenth, as evidence shows them (11.5, not 11.4666…)."""
+    return round(float(value), 1)
 
 
 def _percent(share: float) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import fields, validate
 
-from plugin.core.i18n import LANGUAGES, Text, moment
+from plugin.core.i18n import LANGUAGES, Money, Text, moment
 from plugin.core.model import Engagement, Invoice, Side, TimeKind, during
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
@@ -91,7 +91,7 @@ def prepayment(e: Engagement, s: Any, now: datetime) -> Outcome:
         if not early:
             return PASSED
         return Outcome.judge([WORK_BEFORE_PREPAYMENT.fail(
-            hours=f"{sum(entry.hours for entry in early):g}", first=moment(early[0].at),
+            hours=sum(entry.hours for entry in early), first=moment(early[0].at),
             received=moment(received_on),
         )])
     if e.fields.get("prepayment_received") is True:
@@ -100,7 +100,7 @@ def prepayment(e: Engagement, s: Any, now: datetime) -> Outcome:
     if not work:
         return PASSED
     return Outcome.judge([WORK_WITHOUT_PREPAYMENT.fail(
-        hours=f"{sum(entry.hours for entry in work):g}", first=moment(work[0].at))])
+        hours=sum(entry.hours for entry in work), first=moment(work[0].at))])
 
 
 # --- overdue-invoices --------------------------------------------------------------------
@@ -140,10 +140,10 @@ def _overdue(invoices: tuple[Invoice, ...], day: date, grace_days: int) -> list[
     ]
 
 
-def _money(amount: Decimal, invoices: list[Invoice] | tuple[Invoice, ...]) -> str:
+def _money(amount: Decimal, invoices: list[Invoice] | tuple[Invoice, ...]) -> Money:
+    """`amount` in the invoices' currency, or in none when they mix currencies."""
     currencies = {invoice.currency for invoice in invoices if invoice.currency}
-    suffix = f" {currencies.pop()}" if len(currencies) == 1 else ""
-    return f"{amount:.2f}{suffix}"
+    return Money(amount, currencies.pop() if len(currencies) == 1 else None)
 
 
 class OverdueSettings(RuleSettings):

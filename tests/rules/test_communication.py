@@ -196,8 +196,16 @@ def test_unanswered_evidence() -> None:
 def test_answered_late_evidence() -> None:
     e = talk((CLIENT_BOSS, cph(2026, 11, 14, 10, 0)), (ACCOUNT_MANAGER, cph(2026, 11, 17, 9, 5)))
     (reason,) = check(client_answered, e, {**DANISH, "sla_business_hours": 4}).reasons
-    assert reason.params == {"count": 1, "sla": "4", "answered": "2026-11-17 08:05 UTC",
+    assert reason.params == {"count": 1, "sla": 4.0, "answered": "2026-11-17 08:05 UTC",
                              "asked": "2026-11-14 09:00 UTC", "due": "2026-11-16 12:00 UTC"}
+
+
+def test_a_fractional_sla_reads_in_each_language_s_notation() -> None:
+    e = talk((CLIENT_BOSS, cph(2026, 11, 14, 10, 0)), (ACCOUNT_MANAGER, cph(2026, 11, 17, 9, 5)))
+    (reason,) = check(client_answered, e, {**DANISH, "sla_business_hours": 2.5}).reasons
+    assert "after more than 2.5 business hours" in reason.render("en")
+    assert "позже чем через 2,5 раб. ч" in reason.render("ru")
+    assert "efter mere end 2,5 arbejdstimer" in reason.render("da")
 
 
 def test_client_answered_defaults() -> None:

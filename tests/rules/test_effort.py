@@ -42,28 +42,28 @@ SERVICE_COST_CASES = [
                  {}, id="just-under-80-percent"),
     pytest.param({"budget_hours": 100.0}, (time_entry(50, ago(20)), time_entry(30, ago(3))),
                  {}, Status.WARN, ["near_budget"],
-                 {"spent": "80", "budget": "100", "share": "80"}, id="at-80-percent-warns"),
+                 {"spent": 80.0, "budget": 100.0, "share": "80"}, id="at-80-percent-warns"),
     pytest.param({"budget_hours": 40}, (time_entry(36, ago(3)),), {}, Status.WARN,
-                 ["near_budget"], {"spent": "36", "budget": "40", "share": "90"},
+                 ["near_budget"], {"spent": 36.0, "budget": 40.0, "share": "90"},
                  id="integer-budget-90-percent"),
     pytest.param({"budget_hours": 100.0}, (time_entry(60, ago(20)), time_entry(40, ago(3))),
                  {}, Status.FAIL, ["over_budget"],
-                 {"spent": "100", "budget": "100", "share": "100"}, id="at-100-percent-fails"),
+                 {"spent": 100.0, "budget": 100.0, "share": "100"}, id="at-100-percent-fails"),
     pytest.param({"budget_hours": 100.0}, (time_entry(130, ago(3)),), {}, Status.FAIL,
-                 ["over_budget"], {"spent": "130", "budget": "100", "share": "130"},
+                 ["over_budget"], {"spent": 130.0, "budget": 100.0, "share": "130"},
                  id="over-budget"),
     pytest.param({"budget_hours": 20.0}, (time_entry(12.5, ago(9)), time_entry(4.3, ago(3))),
                  {}, Status.WARN, ["near_budget"],
-                 {"spent": "16.8", "budget": "20", "share": "84"}, id="fractional-hours"),
+                 {"spent": 16.8, "budget": 20.0, "share": "84"}, id="fractional-hours"),
     pytest.param({"budget_hours": 100.0},
                  (time_entry(50, ago(20)), time_entry(20, ago(10), kind=CALL),
                   time_entry(15, ago(5), kind=MEETING)),
-                 {}, Status.WARN, ["near_budget"], {"spent": "85", "share": "85"},
+                 {}, Status.WARN, ["near_budget"], {"spent": 85.0, "share": "85"},
                  id="calls-and-meetings-count-as-time-spent"),
     pytest.param({"budget_hours": 100.0}, (time_entry(70, ago(3)), time_entry(50, ago(-2))),
                  {}, Status.PASS, [], {}, id="time-logged-after-now-ignored"),
     pytest.param({"budget_hours": 0}, (time_entry(2, ago(3)),), {}, Status.FAIL,
-                 ["over_budget"], {"spent": "2", "budget": "0", "share": "∞"},
+                 ["over_budget"], {"spent": 2.0, "budget": 0.0, "share": "∞"},
                  id="zero-budget-with-time-fails"),
     pytest.param({"budget_hours": 0}, (), {}, Status.PASS, [], {},
                  id="zero-budget-nothing-logged"),
@@ -77,7 +77,7 @@ SERVICE_COST_CASES = [
     pytest.param({"budget_hours": 100.0, "manager_hours_budget": 10},
                  (time_entry(6, ago(9), ACCOUNT_MANAGER, CALL),
                   time_entry(5, ago(3), PROJECT_MANAGER), time_entry(30, ago(3))),
-                 {}, Status.WARN, ["manager_over_plan"], {"spent": "11", "plan": "10"},
+                 {}, Status.WARN, ["manager_over_plan"], {"spent": 11.0, "plan": 10.0},
                  id="managers-over-plan-warns"),
     pytest.param({"budget_hours": 100.0, "manager_hours_budget": 10},
                  (time_entry(6, ago(9), ACCOUNT_MANAGER), time_entry(4, ago(3), PROJECT_MANAGER)),
@@ -91,7 +91,7 @@ SERVICE_COST_CASES = [
     pytest.param({"budget_hours": 100.0, "manager_hours_budget": 10},
                  (time_entry(12, ago(9), PROJECT_MANAGER), time_entry(100, ago(3))),
                  {}, Status.FAIL, ["over_budget", "manager_over_plan"],
-                 {"spent": "112", "share": "112"}, id="over-budget-and-managers-over-plan"),
+                 {"spent": 112.0, "share": "112"}, id="over-budget-and-managers-over-plan"),
     pytest.param({"budget_hours": 100.0, "manager_hours_budget": 10},
                  (time_entry(8, ago(9), PROJECT_MANAGER), time_entry(6, ago(-1), PROJECT_MANAGER)),
                  {}, Status.PASS, [], {}, id="manager-time-after-now-ignored"),
@@ -117,8 +117,8 @@ def test_service_cost_manager_warning_renders_literally() -> None:
                    time_entries=(time_entry(11.5, ago(2), ACCOUNT_MANAGER),))
     reason = check(service_cost, e, {}).reasons[0]
     assert reason.render("en") == "Managers logged 11.5 hours against a plan of 10 hours."
-    assert reason.render("ru") == "Менеджеры списали 11.5 ч при плане 10 ч."
-    assert reason.render("da") == ("Projektlederne og de kundeansvarlige har registreret 11.5 "
+    assert reason.render("ru") == "Менеджеры списали 11,5 ч при плане 10 ч."
+    assert reason.render("da") == ("Projektlederne og de kundeansvarlige har registreret 11,5 "
                                    "timer mod en plan på 10 timer.")
 
 
@@ -142,12 +142,12 @@ MEETING_LOAD_CASES = [
                  Status.PASS, [], {}, id="just-under-15-percent"),
     pytest.param({"budget_hours": 100.0}, (time_entry(20, ago(3), kind=MEETING),), {},
                  Status.FAIL, ["meeting_heavy"],
-                 {"spent": "20", "share": "20", "budget": "100", "limit": "15"},
+                 {"spent": 20.0, "share": "20", "budget": 100.0, "limit": "15"},
                  id="meetings-20-percent-fails"),
     pytest.param({"budget_hours": 100.0},
                  (time_entry(8, ago(9), ACCOUNT_MANAGER, CALL),
                   time_entry(9, ago(3), PROJECT_MANAGER, MEETING), time_entry(60, ago(2))),
-                 {}, Status.FAIL, ["meeting_heavy"], {"spent": "17", "share": "17"},
+                 {}, Status.FAIL, ["meeting_heavy"], {"spent": 17.0, "share": "17"},
                  id="calls-and-meetings-add-up"),
     pytest.param({"budget_hours": 100.0},
                  (time_entry(10, ago(3), kind=CALL), time_entry(10, ago(-3), kind=MEETING)),
@@ -158,7 +158,7 @@ MEETING_LOAD_CASES = [
                  {"max_share": 0.05}, Status.FAIL, ["meeting_heavy"],
                  {"share": "6", "limit": "5"}, id="custom-limit-stricter"),
     pytest.param({"budget_hours": 0}, (time_entry(1, ago(3), kind=CALL),), {}, Status.FAIL,
-                 ["meeting_heavy"], {"share": "∞", "budget": "0"}, id="zero-budget-with-a-call"),
+                 ["meeting_heavy"], {"share": "∞", "budget": 0.0}, id="zero-budget-with-a-call"),
 ]
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from marshmallow import ValidationError
 
+from plugin.core.i18n import Money
 from plugin.core.model import TimeKind, Visibility
 from plugin.core.rule import Status
 from plugin.rules.common import months_before
@@ -50,9 +52,9 @@ PREPAYMENT_CASES = [
                  Status.PASS, [], {}, id="field-says-not-required-overrides-terms"),
     pytest.param({"prepayment_required": True, "prepayment_received": False}, WORK,
                  {"required": False}, Status.FAIL, ["work_without_prepayment"],
-                 {"hours": "5.5"}, id="field-says-required-overrides-terms"),
+                 {"hours": 5.5}, id="field-says-required-overrides-terms"),
     pytest.param({"prepayment_required": None, "prepayment_received": False}, WORK, {},
-                 Status.FAIL, ["work_without_prepayment"], {"hours": "5.5"},
+                 Status.FAIL, ["work_without_prepayment"], {"hours": 5.5},
                  id="empty-required-field-falls-back-to-terms"),
     pytest.param({}, WORK, {}, Status.NOT_CONFIGURED, ["not_mapped"],
                  {"field": "prepayment_received"}, id="received-not-mapped"),
@@ -66,10 +68,10 @@ PREPAYMENT_CASES = [
     pytest.param({"prepayment_received": False}, CALLS, {}, Status.PASS, [], {},
                  id="calls-and-meetings-are-not-work"),
     pytest.param({"prepayment_received": False}, WORK, {}, Status.FAIL,
-                 ["work_without_prepayment"], {"hours": "5.5", "first": "2026-10-16 12:00 UTC"},
+                 ["work_without_prepayment"], {"hours": 5.5, "first": "2026-10-16 12:00 UTC"},
                  id="work-without-prepayment"),
     pytest.param({"prepayment_received": None}, WORK, {}, Status.FAIL,
-                 ["work_without_prepayment"], {"hours": "5.5"},
+                 ["work_without_prepayment"], {"hours": 5.5},
                  id="received-flag-mapped-but-empty"),
     pytest.param({"prepayment_received": False}, (time_entry(4, ago(-1)),), {}, Status.PASS,
                  [], {}, id="work-after-now-ignored"),
@@ -79,16 +81,16 @@ PREPAYMENT_CASES = [
                  {}, id="received-on-the-day-work-started"),
     pytest.param({"prepayment_received_on": date(2026, 10, 20)}, WORK, {}, Status.FAIL,
                  ["work_before_prepayment"],
-                 {"hours": "3", "first": "2026-10-16 12:00 UTC", "received": "2026-10-20"},
+                 {"hours": 3.0, "first": "2026-10-16 12:00 UTC", "received": "2026-10-20"},
                  id="work-logged-before-received-on"),
     pytest.param({"prepayment_received": True, "prepayment_received_on": date(2026, 11, 1)},
                  WORK, {}, Status.FAIL, ["work_before_prepayment"],
-                 {"hours": "5.5", "received": "2026-11-01"},
+                 {"hours": 5.5, "received": "2026-11-01"},
                  id="date-shows-work-before-even-with-flag-set"),
     pytest.param({"prepayment_received": True, "prepayment_received_on": None}, WORK, {},
                  Status.PASS, [], {}, id="flag-set-date-empty"),
     pytest.param({"prepayment_received_on": None}, WORK, {}, Status.FAIL,
-                 ["work_without_prepayment"], {"hours": "5.5"},
+                 ["work_without_prepayment"], {"hours": 5.5},
                  id="only-date-mapped-and-empty"),
 ]
 
@@ -123,6 +125,10 @@ def test_prepayment_evidence_renders_literally() -> None:
 # --- overdue-invoices --------------------------------------------------------------------
 
 # NOW is 2026-11-20; one month before is 2026-10-20, two months before 2026-09-20.
+def dkk(amount: str) -> Money:
+    return Money(Decimal(amount), "DKK")
+
+
 AUG = invoice("1200.50", day(2026, 8, 1), id="INV-AUG")  # due 2026-08-15
 SEP = invoice("800", day(2026, 9, 1), id="INV-SEP")  # due 2026-09-15
 OCT = invoice("1000", day(2026, 10, 1), id="INV-OCT")  # due 2026-10-15
@@ -144,25 +150,25 @@ OVERDUE_CASES = [
                  id="not-yet-due"),
     pytest.param((invoice("1500", day(2026, 10, 22), id="INV-1"),), {}, Status.WARN,
                  ["overdue"],
-                 {"count": 1, "days": 14, "amount": "1500.00 DKK", "invoice": "INV-1",
+                 {"count": 1, "days": 14, "amount": dkk("1500.00"), "invoice": "INV-1",
                   "due": "2026-11-05"},
                  id="one-overdue-invoice-warns"),
     pytest.param((AUG,), {}, Status.WARN, ["overdue"],
-                 {"count": 1, "amount": "1200.50 DKK", "invoice": "INV-AUG"},
+                 {"count": 1, "amount": dkk("1200.50"), "invoice": "INV-AUG"},
                  id="one-old-overdue-invoice-still-warns"),
     pytest.param((AUG, OCT), {}, Status.WARN, ["overdue"],
-                 {"count": 2, "amount": "2200.50 DKK", "invoice": "INV-AUG",
+                 {"count": 2, "amount": dkk("2200.50"), "invoice": "INV-AUG",
                   "due": "2026-08-15"},
                  id="grew-only-in-the-last-month-warns"),
     pytest.param((OCT, AUG, SEP), {}, Status.FAIL, ["overdue", "debt_growing"],
-                 {"count": 3, "amount": "3000.50 DKK", "invoice": "INV-AUG",
+                 {"count": 3, "amount": dkk("3000.50"), "invoice": "INV-AUG",
                   "due": "2026-08-15"},
                  id="grew-two-months-in-a-row-fails"),
     pytest.param((SEP, OCT), {}, Status.FAIL, ["overdue", "debt_growing"],
-                 {"count": 2, "amount": "1800.00 DKK", "invoice": "INV-SEP"},
+                 {"count": 2, "amount": dkk("1800.00"), "invoice": "INV-SEP"},
                  id="grew-from-nothing-two-months-in-a-row-fails"),
     pytest.param((paid(AUG, day(2026, 11, 1)), SEP, OCT), {}, Status.WARN, ["overdue"],
-                 {"count": 2, "amount": "1800.00 DKK", "invoice": "INV-SEP"},
+                 {"count": 2, "amount": dkk("1800.00"), "invoice": "INV-SEP"},
                  id="oldest-paid-later-stops-the-growth"),
     pytest.param((paid(AUG, day(2026, 11, 10)), paid(SEP, day(2026, 11, 10)),
                   paid(OCT, day(2026, 11, 10))), {}, Status.PASS, [], {},
@@ -173,7 +179,7 @@ OVERDUE_CASES = [
                  Status.WARN, ["overdue"], {"days": 0, "due": "2026-11-19"},
                  id="no-grace-days"),
     pytest.param((SEP, OCT), {"overdue_days": 40}, Status.WARN, ["overdue"],
-                 {"count": 1, "days": 40, "amount": "800.00 DKK", "invoice": "INV-SEP"},
+                 {"count": 1, "days": 40, "amount": dkk("800.00"), "invoice": "INV-SEP"},
                  id="longer-grace-counts-fewer-invoices"),
 ]
 
@@ -188,12 +194,19 @@ def test_overdue_invoices(invoices: tuple | None, settings: dict[str, Any], stat
 def test_debt_growing_evidence_lists_the_three_amounts() -> None:
     outcome = check(overdue_invoices, engagement(invoices=(AUG, SEP, OCT)), {})
     growing = outcome.reasons[1]
-    assert growing.params == {"two_ago": "1200.50 DKK", "one_ago": "2000.50 DKK",
-                              "now_amount": "3000.50 DKK"}
+    assert growing.params == {"two_ago": dkk("1200.50"),
+                              "one_ago": dkk("2000.50"),
+                              "now_amount": dkk("3000.50")}
+    # each language's own notation; a no-break space keeps the code beside its amount
     assert growing.render("en") == (
         "The overdue amount grew two months in a row: "
-        "1200.50 DKK → 2000.50 DKK → 3000.50 DKK."
+        "1,200.50\u00a0DKK → 2,000.50\u00a0DKK → 3,000.50\u00a0DKK."
     )
+    assert growing.render("ru").endswith(
+        ": 1\u00a0200,50\u00a0DKK → 2\u00a0000,50\u00a0DKK → 3\u00a0000,50\u00a0DKK.")
+    assert growing.render("da").endswith(
+        ": 1.200,50\u00a0DKK → 2.000,50\u00a0DKK → 3.000,50\u00a0DKK.")
+    assert growing.localised_params("da")["now_amount"] == "3.000,50\u00a0DKK"
 
 
 MARCH_31 = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
@@ -205,8 +218,8 @@ MONTH_END_CASES = [
                   invoice("1000", day(2026, 2, 1), due_days=9, id="F"),  # due 02-10: on 02-28
                   invoice("1000", day(2026, 3, 1), id="M")),  # due 03-15: on 03-31
                  Status.FAIL, ["overdue", "debt_growing"],
-                 {"two_ago": "1000.00 DKK", "one_ago": "2000.00 DKK",
-                  "now_amount": "3000.00 DKK"},
+                 {"two_ago": dkk("1000.00"), "one_ago": dkk("2000.00"),
+                  "now_amount": dkk("3000.00")},
                  id="31-march-grew-two-months"),
     pytest.param(MARCH_31,
                  (invoice("1000", day(2026, 1, 2), id="J"),
