@@ -75,6 +75,13 @@ class RateLimited(Transient):
     """429 or the platform's own limit signal."""
 
 
+class Unresolvable(Transient):
+    """The platform's host name does not resolve: far more often a typo in its URL than a
+    resolver's hiccup, so a call does not retry it on the spot (a person running `doctor`
+    hears at once); the service's events wait and are tried again later, as for any
+    `Transient`."""
+
+
 class ConnectorNotConfigured(Exception):
     """The platform's configuration section lacks what talking to it needs; the message
     names the key."""

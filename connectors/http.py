@@ -2,10 +2,11 @@
 
 A client sends through one choke point that raises the typed errors of
 `connectors.errors`; this module decides which of those are worth another attempt
-(`Transient`, which includes `RateLimited`) and how long to wait: the platform's own word
-(`Retry-After`, or a hint the client read from a platform header) when it gives one, else
-exponential backoff with jitter. Attempts and total waiting are both bounded: past the bound
-the typed error propagates and the queue retries the whole event later.
+(`Transient`, which includes `RateLimited`, but not `Unresolvable`) and how long to wait:
+the platform's own word (`Retry-After`, or a hint the client read from a platform header)
+when it gives one, else exponential backoff with jitter. Attempts and total waiting are
+both bounded: past the bound the typed error propagates and the queue retries the whole
+event later.
 
 `send` is also where every call is timed: each attempt, answered or not, is told to the
 client's `CallObserver` (the service's metrics), so retries that a storm of 429/503 costs
@@ -27,9 +28,16 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_any
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+    stop_any,
+)
 
-from connectors.errors import PlatformError, Transient
+from connectors.errors import PlatformError, Transient, Unresolvable
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +149,7 @@ def send(session: requests.Session, method: str, url: str, *, where: str,
         raise Transient(f"{where}: {_host(url)} did not answer in time") from None
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
         status = "connection"
-        raise Transient(f"{where}: cannot reach {_host(url)}: {_why_unreachable(error)}"
-                        ) from None
+        raise _unreachable(f"{where}: cannot reach {_host(url)}", error) from None
     except requests.RequestException as error:  # a redirect loop, a URL it cannot send to
         raise PlatformError(f"{where}: {type(error).__name__}") from None
     finally:
@@ -159,10 +166,10 @@ def _host(url: str) -> str:
     return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"
 
 
-def _why_unreachable(error: BaseException) -> str:
-    """Why a connection failed, in words: the cause found down the chain of wrapped errors
-    (`requests` wraps urllib3's, which wraps the socket's), never their text, which names
-    the whole URL."""
+def _unreachable(what: str, error: BaseException) -> Transient:
+    """`what` failed to connect, and why in words: the cause found down the chain of wrapped
+    errors (`requests` wraps urllib3's, which wraps the socket's), never their text, which
+    names the whole URL. A name that does not resolve is `Unresolvable`."""
     seen: list[BaseException] = []
     cause: BaseException | None = error
     while cause is not None and cause not in seen:
@@ -174,16 +181,19 @@ def _why_unreachable(error: BaseException) -> str:
                  else cause.__cause__ or cause.__context__)
     for cause in seen:
         if isinstance(cause, socket.gaierror):
-            return "its name does not resolve (a typo in the URL, or no DNS?)"
+            return Unresolvable(f"{what}: its name does not resolve (a typo in the URL, or no "
+                                "DNS?)")
         if isinstance(cause, ConnectionRefusedError):
-            return "the connection was refused (nothing listens on that port?)"
+            return Transient(f"{what}: the connection was refused (nothing listens on that "
+                             "port?)")
         if isinstance(cause, ssl.SSLError | requests.exceptions.SSLError):
-            return "TLS failed (a certificate not trusted here, or no HTTPS on that port?)"
+            return Transient(f"{what}: TLS failed (a certificate not trusted here, or no HTTPS "
+                             "on that port?)")
         if isinstance(cause, requests.exceptions.ProxyError):
-            return "the proxy failed (HTTPS_PROXY?)"
+            return Transient(f"{what}: the proxy failed (HTTPS_PROXY?)")
     if isinstance(error, requests.exceptions.ChunkedEncodingError):
-        return "the connection broke off mid-answer"
-    return "the connection failed"
+        return Transient(f"{what}: the connection broke off mid-answer")
+    return Transient(f"{what}: the connection failed")
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: datetime) -> float | None:
@@ -237,7 +247,7 @@ def _log_retry(retry_state: RetryCallState) -> None:
 
 
 RETRY_IDEMPOTENT = Retrying(
-    retry=retry_if_exception_type(Transient),
+    retry=retry_if_exception_type(Transient) & retry_if_not_exception_type(Unresolvable),
     wait=wait_for_platform,
     stop=stop_any(stop_after_attempt(MAX_ATTEMPTS), out_of_time),
     before_sleep=_log_retry,

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from connectors.errors import Transient
-from connectors.http import send
+from connectors.errors import Transient, Unresolvable
+from connectors.http import RETRY_IDEMPOTENT, send
 
 
 @pytest.fixture
@@ -49,3 +49,34 @@ def test_a_call_that_reaches_nobody_says_which_host_and_why_without_its_path(
     message = str(caught.value)
     assert message.startswith("GET /profile: " + why.format(port=urlsplit(address).port))
     assert "witness-secret" not in message
+
+
+def test_a_host_name_that_does_not_resolve_is_said_at_once_not_retried() -> None:
+    """A typo in a base URL: the person running `doctor` hears so after one attempt, not
+    after 30 s of retries (`.invalid` never resolves, RFC 2606)."""
+    attempts: list[int] = []
+    waits: list[float] = []
+
+    def attempt() -> None:
+        attempts.append(1)
+        send(requests.Session(), "GET", "https://jira.acme.invalid/rest/witness-secret-4d1",
+             where="GET /rest/api/3/myself", timeout=(2, 2))
+
+    with pytest.raises(Unresolvable) as caught:
+        RETRY_IDEMPOTENT.copy(sleep=waits.append)(attempt)
+    assert str(caught.value) == ("GET /rest/api/3/myself: cannot reach jira.acme.invalid: its "
+                                 "name does not resolve (a typo in the URL, or no DNS?)")
+    assert (len(attempts), waits) == (1, [])
+
+
+def test_a_refused_connection_is_still_retried() -> None:
+    port = closed_port()
+    waits: list[float] = []
+
+    def attempt() -> None:
+        send(requests.Session(), "GET", f"https://127.0.0.1:{port}/", where="GET /",
+             timeout=(2, 2))
+
+    with pytest.raises(Transient):
+        RETRY_IDEMPOTENT.copy(sleep=waits.append)(attempt)
+    assert len(waits) == 4  # five attempts
