@@ -22,24 +22,27 @@ from plugin.rules.common import client_questions, window_start
 
 UNANSWERED = Message(
     code="unanswered",
-    en="{count:plural:client comment has|client comments have} waited longer than {sla} "
-    "business hours for an answer; the oldest, from {author} on {asked}, was due by {due}.",
+    en="{count:plural:client comment has|client comments have} waited longer than "
+    "{sla:plural:business hour|business hours} for an answer; the oldest, from {author} on "
+    "{asked}, was due by {due}.",
     ru="{count:plural:комментарий клиента ждёт|комментария клиента ждут|комментариев клиента "
     "ждут} ответа дольше {sla} раб. ч; самый старый ({author}, {asked}) требовал ответа до "
     "{due}.",
-    da="{count:plural:kundekommentar har|kundekommentarer har} ventet mere end {sla} "
-    "arbejdstimer på svar; den ældste (fra {author}, {asked}) skulle besvares senest {due}.",
+    da="{count:plural:kundekommentar har|kundekommentarer har} ventet mere end "
+    "{sla:plural:arbejdstime|arbejdstimer} på svar; den ældste (fra {author}, {asked}) "
+    "skulle besvares senest {due}.",
 )
 ANSWERED_LATE = Message(
     code="answered_late",
     en="{count:plural:client comment was|client comments were} answered after more than "
-    "{sla} business hours; the latest answer came {answered} to a comment from {asked} "
-    "(due by {due}).",
+    "{sla:plural:business hour|business hours}; the latest answer came {answered} to a "
+    "comment from {asked} (due by {due}).",
     ru="На {count:plural:комментарий|комментария|комментариев} клиента ответили позже чем "
     "через {sla} раб. ч; самый поздний ответ дан {answered} на комментарий от {asked} "
     "(срок — {due}).",
-    da="{count:plural:kundekommentar|kundekommentarer} blev besvaret efter mere end {sla} "
-    "arbejdstimer; det seneste svar kom {answered} på en kommentar fra {asked} (frist {due}).",
+    da="{count:plural:kundekommentar|kundekommentarer} blev besvaret efter mere end "
+    "{sla:plural:arbejdstime|arbejdstimer}; det seneste svar kom {answered} på en kommentar "
+    "fra {asked} (frist {due}).",
 )
 
 

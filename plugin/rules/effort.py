@@ -28,22 +28,25 @@ NO_BUDGET = Message(
 
 OVER_BUDGET = Message(
     code="over_budget",
-    en="{spent} hours logged against a budget of {budget} hours ({share} %).",
+    en="{spent:plural:hour|hours} logged against a budget of {budget:plural:hour|hours} "
+    "({share} %).",
     ru="Списано {spent} ч при бюджете {budget} ч ({share} %).",
-    da="Der er registreret {spent} timer mod et budget på {budget} timer ({share} %).",
+    da="Der er registreret {spent:plural:time|timer} mod et budget på "
+    "{budget:plural:time|timer} ({share} %).",
 )
 NEAR_BUDGET = Message(
     code="near_budget",
-    en="{spent} hours logged: {share} % of the {budget}-hour budget is used.",
+    en="{spent:plural:hour|hours} logged: {share} % of the {budget}-hour budget is used.",
     ru="Списано {spent} ч: израсходовано {share} % бюджета в {budget} ч.",
-    da="Der er registreret {spent} timer: {share} % af budgettet på {budget} timer er brugt.",
+    da="Der er registreret {spent:plural:time|timer}: {share} % af budgettet på "
+    "{budget:plural:time|timer} er brugt.",
 )
 MANAGER_OVER_PLAN = Message(
     code="manager_over_plan",
-    en="Managers logged {spent} hours against a plan of {plan} hours.",
+    en="Managers logged {spent:plural:hour|hours} against a plan of {plan:plural:hour|hours}.",
     ru="Менеджеры списали {spent} ч при плане {plan} ч.",
-    da="Projektlederne og de kundeansvarlige har registreret {spent} timer mod en plan på "
-    "{plan} timer.",
+    da="Projektlederne og de kundeansvarlige har registreret {spent:plural:time|timer} mod "
+    "en plan på {plan:plural:time|timer}.",
 )
 
 
@@ -139,12 +142,12 @@ def service_cost(e: Engagement, s: Any, now: datetime) -> Outcome:
 
 MEETING_HEAVY = Message(
     code="meeting_heavy",
-    en="Calls and meetings took {spent} hours: {share} % of the {budget}-hour budget "
-    "(limit {limit} %).",
+    en="Calls and meetings took {spent:plural:hour|hours}: {share} % of the {budget}-hour "
+    "budget (limit {limit} %).",
     ru="Звонки и встречи заняли {spent} ч: {share} % бюджета в {budget} ч "
     "(допустимо {limit} %).",
-    da="Opkald og møder har taget {spent} timer: {share} % af budgettet på {budget} timer "
-    "(grænse {limit} %).",
+    da="Opkald og møder har taget {spent:plural:time|timer}: {share} % af budgettet på "
+    "{budget:plural:time|timer} (grænse {limit} %).",
 )
 
 

@@ -24,15 +24,16 @@ from plugin.rules.text import pattern_list, whole_words
 
 WORK_BEFORE_PREPAYMENT = Message(
     code="work_before_prepayment",
-    en="{hours} hours of work were logged from {first} on, before the prepayment arrived "
-    "on {received}.",
+    en="{hours:plural:hour of work was|hours of work were} logged from {first} on, before "
+    "the prepayment arrived on {received}.",
     ru="С {first} списано {hours} ч работы — до поступления предоплаты {received}.",
     da="Der er registreret {hours} t. arbejde fra den {first}, før forudbetalingen kom ind "
     "den {received}.",
 )
 WORK_WITHOUT_PREPAYMENT = Message(
     code="work_without_prepayment",
-    en="{hours} hours of work were logged from {first} on, and no prepayment has arrived.",
+    en="{hours:plural:hour of work was|hours of work were} logged from {first} on, and no "
+    "prepayment has arrived.",
     ru="С {first} списано {hours} ч работы, а предоплата так и не поступила.",
     da="Der er registreret {hours} t. arbejde fra den {first}, og der er ikke kommet "
     "nogen forudbetaling.",

@@ -122,6 +122,15 @@ def test_service_cost_manager_warning_renders_literally() -> None:
                                    "timer mod en plan på 10 timer.")
 
 
+def test_one_hour_is_one_hour() -> None:
+    e = engagement(fields={"budget_hours": 1},
+                   time_entries=(time_entry(1, ago(2), ACCOUNT_MANAGER),))
+    reason = check(service_cost, e, {}).reasons[0]
+    assert reason.render("en") == "1 hour logged against a budget of 1 hour (100 %)."
+    assert reason.render("da") == ("Der er registreret 1 time mod et budget på 1 time "
+                                   "(100 %).")
+
+
 def test_service_cost_rejects_negative_threshold() -> None:
     with pytest.raises(ValidationError):
         service_cost.settings().load({"warn_at": -0.1})
