@@ -120,7 +120,7 @@ def client_answered(e: Engagement, s: Any, now: datetime) -> Outcome:
 NO_UPDATE = Message(
     code="no_update",
     en="The client has had no update from the agency for {days:plural:day|days} (last: "
-    "{last}); the rule asks for one every {limit} days.",
+    "{last}); the rule asks for one every {limit:plural:day|days}.",
     ru="Агентство не сообщало клиенту о ходе работ уже {days:plural:день|дня|дней} "
     "(последний раз: {last}); правило требует делать это не реже чем раз в {limit} дн.",
     da="Kunden har ikke hørt fra bureauet i {days:plural:dag|dage} (sidst: {last}); reglen "

@@ -48,8 +48,8 @@ SEVERAL_CONTACTS = Message(
 )
 MANY_RESPONDERS = Message(
     code="many_responders",
-    en="In the last {days} days the client was answered by {count} different agency "
-    "people ({people}); the limit is {limit}.",
+    en="In the last {days:plural:day|days} the client was answered by {count} different "
+    "agency people ({people}); the limit is {limit}.",
     ru="За последние {days} дн. клиенту отвечали "
     "{count:plural:сотрудник|сотрудника|сотрудников} агентства ({people}); допустимо не "
     "больше {limit}.",

@@ -32,8 +32,8 @@ SEVERAL_DECISION_MAKERS = Message(
 )
 MANY_INSTRUCTING = Message(
     code="many_instructing",
-    en="In the last {days} days {count} client people gave instructions ({people}); the "
-    "limit is {limit}.",
+    en="In the last {days:plural:day|days} {count} client people gave instructions "
+    "({people}); the limit is {limit}.",
     ru="За последние {days} дн. указания давали {count:plural:человек|человека|человек} со "
     "стороны клиента ({people}); допустимо не больше {limit}.",
     da="De seneste {days:plural:dag|dage} har {count} personer hos kunden givet instrukser "
