@@ -84,6 +84,15 @@ def _config(ctx: click.Context) -> Config:
         _bad_input(str(error))
 
 
+def _dry_run(asked: bool, config: Config) -> bool:
+    """A dry run when asked, or when the configuration keeps the whole installation dry
+    (`service.dry_run`, say for a trial): a check or backfill then writes nothing either,
+    and says why on standard error."""
+    if not asked and config.service.dry_run:
+        click.echo("clientguard: service.dry_run is on: nothing is written", err=True)
+    return asked or config.service.dry_run
+
+
 def _parse_now(text: str | None, config: Config) -> datetime:
     """`--now`, ISO-8601; a time without an offset is read in the agency's time zone."""
     if text is None:
@@ -115,7 +124,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
                    "from this platform (Jira: GET /rest/api/{3|2}/issue/KEY?expand=changelog; "
                    "Bitrix24: docs/bitrix24.md), not engagement JSON")
 @click.option("--dry-run", is_flag=True,
-              help="With KEY: show the sticky comment that would be written; write nothing")
+              help="With KEY: show the sticky comment that would be written; write nothing "
+                   "[default: service.dry_run]")
 @click.option("--resume", is_flag=True,
               help="With KEY: write to it again after a leak stopped writes (fix the "
                    "visibility first); the write is read back as always")
@@ -144,9 +154,11 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
         _bad_input("check takes a Jira issue KEY or --input FILE (one of the two)")
     if dry_run and key is None:
         _bad_input("--dry-run goes with a live issue KEY: --input FILE writes nothing anyway")
-    if resume and (key is None or dry_run):
-        _bad_input("--resume goes with a live issue KEY and no --dry-run: it writes")
     config = _config(ctx)
+    dry_run = key is not None and _dry_run(dry_run, config)
+    if resume and (key is None or dry_run):
+        _bad_input("--resume goes with a live issue KEY and no dry run (--dry-run, "
+                   "service.dry_run): it writes")
     now = _parse_now(now_text, config)
     language = lang or config.language
     if key is None:
@@ -175,7 +187,8 @@ def check(ctx: click.Context, key: str | None, input_path: str | None,
                    "statusCategory != Done]; Bitrix24: ignored, every open deal of the "
                    "configured pipelines")
 @click.option("--dry-run", is_flag=True,
-              help="Show the sticky comment each issue would get; write nothing")
+              help="Show the sticky comment each issue would get; write nothing "
+                   "[default: service.dry_run]")
 @language_option("the progress and summary")
 @click.pass_context
 def backfill(ctx: click.Context, connector_name: str, query: str | None,
@@ -190,6 +203,7 @@ def backfill(ctx: click.Context, connector_name: str, query: str | None,
     from plugin.pipeline.process import Action, said
 
     config = _config(ctx)
+    dry_run = _dry_run(dry_run, config)
     language = lang or config.language
     connector = _live(config, connector_name)
     with _platform_errors(connector):

@@ -221,13 +221,29 @@ def test_live_check_json_on_cloud_then_a_dry_run_finds_it_unchanged(tmp_path, ji
     assert "ACME-12: sticky comment 10206 unchanged, as a JSM internal note\n" in again.stdout
 
 
+DRY_RUN_ASKED = pytest.mark.parametrize("asked", ["--dry-run", "service.dry_run"])
+"""A dry run asked on the command line, or kept by the configuration for the whole
+installation (a trial): `check` and `backfill` write nothing either way."""
+
+
+def dry_run(asked: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The command-line arguments for a dry run asked as `asked`."""
+    if asked == "--dry-run":
+        return ["--dry-run"]
+    monkeypatch.setenv("CLIENTGUARD_SERVICE__DRY_RUN", "true")
+    return []
+
+
+@DRY_RUN_ASKED
 def test_dry_run_shows_ticket_visibility_action_and_the_comment_and_writes_nothing(
-        tmp_path, jira):
+        tmp_path, jira, monkeypatch, asked):
     config = configure(tmp_path, jira=DC_JIRA)
     serve_issue(jira, DC, rest("issue__datacenter.json"), by_key=True)
     serve_statuses(jira, DC)
-    result = run(config, "check", "PRJA-7", "--now", NOW, "--dry-run")
+    result = run(config, "check", "PRJA-7", "--now", NOW, *dry_run(asked, monkeypatch))
     assert result.exit_code in (0, 1), result.output
+    assert ("service.dry_run is on: nothing is written" in result.stderr) == (
+        asked == "service.dry_run")
     plan = result.stdout.split("\nPRJA-7: ", 1)[1].splitlines()
     assert plan[0] == "would create the sticky comment, restricted to role Developers"
     assert plan[1].startswith("    ClientGuard — Health score: ")
@@ -305,8 +321,8 @@ def test_missing_jira_configuration_names_the_key(tmp_path, jira_section, missin
     (["ACME-1", "--input", "x.json"], "check takes a Jira issue KEY or --input FILE"),
     (["--input", "x.json", "--dry-run"], "--dry-run goes with a live issue KEY"),
     (["ACME 1"], "'ACME 1' is not a Jira issue key"),
-    (["--input", "x.json", "--resume"], "--resume goes with a live issue KEY and no --dry-run"),
-    (["ACME-1", "--resume", "--dry-run"], "--resume goes with a live issue KEY and no --dry-run"),
+    (["--input", "x.json", "--resume"], "--resume goes with a live issue KEY and no dry run"),
+    (["ACME-1", "--resume", "--dry-run"], "--resume goes with a live issue KEY and no dry run"),
 ])
 def test_check_arguments(tmp_path, args, message):
     assert_bad_input(run(configure(tmp_path, jira=DC_JIRA), "check", *args), message)
@@ -464,14 +480,17 @@ def test_backfill_over_two_pages_with_a_failing_and_an_unchanged_issue(tmp_path,
     assert stored(config, "agency", "10045") is None
 
 
-def test_backfill_dry_run_prints_the_plans_and_writes_nothing(tmp_path, jira):
+@DRY_RUN_ASKED
+def test_backfill_dry_run_prints_the_plans_and_writes_nothing(tmp_path, jira, monkeypatch,
+                                                              asked):
     config = configure(tmp_path, jira=CLOUD_JIRA)
     new, changed = cloud_issue("ACME-12", "10042", sticky=False), cloud_issue("ACME-13", "10043")
     for issue in (new, changed):
         serve_issue(jira, CLOUD, issue)
     serve_statuses(jira, CLOUD)
     search(jira, "statusCategory = Done ORDER BY key", [new, changed])
-    result = run(config, "backfill", "--jql", "statusCategory = Done ORDER BY key", "--dry-run")
+    result = run(config, "backfill", "--jql", "statusCategory = Done ORDER BY key",
+                 *dry_run(asked, monkeypatch))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert [line for line in lines if not line.startswith("    ")] == [
