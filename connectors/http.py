@@ -149,7 +149,8 @@ def send(session: requests.Session, method: str, url: str, *, where: str,
         raise Transient(f"{where}: {_host(url)} did not answer in time") from None
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
         status = "connection"
-        raise _unreachable(f"{where}: cannot reach {_host(url)}", error) from None
+        kind, why = _why_unreachable(error)
+        raise kind(f"{where}: cannot reach {_host(url)}: {why}") from None
     except requests.RequestException as error:  # a redirect loop, a URL it cannot send to
         raise PlatformError(f"{where}: {type(error).__name__}") from None
     finally:
@@ -166,10 +167,11 @@ def _host(url: str) -> str:
     return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"
 
 
-def _unreachable(what: str, error: BaseException) -> Transient:
-    """`what` failed to connect, and why in words: the cause found down the chain of wrapped
-    errors (`requests` wraps urllib3's, which wraps the socket's), never their text, which
-    names the whole URL. A name that does not resolve is `Unresolvable`."""
+def _why_unreachable(error: BaseException) -> tuple[type[Transient], str]:
+    """Why a connection failed, in words, and the error that says it (`Unresolvable` for a
+    name that does not resolve): the cause found down the chain of wrapped errors (`requests`
+    wraps urllib3's, which wraps the socket's), never their text, which names the whole
+    URL."""
     seen: list[BaseException] = []
     cause: BaseException | None = error
     while cause is not None and cause not in seen:
@@ -181,19 +183,17 @@ def _unreachable(what: str, error: BaseException) -> Transient:
                  else cause.__cause__ or cause.__context__)
     for cause in seen:
         if isinstance(cause, socket.gaierror):
-            return Unresolvable(f"{what}: its name does not resolve (a typo in the URL, or no "
-                                "DNS?)")
+            return Unresolvable, "its name does not resolve (a typo in the URL, or no DNS?)"
         if isinstance(cause, ConnectionRefusedError):
-            return Transient(f"{what}: the connection was refused (nothing listens on that "
-                             "port?)")
+            return Transient, "the connection was refused (nothing listens on that port?)"
         if isinstance(cause, ssl.SSLError | requests.exceptions.SSLError):
-            return Transient(f"{what}: TLS failed (a certificate not trusted here, or no HTTPS "
-                             "on that port?)")
+            return Transient, ("TLS failed (a certificate not trusted here, or no HTTPS on that "
+                               "port?)")
         if isinstance(cause, requests.exceptions.ProxyError):
-            return Transient(f"{what}: the proxy failed (HTTPS_PROXY?)")
+            return Transient, "the proxy failed (HTTPS_PROXY?)"
     if isinstance(error, requests.exceptions.ChunkedEncodingError):
-        return Transient(f"{what}: the connection broke off mid-answer")
-    return Transient(f"{what}: the connection failed")
+        return Transient, "the connection broke off mid-answer"
+    return Transient, "the connection failed"
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: datetime) -> float | None:

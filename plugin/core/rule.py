@@ -83,7 +83,7 @@ class Reason:
         }
 
     def render(self, language: Language) -> str:
-        return self.message.render(language, **self.localised_params(language))
+        return self.message.render(language, **self.params)
 
 
 _ORDER = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}

@@ -20,6 +20,12 @@ def window_start(now: datetime, days: int) -> datetime:
     return now - timedelta(days=days)
 
 
+def hours(value: float) -> float:
+    """Hours to the tenth, as evidence shows them (11.5, not 11.4666… or a float sum's
+    0.30000000000000004)."""
+    return round(float(value), 1)
+
+
 def names(people: Iterable[Person]) -> str:
     return ", ".join(sorted({person.name for person in people}))
 

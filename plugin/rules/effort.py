@@ -15,7 +15,7 @@ from plugin.core.i18n import Text
 from plugin.core.model import Engagement, TimeKind
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule
 from plugin.core.rule import Side as RuleSide
-from plugin.rules.common import NOT_MAPPED
+from plugin.rules.common import NOT_MAPPED, hours
 
 NO_BUDGET = Message(
     code="no_budget",
@@ -52,11 +52,6 @@ MANAGER_OVER_PLAN = Message(
 
 def _share(part: float, whole: float) -> float:
     return part / whole if whole > 0 else float("inf") if part > 0 else 0.0
-
-
-def _hours(value: float) -> float:
-    """Hours to the tenth, as evidence shows them (11.5, not 11.4666…)."""
-    return round(float(value), 1)
 
 
 def _percent(share: float) -> str:
@@ -122,7 +117,7 @@ def service_cost(e: Engagement, s: Any, now: datetime) -> Outcome:
     spent = sum(e.hours_by_kind(now).values())
     share = _share(spent, budget)
     reasons = []
-    params = {"spent": _hours(spent), "budget": _hours(budget), "share": _percent(share)}
+    params = {"spent": hours(spent), "budget": hours(budget), "share": _percent(share)}
     if share >= s.fail_at:
         reasons.append(OVER_BUDGET.fail(**params))
     elif share >= s.warn_at:
@@ -133,8 +128,8 @@ def service_cost(e: Engagement, s: Any, now: datetime) -> Outcome:
         manager_hours = sum(entry.hours for entry in e.time_entries_until(now)
                             if entry.person.id in managers)
         if manager_hours > plan:
-            reasons.append(MANAGER_OVER_PLAN.warn(spent=_hours(manager_hours),
-                                                  plan=_hours(plan)))
+            reasons.append(MANAGER_OVER_PLAN.warn(spent=hours(manager_hours),
+                                                  plan=hours(plan)))
     return Outcome.judge(reasons)
 
 
@@ -197,6 +192,6 @@ def meeting_load(e: Engagement, s: Any, now: datetime) -> Outcome:
     if share <= s.max_share:
         return PASSED
     return Outcome.judge([MEETING_HEAVY.fail(
-        spent=_hours(spent), share=_percent(share), budget=_hours(budget),
+        spent=hours(spent), share=_percent(share), budget=hours(budget),
         limit=_percent(s.max_share),
     )])

@@ -17,7 +17,7 @@ from plugin.core.model import Engagement, Invoice, Side, TimeKind, during
 from plugin.core.rule import PASSED, Message, Outcome, RuleSettings, Severity, rule, window_days
 from plugin.core.rule import Side as RuleSide
 from plugin.core.schema import WholeNumber
-from plugin.rules.common import NOT_MAPPED, is_blank, months_before, window_start
+from plugin.rules.common import NOT_MAPPED, hours, is_blank, months_before, window_start
 from plugin.rules.text import pattern_list, whole_words
 
 # --- prepayment --------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def prepayment(e: Engagement, s: Any, now: datetime) -> Outcome:
         if not early:
             return PASSED
         return Outcome.judge([WORK_BEFORE_PREPAYMENT.fail(
-            hours=sum(entry.hours for entry in early), first=moment(early[0].at),
+            hours=hours(sum(entry.hours for entry in early)), first=moment(early[0].at),
             received=moment(received_on),
         )])
     if e.fields.get("prepayment_received") is True:
@@ -101,7 +101,7 @@ def prepayment(e: Engagement, s: Any, now: datetime) -> Outcome:
     if not work:
         return PASSED
     return Outcome.judge([WORK_WITHOUT_PREPAYMENT.fail(
-        hours=sum(entry.hours for entry in work), first=moment(work[0].at))])
+        hours=hours(sum(entry.hours for entry in work)), first=moment(work[0].at))])
 
 
 # --- overdue-invoices --------------------------------------------------------------------

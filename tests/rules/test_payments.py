@@ -122,6 +122,16 @@ def test_prepayment_evidence_renders_literally() -> None:
     )
 
 
+def test_logged_hours_are_shown_to_the_tenth() -> None:
+    """Summed floats carry noise (0.1 + 0.2 = 0.30000000000000004); evidence, its JSON too,
+    gives the tenth an agency logs in."""
+    e = engagement(fields={"prepayment_received": False},
+                   time_entries=(time_entry(0.1, ago(3)), time_entry(0.2, ago(2))))
+    (reason,) = check(prepayment, e, {}).reasons
+    assert reason.params["hours"] == 0.3
+    assert reason.render("da").startswith("Der er registreret 0,3 t. arbejde")
+
+
 # --- overdue-invoices --------------------------------------------------------------------
 
 # NOW is 2026-11-20; one month before is 2026-10-20, two months before 2026-09-20.
