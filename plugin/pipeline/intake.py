@@ -147,7 +147,8 @@ class Intake:
         """Store `batch` (None: every delivery waiting once the transaction holds the write
         lock) in one transaction; raises `_Failed` with the batch when it could not.
         An engagement's first new event of the batch is its first waiting one when no older
-        one waits and no job is known to be coming."""
+        untried one waits (given back after a failure, one waits for the sweep) and no job
+        is known to be coming."""
         try:
             connection = self._writer_connection()
             with connection.begin():
@@ -158,7 +159,8 @@ class Intake:
                 now = self._clock()
                 arrived = Counter(item.event.ref for item, is_new in zip(batch, new, strict=True)
                                   if is_new and self._job_coming.get(item.event.ref, 0) <= now)
-                waiting = waiting_counts(connection, arrived) if arrived else {}
+                waiting = (waiting_counts(connection, arrived, untried_only=True)
+                           if arrived else {})
         except BaseException as error:  # nothing of it is stored: each of it says so
             self._discard_connection()  # the next transaction starts on a fresh one
             raise _Failed(batch if batch is not None else self._take_batch(), error) from error

@@ -314,13 +314,20 @@ def waiting_count(session: Session, ref: EngagementRef) -> int:
     return waiting_counts(session.connection(), [ref])[ref]
 
 
-def waiting_counts(connection: Connection, refs: Collection[EngagementRef]
-                   ) -> dict[EngagementRef, int]:
+def waiting_counts(connection: Connection, refs: Collection[EngagementRef], *,
+                   untried_only: bool = False) -> dict[EngagementRef, int]:
     """`waiting_count` of several engagements, a query per installation (the webhook's hot
-    path: keys in a list, so the (connector, site, key, status) index serves it)."""
+    path: keys in a list, so the (connector, site, key, status) index serves it).
+
+    `untried_only` counts only events no evaluation has given back yet (no `last_error`):
+    intake rings for a new event unless one of those waits, since their ring is still
+    answered by a job. Events given back after a failure wait for the sweep, minutes
+    away; the first new event after an outage must not wait behind them."""
     counts = dict.fromkeys(refs, 0)
+    query = (_WAITING_COUNTS.where(EventRecord.last_error.is_(None)) if untried_only
+             else _WAITING_COUNTS)
     for (connector, site), keys in _keys_by_installation(counts):
-        rows = connection.execute(_WAITING_COUNTS, {
+        rows = connection.execute(query, {
             "connector": connector, "site": site, "keys": keys})
         for key, count in rows:
             counts[EngagementRef(connector, site, key)] = count

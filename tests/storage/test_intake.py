@@ -18,6 +18,7 @@ from plugin import storage
 from plugin.pipeline.intake import Intake, Stored
 from plugin.storage import Database
 from plugin.storage.models import EventRecord
+from plugin.storage.repository import claim_pending, fail, postpone
 
 TICKET = EngagementRef("jira", "acme", "10001")
 OTHER = EngagementRef("jira", "acme", "10002")
@@ -115,6 +116,29 @@ def test_a_ticket_with_an_older_waiting_event_does_not_ring_again(database: Data
     all_at_once(intake, [f"10001:later{n}" for n in range(4)])
 
     assert doorbell.rings == [TICKET]
+
+
+@pytest.mark.parametrize("give_back", [
+    lambda session, ids, now: postpone(session, ids, "Transient: Jira is down", now),
+    lambda session, ids, now: fail(session, ids, "ValueError: a bug", now),
+], ids=["postponed", "failed"])
+def test_a_new_event_rings_though_older_ones_wait_after_a_failed_evaluation(
+        database: Database, give_back: Callable[..., object]) -> None:
+    """Events given back after a failure wait for the sweep, minutes away: the first
+    change after the platform is back is evaluated at once, with them."""
+    doorbell, clock = Doorbell(), Clock()
+    intake = Intake(database, doorbell, clock)
+    intake.accept(deliver("10001:before"), EchoConnector())
+    now = datetime.now(UTC)
+    with database.session() as session, session.begin():
+        claimed = claim_pending(session, TICKET, now, lease_seconds=300)
+        give_back(session, claimed, now)
+    clock.now += 60  # the job rung for it came and failed
+
+    intake.accept(deliver("10001:after"), EchoConnector())
+    intake.accept(deliver("10001:later"), EchoConnector())
+
+    assert doorbell.rings == [TICKET, TICKET]  # once for the burst after the failure
 
 
 def test_a_delivery_that_could_not_be_stored_raises_the_storage_error(database: Database
