@@ -37,6 +37,7 @@ from plugin.core.comment import StickyContent, sticky_content
 from plugin.core.engine import Report, evaluate
 from plugin.core.i18n import UI, Language
 from plugin.metrics import Metrics
+from plugin.pipeline.lease import Lease, LeaseLost
 from plugin.storage import Database
 from plugin.storage.models import EngagementRecord
 from plugin.storage.repository import (
@@ -126,33 +127,38 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
         return Processed(0, False)
     with database.reading() as session:  # only evaluations of `ref`, now ours alone, change it
         known = get_engagement(session, ref)
-    try:
-        plan = plan_comment(ref, connector, config, metrics, now, known)
-    except (NotFound, NotAnEngagement) as gone:  # deleted, out of the account's sight, or
-        # outside what the agency made engagements
-        log.info("%s: %s; not evaluated again until an event brings it back",
-                 _named(ref, known), gone)
-        with database.session() as session, session.begin():
-            close_engagement(session, ref)
-            finish(session, claimed, now)
-        outcome = "gone" if isinstance(gone, NotFound) else "excluded"
-        metrics.evaluations.labels(ref.connector, outcome).inc()
-        return Processed(len(claimed), False)
-    except Exception as error:
-        _give_back(claimed, error, ref, known, database, metrics, now)
-        raise
-    try:
-        if config.service.dry_run:
-            log.info("dry run, %s %s", ref.connector,
-                     plan.describe(connector.audience(plan.snapshot, "en"), dry_run=True))
-            wrote = False
+    with Lease(database, claimed, now, config.service.lease_seconds) as lease:
+        try:
+            plan = plan_comment(ref, connector, config, metrics, now, known)
+            lease.check()
+        except LeaseLost:  # the worker that has them now evaluates the ticket
+            return Processed(0, False)
+        except (NotFound, NotAnEngagement) as gone:  # deleted, out of the account's sight,
+            # or outside what the agency made engagements
+            log.info("%s: %s; not evaluated again until an event brings it back",
+                     _named(ref, known), gone)
             with database.session() as session, session.begin():
+                close_engagement(session, ref)
                 finish(session, claimed, now)
-        else:
-            wrote = carry_out(plan, connector, database, config, metrics, now, answers=claimed)
-    except Exception as error:  # a 404 here is no proof the ticket is gone: a failure
-        _give_back(claimed, error, ref, known, database, metrics, now)
-        raise
+            outcome = "gone" if isinstance(gone, NotFound) else "excluded"
+            metrics.evaluations.labels(ref.connector, outcome).inc()
+            return Processed(len(claimed), False)
+        except Exception as error:
+            _give_back(claimed, error, ref, known, database, metrics, now, lease)
+            raise
+        try:
+            if config.service.dry_run:
+                log.info("dry run, %s %s", ref.connector,
+                         plan.describe(connector.audience(plan.snapshot, "en"), dry_run=True))
+                wrote = False
+                with database.session() as session, session.begin():
+                    finish(session, claimed, now)
+            else:
+                wrote = carry_out(plan, connector, database, config, metrics, now,
+                                  answers=claimed)
+        except Exception as error:  # a 404 here is no proof the ticket is gone: a failure
+            _give_back(claimed, error, ref, known, database, metrics, now, lease)
+            raise
     metrics.evaluations.labels(ref.connector, "done").inc()
     with database.reading() as session:
         more_waiting = waiting_count(session, ref) > 0
@@ -169,10 +175,15 @@ def _named(ref: EngagementRef, known: EngagementRecord | None) -> str:
 
 def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
                known: EngagementRecord | None, database: Database, metrics: Metrics,
-               now: datetime) -> None:
+               now: datetime, lease: Lease) -> None:
     """Release the claimed events for a later attempt, never leave them claimed: postponed
-    when the platform failed (`POSTPONED_BY`), else with an attempt used up."""
+    when the platform failed (`POSTPONED_BY`), else with an attempt used up — unless another
+    worker holds them now (`lease`), whose they are to release."""
     name = _named(ref, known)
+    if not lease.renew():
+        log.warning("%s: this evaluation failed after another worker took its events over, "
+                    "which evaluates the ticket: %s: %s", name, type(error).__name__, error)
+        return
     if isinstance(error, LeakPrevented):
         metrics.leaks_prevented.labels(ref.connector).inc()
         log.error("ALERT %s: %s; nothing more is written to it until a person fixes the "
@@ -209,30 +220,36 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
     the visibility); the stop is lifted only by what follows succeeding — a write read back
     agency-internal, or the comment found on the ticket as written — and a new leak stops
     writes again."""
-    claimed = [] if dry_run else _take_turn(ref, database, config.service.lease_seconds)
-    known = None
-    try:
+    if dry_run:
         with database.reading() as session:
-            known = get_engagement(session, ref)
-        plan = plan_comment(ref, connector, config, metrics, now, known, resume=resume)
-        if not dry_run:
+            return plan_comment(ref, connector, config, metrics, now,
+                                get_engagement(session, ref), resume=resume)
+    claimed_at, claimed = _take_turn(ref, database, config.service.lease_seconds)
+    known = None
+    with Lease(database, claimed, claimed_at, config.service.lease_seconds) as lease:
+        try:
+            with database.reading() as session:
+                known = get_engagement(session, ref)
+            plan = plan_comment(ref, connector, config, metrics, now, known, resume=resume)
+            lease.check()
             carry_out(plan, connector, database, config, metrics, now, answers=claimed)
-    except Exception as error:
-        if claimed:
-            _give_back(claimed, error, ref, known, database, metrics, datetime.now(UTC))
-        raise
+        except Exception as error:
+            _give_back(claimed, error, ref, known, database, metrics, datetime.now(UTC), lease)
+            raise
     return plan
 
 
 TURN_POLL_SECONDS = 0.25
 
 
-def _take_turn(ref: EngagementRef, database: Database, lease_seconds: float) -> list[int]:
+def _take_turn(ref: EngagementRef, database: Database, lease_seconds: float
+               ) -> tuple[datetime, list[int]]:
     """Store a `review:check` event for `ref` and claim it with the engagement's other
     waiting events, as a job would; while the service evaluates the ticket, wait (at most
     its lease). Should the service take the check meanwhile, ask again: its evaluation may
     predate a change the person is checking for. Events arriving while the claim is held
-    wait for the sweep to ring for them (within `STALE_AFTER_SECONDS`)."""
+    wait for the sweep to ring for them (within `STALE_AFTER_SECONDS`). Returns when it
+    claimed them, and their ids."""
     asked: str | None = None
     while True:
         now = datetime.now(UTC)
@@ -241,7 +258,7 @@ def _take_turn(ref: EngagementRef, database: Database, lease_seconds: float) -> 
                 asked = record_check(session, ref, now)
             claimed = claim_pending(session, ref, now, lease_seconds)
         if claimed:
-            return claimed
+            return now, claimed
         time.sleep(TURN_POLL_SECONDS)
 
 

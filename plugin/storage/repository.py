@@ -257,8 +257,27 @@ def claim_pending(session: Session, ref: EngagementRef, now: datetime, lease_sec
         return []
     claimed = connection.execute(_CLAIM, {
         **of_ref, "max_attempts": max_attempts,
-        "lease_until": now + timedelta(seconds=lease_seconds)})
+        "lease_until": lease_end(now, lease_seconds)})
     return sorted(id_ for id_, status in claimed if status == EventStatus.PROCESSING)
+
+
+def lease_end(now: datetime, lease_seconds: float) -> datetime:
+    """When a lease taken or renewed at `now` runs out: also the token that says whose it
+    is (`renew_lease`)."""
+    return now + timedelta(seconds=lease_seconds)
+
+
+def renew_lease(session: Session, ids: Collection[int], held_until: datetime,
+                until: datetime) -> bool:
+    """Move the lease on claimed events from `held_until` to `until`; False unless every
+    one of them was still processing under that lease (another worker claimed them once it
+    ran out, or they were finished)."""
+    renewed = session.connection().execute(
+        update(EventRecord.__table__)
+        .where(_EVENTS.id.in_(ids), _EVENTS.status == EventStatus.PROCESSING.value,
+               _EVENTS.lease_until == _aware(held_until))
+        .values(lease_until=_aware(until)))
+    return renewed.rowcount == len(ids)
 
 
 _BUSY = select(_EVENTS.id).where(

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,15 @@ from connectors.jira.client import JiraClient
 from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.jobs import REVIEW_AFTER_SECONDS
-from plugin.pipeline.process import Action, CommentPlan, carry_out, plan_comment, process, review
+from plugin.pipeline.process import (
+    Action,
+    CommentPlan,
+    Processed,
+    carry_out,
+    plan_comment,
+    process,
+    review,
+)
 from plugin.rules import RULES_BY_ID
 from plugin.storage.models import EventRecord
 from plugin.storage.repository import (
@@ -57,13 +66,14 @@ COMMENT_URL = re.compile(rf"{JIRA}/rest/api/2/issue/PRJA-7/comment/(\d+)")
 REF = EngagementRef("jira", "agency-dc", "10231")
 
 
-def running_app(database_url: str, queue_url: str, **jira: Any) -> Iterator[Flask]:
-    """The service on one Data Center site (PRJA-7 is its engagement; `jira` overrides
-    settings), until the test ends: the body of this module's `app` fixture, and of
-    others'."""
+def running_app(database_url: str, queue_url: str, service: dict[str, Any] | None = None,
+                **jira: Any) -> Iterator[Flask]:
+    """The service on one Data Center site (PRJA-7 is its engagement; `service` and `jira`
+    override settings), until the test ends: the body of this module's `app` fixture, and
+    of others'."""
     app = create_app(build_config({
         "service": {"database_url": database_url, "queue_url": queue_url,
-                    "coalesce_seconds": 0.2},
+                    "coalesce_seconds": 0.2, **(service or {})},
         "jira": {"site": "agency-dc", "base_url": JIRA, "flavour": "datacenter",
                  "personal_access_token": "witness-pat-7c1f", "webhook_secret": SECRET,
                  "service_account": "clientguard", "internal_visibility": ROLE,
@@ -358,6 +368,47 @@ def test_a_rate_limit_storm_is_ridden_out(app: Flask, jira: FakeJira):
     assert [c["method"] for c in jira.written] == ["POST"]
 
 
+def test_an_evaluation_outlasting_its_lease_keeps_the_ticket_to_itself(
+        database_url: str, queue_url: str, jira: FakeJira):
+    """Rate limits waited out make an evaluation outlast the lease it claimed the events
+    with: it renews the lease meanwhile, so a second worker takes nothing — else both would
+    write the comment, the older snapshot last."""
+    for app in running_app(database_url, queue_url, service={"lease_seconds": 1}):
+        served = rate_limited_reads(jira, 2, retry_after="1")  # two seconds of waiting
+        deliver(app, "d-1")
+        first = threading.Thread(target=process_at, args=(app, datetime.now(UTC)))
+        first.start()
+        time.sleep(1.5)  # the first worker's claim would have run out by now
+        second = process_at(app, datetime.now(UTC))
+        first.join(timeout=15)
+
+        assert second.events == 0
+        assert served == [429, 429, 200]  # only the first worker read the issue
+        assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE)]
+        assert statuses(app) == {"done"}
+
+
+def test_an_evaluation_whose_events_another_worker_took_writes_nothing(
+        app: Flask, jira: FakeJira):
+    """Its lease could not be renewed in time (the database was down longer than the
+    lease) and another worker claimed the events: the first must neither write nor give
+    the events back under the other's feet."""
+    served = rate_limited_reads(jira, 1, retry_after="1")
+    deliver(app, "d-1")
+    now = datetime.now(UTC)
+    lease = app.extensions["clientguard.config"].service.lease_seconds
+    first = threading.Thread(target=process_at, args=(app, now - timedelta(seconds=lease)))
+    first.start()  # claimed with a lease running out now, as if its renewals had failed
+    while not served:
+        time.sleep(0.01)
+    with app.extensions["clientguard.database"].session() as session, session.begin():
+        assert claim_pending(session, REF, now + timedelta(seconds=1), lease)  # another worker
+    first.join(timeout=15)
+
+    assert jira.written == []
+    assert statuses(app) == {"processing"}  # still the other worker's
+
+
 def test_a_rate_limit_longer_than_the_client_waits_postpones_the_events_as_long(
         app: Flask, jira: FakeJira):
     use_client_without_waits(app)
@@ -555,8 +606,8 @@ def use_client_without_waits(app: Flask) -> list[float]:
     return waits
 
 
-def process_at(app: Flask, now: datetime) -> None:
-    process(REF, app.extensions["clientguard.connectors"]["jira"],
+def process_at(app: Flask, now: datetime) -> Processed:
+    return process(REF, app.extensions["clientguard.connectors"]["jira"],
             app.extensions["clientguard.database"], app.extensions["clientguard.config"],
             app.extensions["clientguard.metrics"], now)
 
