@@ -159,17 +159,30 @@ def _write_internal_note(client: JiraClient, key: str, content: StickyContent,
                          existing: str | None) -> str:
     if existing is not None:
         try:
-            # JSM has no comment update; the platform one keeps the note internal by
-            # restating its property in the same request (no window where it is public).
-            client.request("PUT", _comment_path(client, key, existing), issue=key,
-                           params={"notifyUsers": "false"},
-                           json={"body": _platform_body(client, content),
-                                 "properties": [{"key": JSM_INTERNAL_PROPERTY,
-                                                 "value": JSM_INTERNAL}]})
-            return existing
+            return _platform_internal_note(client, key, content, existing)
         except NotFound:
             pass  # deleted by a person meanwhile: write a new one
-    return str(client.add_servicedesk_internal_comment(key, to_wiki(content))["id"])
+    try:
+        return str(client.add_servicedesk_internal_comment(key, to_wiki(content))["id"])
+    except NotFound:  # an issue of the JSM project that is no portal request (created in
+        # Jira, moved in, no request type): JSM's API does not know it, the platform's does
+        return _platform_internal_note(client, key, content, None)
+
+
+def _platform_internal_note(client: JiraClient, key: str, content: StickyContent,
+                            existing: str | None) -> str:
+    """A JSM internal note through the platform's comment API, which keeps it internal by
+    stating its `sd.public.comment` property in the same request (no window where it is
+    public): to update one (JSM has no comment update), silently, or to create one where
+    JSM's API cannot. Raises `NotFound` when the comment or the issue is gone."""
+    json = {"body": _platform_body(client, content),
+            "properties": [{"key": JSM_INTERNAL_PROPERTY, "value": JSM_INTERNAL}]}
+    if existing is not None:
+        client.request("PUT", _comment_path(client, key, existing), issue=key,
+                       params={"notifyUsers": "false"}, json=json)
+        return existing
+    return str(client.request("POST", f"{client.api}/issue/{quote(key, safe='')}/comment",
+                              issue=key, json=json)["id"])
 
 
 # -- the read-back ---------------------------------------------------------------------

@@ -337,6 +337,22 @@ def test_data_center_service_desk_create_is_an_internal_note_via_servicedeskapi(
     assert write_sticky(dc, settings, JSM_ISSUE, CONTENT, None).comment_id == "20002"
 
 
+def test_an_issue_of_a_service_desk_that_is_no_request_gets_its_note_via_the_platform(
+        jira, cloud, settings):
+    """Created in Jira, moved in, no request type: JSM's API answers 404 for it (its own
+    error shape). The platform's API creates the note, internal by its property in the same
+    request, never with a role visibility the portal ignores."""
+    jira.post(JSM_COMMENTS, status=404, json={
+        "errorMessage": "Either you don't have access to this request type, or it doesn't "
+                        "exist.", "i18nErrorMessage": {
+                            "i18nKey": "sd.customerview.error.vpOriginMissing",
+                            "parameters": []}})
+    jira.post(COMMENTS, status=201, json=internal_note("10102"), match=[
+        matchers.json_params_matcher({"body": ADF, "properties": JSM_INTERNAL})])
+    read_back(jira, f"{COMMENTS}/10102", internal_note("10102"))
+    assert write_sticky(cloud, settings, JSM_ISSUE, CONTENT, None).comment_id == "10102"
+
+
 def test_an_internal_note_deleted_meanwhile_is_written_anew_as_an_internal_note(jira, cloud,
                                                                                 settings):
     jira.put(f"{COMMENTS}/10100", status=404,
