@@ -83,8 +83,13 @@ def find_sticky(comments: Iterable[Mapping[str, Any]], known_id: str | None, *,
     """Find our comment: the one with the stored `known_id`, else the newest carrying the
     marker. Every other marker comment is reported as stale. With `author` (the service
     account: accountId on Cloud, username on Data Center) only that account's comments
-    count by marker, so a person quoting our comment never has theirs deleted. The rule is
+    count by marker, so a person quoting our comment never has theirs deleted; without it,
+    whoever wrote the comment of `known_id` is taken for the service account. The rule is
     `connectors.sticky.find_sticky`'s; Jira's comment ids are `id`."""
+    comments = list(comments)
+    if author is None and known_id is not None:
+        known = next((c for c in comments if str(c.get("id")) == known_id), None)
+        author = next(iter(user_ids(known.get("author"))), None) if known else None
     return _find_sticky(comments, known_id, id_key="id", marked=lambda c: is_ours(c, author))
 
 

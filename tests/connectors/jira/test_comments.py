@@ -267,6 +267,15 @@ def test_a_person_quoting_our_comment_is_not_taken_for_it():
     assert find_sticky([dc_ours, quoted], None, author="clientguard").comment["id"] == "20001"
 
 
+def test_without_a_service_account_the_author_of_the_stored_comment_is_ours():
+    """A person pasting our footer into a reply is no stale copy of ours to delete, even
+    with `service_account` unset; a copy our account left after a crash still is."""
+    comments = [_comment("10011", to_adf(CONTENT)), _comment("10012", to_adf(CONTENT)),
+                _comment("10013", to_adf(CONTENT), author=PERSON_ID)]
+    found = find_sticky(comments, "10011")
+    assert found.comment["id"] == "10011" and [c["id"] for c in found.stale] == ["10012"]
+
+
 def test_the_marker_survives_both_markups():
     assert carries_marker({"body": to_adf(CONTENT)})
     assert carries_marker({"body": to_wiki(CONTENT)})
