@@ -124,9 +124,15 @@ class Intake:
         for the next one). If it fails over one of its deliveries, each is tried again in a
         transaction of its own, so one that cannot be stored fails alone; not when the
         database itself failed (down, locked past its timeout): each would fail the same,
-        only later."""
+        only later. A kept connection the database dropped (a restart, an idle timeout) is
+        no failure of the deliveries: the batch is tried once more on a new one."""
         try:
-            self._store_batch(None)
+            try:
+                self._store_batch(None)
+            except _Failed as dropped:
+                if not getattr(dropped.error, "connection_invalidated", False):
+                    raise
+                self._store_batch(dropped.batch)
         except _Failed as failed:
             # the error every delivery left gets without another try: the database's own
             shared = (failed.error if len(failed.batch) == 1

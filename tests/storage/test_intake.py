@@ -151,6 +151,22 @@ def test_a_delivery_that_could_not_be_stored_raises_the_storage_error(database: 
         intake.accept(deliver("10001:lost"), EchoConnector())
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server to restart
+def test_a_connection_the_database_dropped_fails_no_delivery(database: Database) -> None:
+    """The writer keeps its connection between batches; a restarted server (or a proxy's
+    idle timeout) drops it. The next delivery is stored on a new one, not answered 503 —
+    a Bitrix24 delivery refused is never delivered again."""
+    intake = Intake(database, Doorbell())
+    intake.accept(deliver("10001:before"), EchoConnector())
+    with database.engine.connect() as connection:  # every other session of the database
+        connection.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+
+    assert not intake.accept(deliver("10001:after"), EchoConnector()).duplicate
+    assert stored_rows(database) == 2
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one lock for all writers
 def test_when_the_database_fails_a_batch_is_not_tried_again_one_by_one(database: Database
                                                                         ) -> None:
