@@ -180,7 +180,7 @@ def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
     when the platform failed (`POSTPONED_BY`), else with an attempt used up — unless another
     worker holds them now (`lease`), whose they are to release."""
     name = _named(ref, known)
-    if not lease.renew():
+    if not lease.held():
         log.warning("%s: this evaluation failed after another worker took its events over, "
                     "which evaluates the ticket: %s: %s", name, type(error).__name__, error)
         return

@@ -389,24 +389,30 @@ def test_an_evaluation_outlasting_its_lease_keeps_the_ticket_to_itself(
 
 
 def test_an_evaluation_whose_events_another_worker_took_writes_nothing(
-        app: Flask, jira: FakeJira):
-    """Its lease could not be renewed in time (the database was down longer than the
+        database_url: str, queue_url: str, jira: FakeJira, monkeypatch: pytest.MonkeyPatch):
+    """Its lease could not be renewed in time (the database refused, longer than the
     lease) and another worker claimed the events: the first must neither write nor give
     the events back under the other's feet."""
-    served = rate_limited_reads(jira, 1, retry_after="1")
-    deliver(app, "d-1")
-    now = datetime.now(UTC)
-    lease = app.extensions["clientguard.config"].service.lease_seconds
-    first = threading.Thread(target=process_at, args=(app, now - timedelta(seconds=lease)))
-    first.start()  # claimed with a lease running out now, as if its renewals had failed
-    while not served:
-        time.sleep(0.01)
-    with app.extensions["clientguard.database"].session() as session, session.begin():
-        assert claim_pending(session, REF, now + timedelta(seconds=1), lease)  # another worker
-    first.join(timeout=15)
+    def locked(*_args: object) -> bool:
+        raise OperationalError("UPDATE events …", {}, Exception("database is locked"))
 
-    assert jira.written == []
-    assert statuses(app) == {"processing"}  # still the other worker's
+    for app in running_app(database_url, queue_url, service={"lease_seconds": 1}):
+        rate_limited_reads(jira, 2, retry_after="1")  # two seconds of waiting
+        deliver(app, "d-1")
+        monkeypatch.setattr("plugin.pipeline.lease.renew_lease", locked)
+        first = threading.Thread(target=process_at, args=(app, datetime.now(UTC)))
+        first.start()
+        try:
+            time.sleep(1.3)  # its lease ran out, not renewed
+            with app.extensions["clientguard.database"].session() as session, \
+                    session.begin():
+                assert claim_pending(session, REF, datetime.now(UTC), 300)  # another worker
+            monkeypatch.undo()  # the database is back
+        finally:
+            first.join(timeout=15)
+
+        assert jira.written == []
+        assert statuses(app) == {"processing"}  # still the other worker's
 
 
 def test_a_rate_limit_longer_than_the_client_waits_postpones_the_events_as_long(
