@@ -47,6 +47,7 @@ from plugin.core.i18n import LANGUAGES, UI, Language
 from plugin.core.model import Engagement
 from plugin.core.render import report_document, report_text
 from plugin.core.schema import EngagementFormatError, did_you_mean, loads_engagement
+from plugin.pipeline import LeaseLost
 from plugin.rules import CATALOGUE
 from plugin.rules.docs import rules_markdown
 
@@ -361,7 +362,7 @@ def _platform_errors(connector: Any, key: str | None = None) -> Iterator[None]:
     except AuthError as error:
         _bad_input(f"{connector.label} refused the account of [{connector.name}] (check its "
                    f"credentials and permissions): {error}")
-    except (PlatformError, StickyRefused, LeakPrevented) as error:
+    except (PlatformError, StickyRefused, LeakPrevented, LeaseLost) as error:
         _bad_input(str(error))
 
 

@@ -4,9 +4,10 @@ delete it.
 Nothing here takes a visibility: where the comment goes decides it.
 
 - A Jira Service Management project (`projectTypeKey` `service_desk`): a JSM internal note.
-  Created through `POST /rest/servicedeskapi/request/{key}/comment` with `public: false`;
-  updated through the platform API with the `sd.public.comment` = `{"internal": true}`
-  property restated in the same request. Role or group visibility is not used there: it
+  Created through `POST /rest/servicedeskapi/request/{key}/comment` with `public: false`
+  (on an issue that is no portal request, which that API does not know, through the
+  platform API with the property below); updated through the platform API with the
+  `sd.public.comment` = `{"internal": true}` property restated in the same request. Role or group visibility is not used there: it
   does not hide a comment from the customer portal.
 - Any other project: a comment restricted to `JiraSettings.internal_visibility` (a role or
   group). Without it nothing is written (`StickyRefused`): never a comment for all users.

@@ -16,15 +16,13 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from types import TracebackType
 
+from plugin.pipeline import LeaseLost
 from plugin.storage import Database
 from plugin.storage.repository import lease_end, renew_lease
 
+__all__ = ["Lease", "LeaseLost"]
+
 log = logging.getLogger(__name__)
-
-
-class LeaseLost(Exception):
-    """Another worker holds the events now: this evaluation must write nothing and leave
-    the events to it."""
 
 
 class Lease:
@@ -36,7 +34,7 @@ class Lease:
         self.database, self.ids, self.seconds = database, list(ids), seconds
         self._until = lease_end(claimed_at, seconds)
         self._lost = False
-        self._ended = False
+        self._attempted: datetime | None = None  # a renewal whose outcome is unknown
         self._renewing = threading.Lock()
 
     def __enter__(self) -> Lease:
@@ -45,7 +43,6 @@ class Lease:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self._ended = True
         _KEEPER.forget(self)
 
     def check(self) -> None:
@@ -75,16 +72,16 @@ class Lease:
             if self._lost:
                 return False
             until = lease_end(datetime.now(UTC), self.seconds)
+            held = [self._until] + ([self._attempted] if self._attempted else [])
+            self._attempted = until  # a commit that failed may have landed all the same
             with self.database.session() as session, session.begin():
-                renewed = renew_lease(session, self.ids, self._until, until)
+                renewed = renew_lease(session, self.ids, held, until)
+            self._attempted = None
             if renewed:
                 self._until = until
-                return True
-            self._lost = True
-            if not self._ended:  # else they were finished just now: all is well
-                log.warning("the lease on events %s ran out and another worker took them "
-                            "over; this evaluation writes nothing", self.ids)
-            return False
+            else:
+                self._lost = True
+            return renewed
 
 
 class _Keeper:

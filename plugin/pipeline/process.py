@@ -130,9 +130,6 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
     with Lease(database, claimed, now, config.service.lease_seconds) as lease:
         try:
             plan = plan_comment(ref, connector, config, metrics, now, known)
-            lease.check()
-        except LeaseLost:  # the worker that has them now evaluates the ticket
-            return Processed(0, False)
         except (NotFound, NotAnEngagement) as gone:  # deleted, out of the account's sight,
             # or outside what the agency made engagements
             log.info("%s: %s; not evaluated again until an event brings it back",
@@ -155,7 +152,10 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
                     finish(session, claimed, now)
             else:
                 wrote = carry_out(plan, connector, database, config, metrics, now,
-                                  answers=claimed)
+                                  answers=claimed, lease=lease)
+        except LeaseLost as lost:  # the worker that has them now evaluates the ticket
+            log.warning("%s: %s; this evaluation writes nothing more", _named(ref, known), lost)
+            return Processed(0, False)
         except Exception as error:  # a 404 here is no proof the ticket is gone: a failure
             _give_back(claimed, error, ref, known, database, metrics, now, lease)
             raise
@@ -180,14 +180,14 @@ def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
     when the platform failed (`POSTPONED_BY`), else with an attempt used up — unless another
     worker holds them now (`lease`), whose they are to release."""
     name = _named(ref, known)
-    if not lease.held():
-        log.warning("%s: this evaluation failed after another worker took its events over, "
-                    "which evaluates the ticket: %s: %s", name, type(error).__name__, error)
-        return
     if isinstance(error, LeakPrevented):
         metrics.leaks_prevented.labels(ref.connector).inc()
         log.error("ALERT %s: %s; nothing more is written to it until a person fixes the "
                   "visibility and runs `clientguard check <its key> --resume`", name, error)
+    if not lease.held():
+        log.warning("%s: this evaluation failed after another worker took its events over, "
+                    "which evaluates the ticket: %s: %s", name, type(error).__name__, error)
+        return
     reason = f"{type(error).__name__}: {error}"
     postponed = isinstance(error, POSTPONED_BY)
     with database.session() as session, session.begin():
@@ -231,8 +231,8 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
             with database.reading() as session:
                 known = get_engagement(session, ref)
             plan = plan_comment(ref, connector, config, metrics, now, known, resume=resume)
-            lease.check()
-            carry_out(plan, connector, database, config, metrics, now, answers=claimed)
+            carry_out(plan, connector, database, config, metrics, now, answers=claimed,
+                      lease=lease)
         except Exception as error:
             _give_back(claimed, error, ref, known, database, metrics, datetime.now(UTC), lease)
             raise
@@ -304,10 +304,15 @@ def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metri
 
 
 def carry_out(plan: CommentPlan, connector: Connector, database: Database, config: Config,
-              metrics: Metrics, now: datetime, answers: Collection[int] = ()) -> bool:
+              metrics: Metrics, now: datetime, answers: Collection[int] = (),
+              lease: Lease | None = None) -> bool:
     """Write the sticky comment unless the plan leaves it unchanged, then remember the
     evaluation (and the comment written) in the database and finish the stored events it
-    `answers`, all in one transaction. True when something was written."""
+    `answers`, all in one transaction. True when something was written. Under a `lease`
+    (the claim on `answers`), raises `LeaseLost` before writing, or before the transaction
+    after a write slow enough to outlast it, once the events are another worker's."""
+    if lease is not None:
+        lease.check()
     snapshot, report = plan.snapshot, plan.report
     ref, wrote = snapshot.ref, plan.action not in NO_WRITE
     engagement = snapshot.engagement
@@ -328,6 +333,8 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
     elif plan.action is Action.UNCHANGED and snapshot.duplicates:
         connector.delete_duplicates(snapshot)  # no rewrite (and no notification) for them
     metrics.comments.labels(ref.connector, METRIC_ACTION[plan.action]).inc()
+    if lease is not None:
+        lease.check()
     managers = engagement.roles.points_of_contact or ()
     with database.session() as session, session.begin():
         save_evaluation(

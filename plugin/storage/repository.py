@@ -267,17 +267,23 @@ def lease_end(now: datetime, lease_seconds: float) -> datetime:
     return now + timedelta(seconds=lease_seconds)
 
 
-def renew_lease(session: Session, ids: Collection[int], held_until: datetime,
+def renew_lease(session: Session, ids: Collection[int], held_until: Collection[datetime],
                 until: datetime) -> bool:
-    """Move the lease on claimed events from `held_until` to `until`; False unless every
-    one of them was still processing under that lease (another worker claimed them once it
-    ran out, or they were finished)."""
-    renewed = session.connection().execute(
-        update(EventRecord.__table__)
-        .where(_EVENTS.id.in_(ids), _EVENTS.status == EventStatus.PROCESSING.value,
-               _EVENTS.lease_until == _aware(held_until))
-        .values(lease_until=_aware(until)))
+    """Move the lease on claimed events to `until` from the one it holds, any of
+    `held_until` (the last renewal's outcome may be unknown); False unless every one of them
+    was still processing under it (another worker claimed them once it ran out, or they
+    were finished)."""
+    renewed = session.connection().execute(_RENEW, {
+        "ids": list(ids), "held": list(held_until), "until": until})
     return renewed.rowcount == len(ids)
+
+
+_RENEW = (update(EventRecord.__table__)
+          .where(_EVENTS.id.in_(bindparam("ids", expanding=True)),
+                 _EVENTS.status == EventStatus.PROCESSING.value,
+                 _EVENTS.lease_until.in_(bindparam("held", expanding=True,
+                                                   type_=UTCDateTime())))
+          .values(lease_until=bindparam("until", type_=UTCDateTime())))
 
 
 _BUSY = select(_EVENTS.id).where(
@@ -343,8 +349,7 @@ def waiting_counts(connection: Connection, refs: Collection[EngagementRef], *,
     answered by a job. Events given back after a failure wait for the sweep, minutes
     away; the first new event after an outage must not wait behind them."""
     counts = dict.fromkeys(refs, 0)
-    query = (_WAITING_COUNTS.where(EventRecord.last_error.is_(None)) if untried_only
-             else _WAITING_COUNTS)
+    query = _UNTRIED_COUNTS if untried_only else _WAITING_COUNTS
     for (connector, site), keys in _keys_by_installation(counts):
         rows = connection.execute(query, {
             "connector": connector, "site": site, "keys": keys})
@@ -376,6 +381,7 @@ _WAITING_COUNTS = (
            EventRecord.engagement_key.in_(bindparam("keys", expanding=True)),
            EventRecord.status == EventStatus.PENDING.value)
     .group_by(EventRecord.engagement_key))
+_UNTRIED_COUNTS = _WAITING_COUNTS.where(EventRecord.last_error.is_(None))
 
 
 def finish(session: Session, ids: Collection[int], now: datetime) -> None:

@@ -39,9 +39,11 @@ from plugin.storage.repository import (
     finish,
     get_engagement,
     last_catch_up,
+    lease_end,
     record_catch_up,
     record_event,
     record_events,
+    renew_lease,
     save_evaluation,
     seen_changes,
     set_sticky,
@@ -297,6 +299,28 @@ def test_an_engagement_under_evaluation_is_not_claimed_again_until_its_lease_end
     assert transaction(database, lambda s: waiting_count(s, REF)) == 1
     later = NOW + timedelta(seconds=LEASE + 1)  # that worker died: its lease ran out
     assert len(claim(database, now=later)) == 2
+
+
+def test_a_lease_is_renewed_only_by_the_worker_holding_it(database: Database) -> None:
+    """The lease a worker took or last renewed is its token; a renewal whose commit failed
+    may have landed all the same, so that value counts too. Another worker's claim, made
+    once the lease ran out, holds neither."""
+    record(database, "d-1", "d-2")
+    ids = claim(database)
+    taken, lost_renewal = lease_end(NOW, LEASE), lease_end(NOW + timedelta(seconds=20), LEASE)
+
+    def renew(held: list[datetime], until: datetime) -> bool:
+        return transaction(database, lambda s: renew_lease(s, ids, held, until))
+
+    assert renew([taken], lost_renewal)  # it raised, but the row was written
+    assert renew([taken, lost_renewal], lease_end(NOW + timedelta(seconds=40), LEASE))
+    assert {e.lease_until for e in events(database)} == {
+        lease_end(NOW + timedelta(seconds=40), LEASE)}
+    later = NOW + timedelta(seconds=LEASE * 3)  # its renewals failed: the lease ran out
+    assert claim(database, now=later) == ids  # another worker's now
+    assert not renew([lease_end(NOW + timedelta(seconds=40), LEASE)], lease_end(later, LEASE))
+    transaction(database, lambda s: finish(s, ids, later))
+    assert not renew([lease_end(later, LEASE)], lease_end(later, LEASE * 2))  # finished
 
 
 def test_finished_events_are_not_claimed_again(database: Database) -> None:
