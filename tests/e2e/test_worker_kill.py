@@ -39,6 +39,7 @@ class StandIn(JsonStandIn):
     """Jira's answers for issue 10231 / PRJA-7; the first issue read can be made slow."""
 
     slow_first_read: ClassVar[threading.Event] = threading.Event()
+    released: ClassVar[threading.Event] = threading.Event()  # the slow read may end
     issue_reads: ClassVar[int] = 0
     comments: ClassVar[list[dict[str, Any]]] = []
     asked: ClassVar[list[tuple[str, str]]] = []  # every request's method and path
@@ -48,7 +49,7 @@ class StandIn(JsonStandIn):
         if self.path.startswith("/rest/api/2/issue/10231"):
             type(self).issue_reads += 1
             if self.slow_first_read.is_set() and self.issue_reads == 1:
-                time.sleep(30)  # the worker is killed while it waits here
+                self.released.wait(30)  # the worker is killed while it waits here
             issue = json.loads(json.dumps(ISSUE))
             issue["fields"]["comment"]["comments"] += self.comments
             self.answer(200, issue)
@@ -77,6 +78,7 @@ def jira(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     StandIn.issue_reads, StandIn.comments, StandIn.asked = 0, [], []
     StandIn.slow_first_read.set()
+    StandIn.released.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -84,7 +86,9 @@ def jira(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base_url = f"https://127.0.0.1:{server.server_address[1]}"
     yield base_url, cert
+    StandIn.released.set()  # its answer to the killed worker fails now, not in a later test
     server.shutdown()
+    server.server_close()  # waits for the request threads
     for method, path in StandIn.asked:  # Data Center: the routes the client may call
         assert_valid_jira_request(requests.Request(method, base_url + path).prepare())
 
