@@ -7,8 +7,9 @@ Nothing here takes a visibility: where the comment goes decides it.
   Created through `POST /rest/servicedeskapi/request/{key}/comment` with `public: false`
   (on an issue that is no portal request, which that API does not know, through the
   platform API with the property below); updated through the platform API with the
-  `sd.public.comment` = `{"internal": true}` property restated in the same request. Role or group visibility is not used there: it
-  does not hide a comment from the customer portal.
+  `sd.public.comment` = `{"internal": true}` property restated in the same request. Role
+  or group visibility is not used there: it does not hide a comment from the customer
+  portal.
 - Any other project: a comment restricted to `JiraSettings.internal_visibility` (a role or
   group). Without it nothing is written (`StickyRefused`): never a comment for all users.
 
@@ -187,14 +188,15 @@ def _platform_internal_note(client: JiraClient, key: str, content: StickyContent
         client.request("PUT", _comment_path(client, key, existing), issue=key,
                        params={"notifyUsers": "false"}, json=json)
         return existing
-    return str(client.request("POST", f"{client.api}/issue/{quote(key, safe='')}/comment",
-                              issue=key, json=json)["id"])
+    return str(client.request("POST", _comment_path(client, key), issue=key, json=json)["id"])
 
 
 # -- the read-back ---------------------------------------------------------------------
 
-def _comment_path(client: JiraClient, key: str, comment_id: str) -> str:
-    return f"{client.api}/issue/{quote(key, safe='')}/comment/{quote(comment_id, safe='')}"
+def _comment_path(client: JiraClient, key: str, comment_id: str | None = None) -> str:
+    """The issue's comments, or one of them."""
+    path = f"{client.api}/issue/{quote(key, safe='')}/comment"
+    return path if comment_id is None else f"{path}/{quote(comment_id, safe='')}"
 
 
 def _property(comment: Mapping[str, Any], name: str) -> Any:

@@ -18,7 +18,6 @@ import enum
 import logging
 import textwrap
 import time
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -141,7 +140,7 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
             metrics.evaluations.labels(ref.connector, outcome).inc()
             return Processed(len(claimed), False)
         except Exception as error:
-            _give_back(claimed, error, ref, known, database, metrics, now, lease)
+            _give_back(lease, error, ref, known, database, metrics, now)
             raise
         try:
             if config.service.dry_run:
@@ -151,13 +150,12 @@ def process(ref: EngagementRef, connector: Connector, database: Database, config
                 with database.session() as session, session.begin():
                     finish(session, claimed, now)
             else:
-                wrote = carry_out(plan, connector, database, config, metrics, now,
-                                  answers=claimed, lease=lease)
+                wrote = carry_out(plan, connector, database, config, metrics, now, lease)
         except LeaseLost as lost:  # the worker that has them now evaluates the ticket
             log.warning("%s: %s; this evaluation writes nothing more", _named(ref, known), lost)
             return Processed(0, False)
         except Exception as error:  # a 404 here is no proof the ticket is gone: a failure
-            _give_back(claimed, error, ref, known, database, metrics, now, lease)
+            _give_back(lease, error, ref, known, database, metrics, now)
             raise
     metrics.evaluations.labels(ref.connector, "done").inc()
     with database.reading() as session:
@@ -173,12 +171,13 @@ def _named(ref: EngagementRef, known: EngagementRecord | None) -> str:
     return f"{ref} ({known.display_key})"
 
 
-def _give_back(claimed: Collection[int], error: Exception, ref: EngagementRef,
+def _give_back(lease: Lease, error: Exception, ref: EngagementRef,
                known: EngagementRecord | None, database: Database, metrics: Metrics,
-               now: datetime, lease: Lease) -> None:
-    """Release the claimed events for a later attempt, never leave them claimed: postponed
-    when the platform failed (`POSTPONED_BY`), else with an attempt used up — unless another
-    worker holds them now (`lease`), whose they are to release."""
+               now: datetime) -> None:
+    """Release the events of `lease` for a later attempt, never leave them claimed:
+    postponed when the platform failed (`POSTPONED_BY`), else with an attempt used up —
+    unless another worker holds them now, whose they are to release."""
+    claimed = lease.ids
     name = _named(ref, known)
     if isinstance(error, LeakPrevented):
         metrics.leaks_prevented.labels(ref.connector).inc()
@@ -231,10 +230,9 @@ def review(ref: EngagementRef, connector: Connector, database: Database, config:
             with database.reading() as session:
                 known = get_engagement(session, ref)
             plan = plan_comment(ref, connector, config, metrics, now, known, resume=resume)
-            carry_out(plan, connector, database, config, metrics, now, answers=claimed,
-                      lease=lease)
+            carry_out(plan, connector, database, config, metrics, now, lease)
         except Exception as error:
-            _give_back(claimed, error, ref, known, database, metrics, datetime.now(UTC), lease)
+            _give_back(lease, error, ref, known, database, metrics, datetime.now(UTC))
             raise
     return plan
 
@@ -304,15 +302,13 @@ def plan_comment(ref: EngagementRef, connector: Connector, config: Config, metri
 
 
 def carry_out(plan: CommentPlan, connector: Connector, database: Database, config: Config,
-              metrics: Metrics, now: datetime, answers: Collection[int] = (),
-              lease: Lease | None = None) -> bool:
+              metrics: Metrics, now: datetime, lease: Lease) -> bool:
     """Write the sticky comment unless the plan leaves it unchanged, then remember the
     evaluation (and the comment written) in the database and finish the stored events it
-    `answers`, all in one transaction. True when something was written. Under a `lease`
-    (the claim on `answers`), raises `LeaseLost` before writing, or before the transaction
-    after a write slow enough to outlast it, once the events are another worker's."""
-    if lease is not None:
-        lease.check()
+    answers, those of `lease`, all in one transaction. True when something was written.
+    Raises `LeaseLost` before writing, or before the transaction after a write slow enough
+    to outlast the lease, once the events are another worker's."""
+    lease.check()
     snapshot, report = plan.snapshot, plan.report
     ref, wrote = snapshot.ref, plan.action not in NO_WRITE
     engagement = snapshot.engagement
@@ -333,8 +329,7 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
     elif plan.action is Action.UNCHANGED and snapshot.duplicates:
         connector.delete_duplicates(snapshot)  # no rewrite (and no notification) for them
     metrics.comments.labels(ref.connector, METRIC_ACTION[plan.action]).inc()
-    if lease is not None:
-        lease.check()
+    lease.check()
     managers = engagement.roles.points_of_contact or ()
     with database.session() as session, session.begin():
         save_evaluation(
@@ -353,6 +348,5 @@ def carry_out(plan: CommentPlan, connector: Connector, database: Database, confi
                        None if comment_id is None else plan.content.fingerprint)
         if plan.resumes:  # the write was read back internal, or the comment found as written
             stop_writes(session, ref, None)
-        if answers:
-            finish(session, answers, now)
+        finish(session, lease.ids, now)
     return wrote

@@ -32,6 +32,7 @@ from connectors.jira.client import JiraClient
 from plugin.app import close_app, create_app
 from plugin.config import build_config
 from plugin.jobs import REVIEW_AFTER_SECONDS
+from plugin.pipeline.lease import Lease
 from plugin.pipeline.process import (
     Action,
     CommentPlan,
@@ -227,7 +228,8 @@ def test_a_check_while_the_service_evaluates_the_ticket_waits_and_writes_no_seco
     check.start()
     check.join(timeout=1.0)
     assert check.is_alive() and jira.written == [], "the check must wait for the worker"
-    carry_out(worker_plan, connector, database, config, metrics, now, answers=claimed)
+    with Lease(database, claimed, now, config.service.lease_seconds) as lease:
+        carry_out(worker_plan, connector, database, config, metrics, now, lease)
     check.join(timeout=15)
     assert not check.is_alive()
     assert [(c["method"], c["visibility"]) for c in jira.written] == [("POST", ROLE)]
